@@ -1,0 +1,85 @@
+# Switchyard - one Makefile for the libyard library, the three programs and the tests.
+# `make test` installs what is missing (deps), builds, and runs the whole suite.
+
+CC      ?= cc
+PKGS    := libnats msgpack libuv libsodium libpq jansson libcurl
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter
+OPT     ?= -O2 -g
+SAN     ?=
+CFLAGS  += $(CSTD) $(WARN) $(OPT) $(SAN) -MMD -MP -Ibus -Igateway -Iworkers -Iops \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+TEST_LDLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+# Each build flavour (plain, asan) has its own object and binary folders.
+BUILD   ?= build
+BIN     ?= bin
+
+LIB_SRC  := $(wildcard bus/*.c)
+GW_SRC   := $(wildcard gateway/*.c)
+WK_SRC   := $(wildcard workers/*.c workers/*/*.c)
+CTL_SRC  := $(wildcard ops/*.c)
+HARN_SRC := $(wildcard tests/harness/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+INTG_SRC := $(wildcard tests/integration/test_*.c)
+BENCH_SRC:= $(wildcard tests/bench/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB      := $(BUILD)/libyard.a
+HARN_OBJ := $(call obj,$(HARN_SRC))
+TESTS    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC) $(INTG_SRC))
+PROGS    := $(BIN)/yard-gateway $(BIN)/yard-worker $(BIN)/yardctl
+
+.PHONY: all deps test asan up down bench fuzz install clean
+all: $(PROGS) $(TESTS)
+
+deps:
+	@ops/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(call obj,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BIN)/yard-gateway: $(call obj,$(GW_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/yard-worker: $(call obj,$(WK_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/yardctl: $(call obj,$(CTL_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Every test is its own binary: its source, the harness and libyard.
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HARN_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
+
+# The test runner runs each binary in its own process with a timeout, then
+# kills any server a test left behind, and ends with a summary line.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@YARD_BIN=$(abspath $(BIN)) tests/run.sh $(TESTS)
+
+asan: deps
+	@$(MAKE) --no-print-directory all BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g" \
+		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		YARD_BIN=$(abspath build-asan/bin) YARD_TEST_TIMEOUT_SCALE=3 \
+		tests/run.sh $(patsubst $(BUILD)/%,build-asan/%,$(TESTS))
+
+up: deps all
+	@ops/cluster.sh up
+
+down:
+	@ops/cluster.sh down
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

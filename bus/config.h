@@ -1,0 +1,83 @@
+/*
+ * config.h - Switchyard's one configuration struct.
+ *
+ * Built in three layers: compiled-in defaults, then a file of `key = value`
+ * lines, then YARD_<KEY> environment variables (key upper-cased). Every key
+ * is described once in a table (name, type, default, bounds, secret) in
+ * config.c; validated at start and read-only afterwards. Strings live in
+ * fixed arrays inside the struct, so a config has no heap memory to free.
+ */
+#ifndef YARD_CONFIG_H
+#define YARD_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define YARD_CONFIG_STR_MAX 512
+
+typedef struct {
+    /* connections */
+    char nats_url[YARD_CONFIG_STR_MAX];  /* nats://host:port[,nats://...] */
+    char nats_token[YARD_CONFIG_STR_MAX]; /* secret; empty = none */
+    char pg_dsn[YARD_CONFIG_STR_MAX];    /* libpq conninfo or URI; password masked */
+    /* logging */
+    char log_level[16];
+    /* JetStream topology */
+    int64_t js_replicas;           /* stream and consumer replicas */
+    int64_t js_duplicate_window_s; /* Nats-Msg-Id dedupe window */
+    int64_t js_max_deliver;        /* consumer MaxDeliver: ceiling on attempts */
+    int64_t js_ack_wait_s;         /* consumer AckWait */
+    int64_t js_publish_max_pending; /* async publishes in flight */
+    int64_t js_publish_timeout_ms; /* wait for a PubAck */
+    int64_t js_events_max_age_s;   /* EVENTS retention */
+    int64_t js_dlq_max_age_s;      /* DLQ retention (0 = forever) */
+    char js_queues[YARD_CONFIG_STR_MAX]; /* execute queues, comma separated */
+    /* HTTP (gateway and the workers' metrics port) */
+    char http_addr[64];
+    int64_t http_port;
+    int64_t http_max_body;
+    int64_t http_max_header_bytes;
+    int64_t http_max_headers;
+    int64_t http_max_connections;
+    int64_t http_read_timeout_ms;
+    int64_t http_idle_timeout_ms;
+    /* auth */
+    int64_t auth_disabled;         /* 1 = no API keys (local development only) */
+    int64_t auth_refresh_s;        /* API key cache refresh */
+    char id_secret[YARD_CONFIG_STR_MAX]; /* secret for idempotency-key ids */
+    /* jobs */
+    int64_t job_max_attempts;      /* default per job */
+    int64_t job_timeout_s;         /* default per job */
+    int64_t retry_base_ms;
+    int64_t retry_cap_ms;
+} yard_config_t;
+
+/* Fills cfg with the compiled-in defaults. Never fails. */
+void yard_config_defaults(yard_config_t *cfg);
+
+/* Sets one key (file spelling: "nats_url") from text. Returns 0, or
+ * YARD_ENOTFOUND for an unknown key, YARD_ERANGE / YARD_EINVAL for a bad
+ * value; cfg is untouched on error. */
+int yard_config_set(yard_config_t *cfg, const char *key, const char *value);
+
+/* Applies a file of `key = value` lines (# comments, blank lines). Returns 0,
+ * YARD_EIO if it cannot be read, or the first yard_config_set error; an error
+ * is logged with the file name and line. */
+int yard_config_load_file(yard_config_t *cfg, const char *path);
+
+/* Applies every YARD_<KEY> variable in envp (NULL-terminated, like environ).
+ * Unknown YARD_ variables are ignored (YARD_CONFIG and the like). Returns 0 or
+ * the first yard_config_set error, logged with the variable's name. */
+int yard_config_load_env(yard_config_t *cfg, char *const *envp);
+
+/* Cross-field checks (after all layers). Returns 0 or YARD_ECONFIG, logged. */
+int yard_config_validate(const yard_config_t *cfg);
+
+/* Defaults, then path (if not NULL, else $YARD_CONFIG if set), then the
+ * environment, then validate. Returns 0 or the first error. */
+int yard_config_load(yard_config_t *cfg, const char *path);
+
+/* Prints every key as `key = value`, secrets masked, to out. */
+void yard_config_print(const yard_config_t *cfg, FILE *out);
+
+#endif

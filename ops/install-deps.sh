@@ -1,0 +1,32 @@
+#!/bin/sh
+# install-deps.sh - installs the Debian packages Switchyard builds, tests and runs with.
+# Idempotent and quiet when everything is present; runs apt-get update once, then
+# one apt-get install for whatever is missing.
+set -eu
+
+PKGS="build-essential pkg-config git curl ca-certificates
+libnats-dev nats-server libmsgpack-dev libuv1-dev libsodium-dev libpq-dev
+libcmocka-dev libhttp-parser-dev libjansson-dev libcurl4-openssl-dev
+postgresql postgresql-client"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
+        echo "install-deps: missing packages:$missing (run as root or install sudo)" >&2
+        exit 1
+    fi
+fi
+echo "install-deps: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "install-deps: done" >&2
