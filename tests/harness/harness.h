@@ -1,0 +1,84 @@
+/*
+ * harness.h - real nats-server and PostgreSQL for tests.
+ *
+ * yt_env_create starts what the flags ask for in a temporary folder on free
+ * loopback ports: nats-server with JetStream, and/or a throwaway PostgreSQL
+ * cluster (initdb through `runuser -u postgres` when running as root) with
+ * the migrations applied. Every PID goes into <dir>/<name>.pid, so
+ * tests/run.sh can stop whatever a crashed or timed-out test left behind.
+ * yt_env_destroy stops both by PID and removes the folder.
+ *
+ * The folder is $YARD_TEST_DIR when set (tests/run.sh sets one per test
+ * binary), otherwise a new one under /tmp.
+ */
+#ifndef YARD_TEST_HARNESS_H
+#define YARD_TEST_HARNESS_H
+
+#include <sys/types.h>
+
+enum {
+    YT_NATS = 1,    /* start nats-server with JetStream */
+    YT_PG = 2,      /* start PostgreSQL and create database "yard" */
+    YT_MIGRATE = 4, /* with YT_PG: apply schemas/migrations */
+};
+
+typedef struct {
+    char dir[256];       /* the test's temporary folder */
+    /* NATS */
+    pid_t nats_pid;
+    int nats_port;
+    int nats_mon_port;
+    char nats_url[64];   /* nats://127.0.0.1:<port> */
+    char nats_store[300];
+    /* PostgreSQL */
+    pid_t pg_pid;        /* the postmaster */
+    int pg_port;
+    char pg_data[300];
+    char pg_dsn[512];    /* host=127.0.0.1 port=<port> dbname=yard user=postgres */
+    unsigned flags;
+} yt_env_t;
+
+/* Starts the servers flags names and waits until they answer. Returns 0 and
+ * sets *out (free with yt_env_destroy), or a negative YARD_E* code after
+ * printing why to stderr and stopping whatever had started. */
+int yt_env_create(yt_env_t **out, unsigned flags);
+
+/* Stops every server by PID (SIGTERM, then SIGKILL after 5 s), removes the
+ * folder unless YARD_TEST_KEEP is set, frees env. NULL is a no-op. */
+void yt_env_destroy(yt_env_t *env);
+
+/* Stops nats-server (SIGTERM and wait); its store is kept. Returns 0 or < 0. */
+int yt_nats_stop(yt_env_t *env);
+
+/* Starts nats-server again on the same port with the same store and waits
+ * until JetStream answers. Returns 0 or < 0. */
+int yt_nats_start(yt_env_t *env);
+
+/* Stops / starts PostgreSQL on the same port and data folder. */
+int yt_pg_stop(yt_env_t *env);
+int yt_pg_start(yt_env_t *env);
+
+/* Runs a program (argv[0] found on PATH) in the background with stdout and
+ * stderr appended to <dir>/<name>.log, records its PID in <dir>/<name>.pid.
+ * extra_env (NULL-terminated "K=V" list, may be NULL) is added to the
+ * environment. Returns the pid, or -1 after printing why. */
+pid_t yt_spawn(yt_env_t *env, const char *name, char *const argv[], char *const extra_env[]);
+
+/* Sends sig to pid, waits up to timeout_ms for it to exit (reaping it).
+ * Returns its wait status, or -1 if it is still running. */
+int yt_kill_wait(pid_t pid, int sig, int timeout_ms);
+
+/* Milliseconds on a monotonic clock. */
+long long yt_now_ms(void);
+
+/* Returns a free TCP port on 127.0.0.1 (bound then released; may race). */
+int yt_free_port(void);
+
+/* The folder that holds the repository (for schemas/, bin/): the
+ * $YARD_SRC_DIR variable or the current working directory. */
+const char *yt_src_dir(void);
+
+/* The folder of the built programs: $YARD_BIN or <src>/bin. */
+const char *yt_bin_dir(void);
+
+#endif
