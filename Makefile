@@ -41,8 +41,18 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(LIB): $(call obj,$(LIB_SRC))
+# The SQL migrations are compiled into libyard, so a deployed binary needs no files.
+MIG_SQL  := $(sort $(wildcard schemas/migrations/*.sql))
+$(BUILD)/gen/migrations.c: schemas/embed.sh $(MIG_SQL)
 	@mkdir -p $(dir $@)
+	sh schemas/embed.sh $@ $(MIG_SQL)
+$(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(call obj,$(LIB_SRC)) $(BUILD)/obj/gen/migrations.o
+	@mkdir -p $(dir $@)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(BIN)/yard-gateway: $(call obj,$(GW_SRC)) $(LIB)

@@ -111,7 +111,7 @@ void yard_log_emit(yard_log_level_t level, const yard_log_ctx_t *ctx, const char
 {
     char line[LOG_LINE_MAX];
     char msg[LOG_LINE_MAX / 2];
-    char ts[40];
+    char ts[96];
     struct timespec now;
     struct tm tm;
     size_t len = 0;
@@ -121,9 +121,9 @@ void yard_log_emit(yard_log_level_t level, const yard_log_ctx_t *ctx, const char
         return;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             now.tv_nsec / 1000000L);
+             (int)(now.tv_nsec / 1000000L));
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
