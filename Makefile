@@ -7,7 +7,7 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter
 OPT     ?= -O2 -g
 SAN     ?=
-CFLAGS  += $(CSTD) $(WARN) $(OPT) $(SAN) -MMD -MP -Ibus -Igateway -Iworkers -Iops \
+CFLAGS  += $(CSTD) $(WARN) $(OPT) $(SAN) -MMD -MP -Ibus -Igateway -Iworkers -Iops -Itests/harness \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -32,6 +32,8 @@ TESTS    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC) $(INTG_SRC))
 PROGS    := $(BIN)/yard-gateway $(BIN)/yard-worker $(BIN)/yardctl
 
 .PHONY: all deps test asan up down bench fuzz install clean
+# Keep test objects between builds (they are intermediate files to make).
+.SECONDARY:
 all: $(PROGS) $(TESTS)
 
 deps:
@@ -65,7 +67,17 @@ $(BIN)/yardctl: $(call obj,$(CTL_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-# Every test is its own binary: its source, the harness and libyard.
+# Every test is its own binary: its source, the harness and libyard. Unit
+# tests of a program's modules are named after it (test_gw_*, test_wk_*) and
+# link that program's objects except its main.
+GW_MOD_OBJ := $(call obj,$(filter-out gateway/main.c,$(GW_SRC)))
+WK_MOD_OBJ := $(call obj,$(filter-out workers/main.c,$(WK_SRC)))
+$(BUILD)/tests/unit/test_gw_%: $(BUILD)/obj/tests/unit/test_gw_%.o $(GW_MOD_OBJ) $(HARN_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
+$(BUILD)/tests/unit/test_wk_%: $(BUILD)/obj/tests/unit/test_wk_%.o $(WK_MOD_OBJ) $(HARN_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HARN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)

@@ -40,7 +40,7 @@ static const cfg_key_t cfg_keys[] = {
     INT(js_duplicate_window_s, 7200, 1, 7 * 86400),
     INT(js_max_deliver, 25, 2, 1000),
     INT(js_ack_wait_s, 60, 1, 86400 + 600),
-    INT(js_publish_max_pending, 4096, 1, 1 << 20),
+    INT(js_publish_max_pending, 32768, 1, 1 << 20),
     INT(js_publish_timeout_ms, 5000, 10, 600000),
     INT(js_events_max_age_s, 604800, 60, 365LL * 86400),
     INT(js_dlq_max_age_s, 0, 0, 3650LL * 86400),
@@ -56,10 +56,17 @@ static const cfg_key_t cfg_keys[] = {
     BOOL(auth_disabled, 0),
     INT(auth_refresh_s, 5, 1, 3600),
     STR(id_secret, "", 1),
+    INT(rate_per_s, 1000, 1, 10000000),
+    INT(rate_burst, 2000, 1, 10000000),
     INT(job_max_attempts, 5, 1, 100),
     INT(job_timeout_s, 300, 1, 86400),
     INT(retry_base_ms, 1000, 1, 3600000),
     INT(retry_cap_ms, 300000, 1, 86400000),
+    INT(worker_batch, 64, 1, 1024),
+    INT(worker_concurrency, 16, 1, 4096),
+    INT(worker_drain_timeout_s, 30, 0, 86400),
+    STR(exec_config, "", 0),
+    BOOL(handlers_allow_crash, 0),
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 

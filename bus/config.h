@@ -45,11 +45,19 @@ typedef struct {
     int64_t auth_disabled;         /* 1 = no API keys (local development only) */
     int64_t auth_refresh_s;        /* API key cache refresh */
     char id_secret[YARD_CONFIG_STR_MAX]; /* secret for idempotency-key ids */
+    int64_t rate_per_s;            /* default per-key rate limit (jobs or requests / s) */
+    int64_t rate_burst;            /* default per-key burst */
     /* jobs */
     int64_t job_max_attempts;      /* default per job */
     int64_t job_timeout_s;         /* default per job */
     int64_t retry_base_ms;
     int64_t retry_cap_ms;
+    /* workers */
+    int64_t worker_batch;          /* messages per fetch */
+    int64_t worker_concurrency;    /* handler threads (jobs in flight) */
+    int64_t worker_drain_timeout_s; /* SIGTERM: let in-flight jobs finish this long */
+    char exec_config[YARD_CONFIG_STR_MAX]; /* file mapping job types to programs ("" = none) */
+    int64_t handlers_allow_crash;  /* register the `crash` handler (tests only) */
 } yard_config_t;
 
 /* Fills cfg with the compiled-in defaults. Never fails. */

@@ -95,7 +95,9 @@ static void js_pending_put(yard_js_t *js, natsMsg *m, yard_js_ack_cb cb, void *u
     js->count++;
 }
 
-/* Removes m's entry (called with mu held); returns 0 and *out, or -1. */
+/* Removes m's entry from the table (called with mu held); returns 0 and
+ * *out, or -1. The entry still counts as pending until js_pending_done, so
+ * yard_js_publish_wait does not return while its callback runs. */
 static int js_pending_take(yard_js_t *js, const natsMsg *m, js_pending_t *out)
 {
     size_t i = js_slot_of(js, m);
@@ -105,7 +107,6 @@ static int js_pending_take(yard_js_t *js, const natsMsg *m, js_pending_t *out)
         return -1;
     *out = js->slots[i];
     js->slots[i].msg = NULL;
-    js->count--;
     /* Backward-shift the following cluster so lookups stay correct. */
     size_t hole = i, j = (i + 1) & (js->cap - 1);
     while (js->slots[j].msg) {
@@ -117,9 +118,16 @@ static int js_pending_take(yard_js_t *js, const natsMsg *m, js_pending_t *out)
         }
         j = (j + 1) & (js->cap - 1);
     }
-    if (js->count == 0)
-        pthread_cond_broadcast(&js->drained);
     return 0;
+}
+
+/* Ends one pending publish whose callback has run. */
+static void js_pending_done(yard_js_t *js)
+{
+    pthread_mutex_lock(&js->mu);
+    if (--js->count == 0)
+        pthread_cond_broadcast(&js->drained);
+    pthread_mutex_unlock(&js->mu);
 }
 
 static void js_ack_handler(jsCtx *jsc, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
@@ -141,6 +149,7 @@ static void js_ack_handler(jsCtx *jsc, natsMsg *msg, jsPubAck *pa, jsPubAckErr *
                           natsMsg_GetSubject(msg), natsStatus_GetText(s), (int)jerr);
             e.cb(e.ud, rc, NULL);
         }
+        js_pending_done(js);
     }
     natsMsg_Destroy(msg);
 }
@@ -267,14 +276,18 @@ void yard_js_destroy(yard_js_t *js, int64_t timeout_ms)
         yard_js_publish_wait(js, timeout_ms);
         /* Take back what nats.c still holds and fail it, once. */
         natsMsgList left = {0};
-        if (js_PublishAsyncGetPendingList(&left, js->jsc) == NATS_OK) {
+        /* nats.c 3.4.1 crashes here if nothing was ever published async. */
+        if (yard_js_pending(js) > 0 &&
+            js_PublishAsyncGetPendingList(&left, js->jsc) == NATS_OK) {
             for (int i = 0; i < left.Count; i++) {
                 js_pending_t e;
                 pthread_mutex_lock(&js->mu);
                 int found = js_pending_take(js, left.Msgs[i], &e);
                 pthread_mutex_unlock(&js->mu);
-                if (found == 0)
+                if (found == 0) {
                     e.cb(e.ud, YARD_EUNAVAIL, NULL);
+                    js_pending_done(js);
+                }
             }
             natsMsgList_Destroy(&left);
         }
@@ -367,6 +380,8 @@ int yard_js_publish_async(yard_js_t *js, const yard_js_pub_t *pub, yard_js_ack_c
         int found = js_pending_take(js, m, &e);
         pthread_mutex_unlock(&js->mu);
         natsMsg_Destroy(owned); /* no-op if the library took it */
+        if (found == 0)
+            js_pending_done(js);
         char what[300];
         snprintf(what, sizeof what, "async publish to %s", pub->subject);
         rc = yard_js_status(s, 0, what);

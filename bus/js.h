@@ -31,9 +31,10 @@
 #define YARD_CONSUMER_SCHEDULE "schedule"
 #define YARD_CONSUMER_NOTIFY "notify"
 #define YARD_CONSUMER_AUDIT "audit"
+#define YARD_CONSUMER_SUBMISSIONS "submissions" /* every job, for the audit role */
 /* Largest message the JOBS stream takes (1 MiB payload plus envelope). */
 #define YARD_JS_MAX_MSG_SIZE (2 * 1024 * 1024)
-/* Longest queue name; queue names are [a-z0-9][a-z0-9._-]{0,63}. */
+/* Longest queue name; the rule is yard_name_valid (names.h). */
 #define YARD_QUEUE_NAME_MAX 64
 
 typedef struct yard_js yard_js_t;
@@ -81,16 +82,12 @@ int yard_js_connected(yard_js_t *js);
 
 /* Creates or updates the streams JOBS, EVENTS, DLQ and the durable pull
  * consumers schedule, notify, audit and execute_<q> for each of the nqueues
- * queue names, as cfg says (replicas, duplicate window, MaxDeliver, AckWait,
+ * queue names (and submissions, on jobs.>), as cfg says (replicas, duplicate window, MaxDeliver, AckWait,
  * retention). What already matches is left alone; *changes (may be NULL)
  * counts what was created or updated, so a second call reports 0. Returns 0,
  * YARD_EINVAL for a bad queue name, or the JetStream error. */
 int yard_js_ensure_topology(yard_js_t *js, const yard_config_t *cfg, const char *const *queues,
                             size_t nqueues, int *changes);
-
-/* Nonzero if name is a valid queue or job type name:
- * [a-z0-9][a-z0-9._-]{0,63}. */
-int yard_js_valid_name(const char *name, size_t len);
 
 /* Writes the durable consumer name of queue ("execute_" + queue, with '.'
  * mapped to '_', which consumer names may not hold) and the subject it
@@ -175,6 +172,10 @@ int yard_js_delete_msg(yard_js_t *js, const char *stream, uint64_t seq);
  * ack-pending (delivered, not acked). Returns 0 or an error. */
 int yard_js_consumer_depth(uint64_t *pending, uint64_t *ack_pending, yard_js_t *js,
                            const char *stream, const char *consumer);
+
+/* Number of messages of stream whose subject matches filter (wildcards
+ * allowed). Returns 0 and sets *out, or an error. */
+int yard_js_subject_count(uint64_t *out, yard_js_t *js, const char *stream, const char *filter);
 
 /* Called on a nats.c thread for each max-deliveries advisory. */
 typedef void (*yard_js_max_deliveries_cb)(void *ud, const char *stream, const char *consumer,

@@ -155,6 +155,25 @@ int yard_js_consumer_depth(uint64_t *pending, uint64_t *ack_pending, yard_js_t *
     return 0;
 }
 
+int yard_js_subject_count(uint64_t *out, yard_js_t *js, const char *stream, const char *filter)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = filter;
+    natsStatus s = js_GetStreamInfo(&si, yard_js_ctx(js), stream, &o, &jerr);
+    if (s != NATS_OK)
+        return yard_js_status(s, jerr, NULL);
+    uint64_t n = 0;
+    jsStreamStateSubjects *subs = si->State.Subjects;
+    for (int i = 0; subs && i < subs->Count; i++)
+        n += subs->List[i].Msgs;
+    jsStreamInfo_Destroy(si);
+    *out = n;
+    return 0;
+}
+
 struct yard_js_watch {
     natsSubscription *sub;
     yard_js_max_deliveries_cb cb;

@@ -1,17 +1,23 @@
 /*
  * js_topology.c - ensures the streams and durable consumers of DESIGN.md.
  *
- *   JOBS    jobs.>    work queue: a job message leaves the stream when its
- *                     one consumer acks or terminates it; discard new when
- *                     full, so a full stream refuses (503) instead of
- *                     dropping accepted jobs.
+ *   JOBS    jobs.>    interest: a job message leaves the stream once every
+ *                     consumer whose filter matches it has acked (or
+ *                     terminated) it; discard new when full, so a full
+ *                     stream refuses (503) instead of dropping accepted jobs.
  *   EVENTS  events.>  limits (age): lifecycle events, read by `audit`.
  *   DLQ     dlq.>     limits (age, 0 = forever): dead jobs for operators.
  *
  * Consumers (durable, pull, explicit ack): execute_<queue> on
- * jobs.execute.<queue>, schedule on jobs.schedule, notify on jobs.notify (all
- * on JOBS), and audit on events.> (EVENTS). A work-queue stream refuses two
- * consumers with overlapping filters, so nothing else may consume jobs.>.
+ * jobs.execute.<queue>, schedule on jobs.schedule, notify on jobs.notify,
+ * submissions on jobs.> (all on JOBS), and audit on events.> (EVENTS).
+ * `submissions` is how the audit role sees every accepted job (and records it
+ * `queued`) without a second publish on the gateway's accept path. That is
+ * why JOBS uses interest retention: a work-queue stream refuses two consumers
+ * with overlapping filters. Under interest retention a message nobody but
+ * `submissions` wants would be dropped once it is acked, so every queue a
+ * producer may use must have its execute consumer: the gateway ensures the
+ * topology for its configured queues and refuses any other queue.
  *
  * Ensuring compares what exists with what is wanted and only creates or
  * updates the difference, so running it on every start is cheap and safe.
@@ -22,21 +28,9 @@
 #include "err.h"
 #include "js.h"
 #include "log.h"
+#include "names.h"
 
 #define NS_PER_S INT64_C(1000000000)
-
-int yard_js_valid_name(const char *name, size_t len)
-{
-    if (!name || len == 0 || len > YARD_QUEUE_NAME_MAX)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
-            return 0;
-    }
-    return 1;
-}
 
 void yard_js_execute_names(char durable[YARD_JS_NAME_MAX], char subject[YARD_JS_NAME_MAX],
                            const char *queue)
@@ -63,7 +57,7 @@ int yard_js_parse_queues(const char *list, char bufs[][YARD_QUEUE_NAME_MAX + 1],
         while (len > 0 && p[len - 1] == ' ')
             len--;
         if (len > 0) {
-            if (!yard_js_valid_name(p, len) || n == max)
+            if (!yard_name_valid(p, len) || n == max)
                 return YARD_EINVAL;
             memcpy(bufs[n], p, len);
             bufs[n][len] = '\0';
@@ -88,7 +82,7 @@ static void topo_stream_want(jsStreamConfig *sc, const yard_config_t *cfg, const
     sc->Duplicates = cfg->js_duplicate_window_s * NS_PER_S;
     sc->MaxMsgSize = YARD_JS_MAX_MSG_SIZE;
     if (strcmp(name, YARD_STREAM_JOBS) == 0) {
-        sc->Retention = js_WorkQueuePolicy;
+        sc->Retention = js_InterestPolicy;
         sc->Discard = js_DiscardNew;
     } else {
         sc->Retention = js_LimitsPolicy;
@@ -212,10 +206,11 @@ int yard_js_ensure_topology(yard_js_t *js, const yard_config_t *cfg, const char 
         const char *stream, *durable, *filter;
     } fixed[] = {{YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE, YARD_SUBJ_SCHEDULE},
                  {YARD_STREAM_JOBS, YARD_CONSUMER_NOTIFY, YARD_SUBJ_NOTIFY},
+                 {YARD_STREAM_JOBS, YARD_CONSUMER_SUBMISSIONS, "jobs.>"},
                  {YARD_STREAM_EVENTS, YARD_CONSUMER_AUDIT, "events.>"}};
     int n = 0, rc = 0;
     for (size_t i = 0; i < nqueues; i++) {
-        if (!yard_js_valid_name(queues[i], strlen(queues[i]))) {
+        if (!yard_name_valid(queues[i], strlen(queues[i]))) {
             YARD_LOG_ERROR(NULL, "jetstream: invalid queue name `%s`", queues[i]);
             return YARD_EINVAL;
         }

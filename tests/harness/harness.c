@@ -8,6 +8,7 @@
  * stop leftovers of a test that crashed or timed out.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -109,6 +110,53 @@ int yt_kill_wait(pid_t pid, int sig, int timeout_ms)
             return 0; /* not our child, or already reaped */
         yt_sleep_ms(10);
     } while (yt_now_ms() < deadline);
+    return -1;
+}
+
+/* The state letter in a /proc/.../stat file ('R', 'S', 'T', ...), or 0. */
+static char yt_proc_state(const char *path)
+{
+    char buf[512];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* Nonzero when every thread of pid is stopped. */
+static int yt_all_threads_stopped(pid_t pid)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int stopped = d != NULL;
+    while (d && stopped && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char stat[128];
+        snprintf(stat, sizeof stat, "/proc/%d/task/%.20s/stat", (int)pid, e->d_name);
+        char st = yt_proc_state(stat);
+        stopped = st == 'T' || st == 't';
+    }
+    if (d)
+        closedir(d);
+    return stopped;
+}
+
+int yt_freeze(pid_t pid)
+{
+    kill(pid, SIGSTOP);
+    long long deadline = yt_now_ms() + 2000;
+    while (yt_now_ms() < deadline) {
+        if (yt_all_threads_stopped(pid))
+            return 0;
+        yt_sleep_ms(1);
+    }
     return -1;
 }
 
@@ -337,7 +385,8 @@ static int yt_pg_launch(yt_env_t *env)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", env->pg_port);
-    char *argv[] = {PG_BIN "/postgres", "-D", env->pg_data, "-p", port, "-k", env->dir,
+    /* The socket goes into the data folder: postgres owns it. */
+    char *argv[] = {PG_BIN "/postgres", "-D", env->pg_data, "-p", port, "-k", env->pg_data,
                     "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                     "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                     "-c", "max_connections=200", NULL};

@@ -68,6 +68,10 @@ pid_t yt_spawn(yt_env_t *env, const char *name, char *const argv[], char *const 
  * Returns its wait status, or -1 if it is still running. */
 int yt_kill_wait(pid_t pid, int sig, int timeout_ms);
 
+/* Freezes pid with SIGSTOP and returns once the kernel reports it stopped
+ * (kill returns before that). Returns 0, or -1 if it did not stop in 2 s. */
+int yt_freeze(pid_t pid);
+
 /* Milliseconds on a monotonic clock. */
 long long yt_now_ms(void);
 

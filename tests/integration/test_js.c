@@ -81,7 +81,7 @@ static void test_topology_ensure_twice_is_noop(void **state)
     /* The topology is what DESIGN.md says. */
     jsStreamInfo *si = NULL;
     assert_int_equal(js_GetStreamInfo(&si, yard_js_ctx(f->js), "JOBS", NULL, NULL), NATS_OK);
-    assert_int_equal(si->Config->Retention, js_WorkQueuePolicy);
+    assert_int_equal(si->Config->Retention, js_InterestPolicy);
     assert_string_equal(si->Config->Subjects[0], "jobs.>");
     jsStreamInfo_Destroy(si);
     uint64_t p, ap;
@@ -89,12 +89,13 @@ static void test_topology_ensure_twice_is_noop(void **state)
     assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "EVENTS", "audit"), 0);
     assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "JOBS", "schedule"), 0);
     assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "JOBS", "notify"), 0);
+    assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "JOBS", "submissions"), 0);
 
     /* A changed setting is applied as an update, once. */
     yard_config_t cfg = f->cfg;
     yard_config_set(&cfg, "js_ack_wait_s", "90");
     assert_int_equal(yard_js_ensure_topology(f->js, &cfg, queues, 4, &changes), 0);
-    assert_int_equal(changes, 7); /* every consumer's AckWait */
+    assert_int_equal(changes, 8); /* every consumer's AckWait */
     assert_int_equal(yard_js_ensure_topology(f->js, &cfg, queues, 4, &changes), 0);
     assert_int_equal(changes, 0);
     assert_int_equal(yard_js_ensure_topology(f->js, &f->cfg, queues, 4, &changes), 0);
@@ -196,6 +197,45 @@ static void test_async_publish_then_fetch_ack(void **state)
     assert_int_equal(list.Count, 0);
     natsMsgList_Destroy(&list);
     yard_js_consumer_destroy(c);
+}
+
+/* Interest retention: a job leaves JOBS only when both its execute consumer
+ * and `submissions` (the audit role's view) have acked it. */
+static void test_job_kept_until_every_consumer_acked(void **state)
+{
+    fixture_t *f = *state;
+    yard_js_puback_t ack;
+    yard_js_pub_t pub = {.subject = "jobs.execute.extra", .msg_id = "interest-1", .data = "i",
+                         .len = 1};
+    yard_js_consumer_t *exec = NULL, *subs = NULL;
+    natsMsg *m = NULL;
+    assert_int_equal(yard_js_publish(&ack, f->js, &pub, 2000), 0);
+    assert_int_equal(yard_js_consumer_bind(&exec, f->js, "JOBS", "execute_extra"), 0);
+    assert_int_equal(fetch_all(exec, 1, 5000), 1);
+    usleep(100000);
+    assert_int_equal(yard_js_get_msg(&m, f->js, "JOBS", ack.seq), 0); /* audit has not seen it */
+    natsMsg_Destroy(m);
+    assert_int_equal(yard_js_consumer_bind(&subs, f->js, "JOBS", "submissions"), 0);
+    /* submissions sees everything published so far; ack it all. */
+    int got = 0, n;
+    natsMsgList list;
+    do {
+        assert_int_equal(yard_js_fetch(subs, &list, 256, 300), 0);
+        n = list.Count;
+        for (int i = 0; i < n; i++)
+            assert_int_equal(yard_js_ack(list.Msgs[i]), 0);
+        got += n;
+        natsMsgList_Destroy(&list);
+    } while (n > 0);
+    assert_true(got > 0);
+    int rc = 0;
+    for (int i = 0; i < 50 && (rc = yard_js_get_msg(&m, f->js, "JOBS", ack.seq)) == 0; i++) {
+        natsMsg_Destroy(m);
+        usleep(20000);
+    }
+    assert_int_equal(rc, YARD_ENOTFOUND);
+    yard_js_consumer_destroy(exec);
+    yard_js_consumer_destroy(subs);
 }
 
 static void test_nak_with_delay_not_redelivered_early(void **state)
@@ -312,7 +352,7 @@ static void test_lost_puback_times_out_and_down_is_unavailable(void **state)
     yard_js_pub_t pub = {.subject = "jobs.notify", .msg_id = "frozen-1", .data = "f", .len = 1};
 
     /* A frozen server never answers: the PubAck times out (1 s here). */
-    kill(f->env->nats_pid, SIGSTOP);
+    assert_int_equal(yt_freeze(f->env->nats_pid), 0);
     long long t0 = yt_now_ms();
     assert_int_equal(yard_js_publish_async(f->js, &pub, count_ack, &acks), 0);
     assert_int_equal(yard_js_publish_wait(f->js, 5000), 0);
@@ -346,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_topology_ensure_twice_is_noop),
         cmocka_unit_test(test_duplicate_msg_id_reported),
         cmocka_unit_test(test_async_publish_then_fetch_ack),
+        cmocka_unit_test(test_job_kept_until_every_consumer_acked),
         cmocka_unit_test(test_nak_with_delay_not_redelivered_early),
         cmocka_unit_test(test_max_deliveries_advisory_arrives),
         cmocka_unit_test(test_lost_puback_times_out_and_down_is_unavailable),

@@ -1,0 +1,45 @@
+/*
+ * db.h - PostgreSQL connections and statements through libpq.
+ *
+ * The one place where libpq's results and errors become YARD_E* codes, each
+ * logged once with what was being done and the server's message:
+ *   YARD_EUNAVAIL  no connection (refused, lost, server shutting down)
+ *   YARD_ETIMEOUT  statement_timeout or lock_timeout cancelled the statement
+ *   YARD_EBUSY     serialization failure or deadlock: retry the transaction
+ *   YARD_EEXIST    a unique constraint refused the row
+ *   YARD_EPG       any other error the server reported
+ * Passwords are never logged: connection errors are scrubbed of the password
+ * of the DSN, and a DSN that does not parse is not echoed.
+ */
+#ifndef YARD_DB_H
+#define YARD_DB_H
+
+#include <libpq-fe.h>
+
+/* Connects to dsn (libpq keyword/value string or postgresql:// URI), waiting
+ * at most timeout_s seconds (<= 0: libpq's default, no limit). When the DSN
+ * names no application_name, the program's name is used. Server notices go
+ * to the debug log instead of stderr. Returns 0 and sets *out (close it with
+ * yard_db_close), YARD_EINVAL for a DSN that does not parse, or
+ * YARD_EUNAVAIL when the connection fails; either is logged once. */
+int yard_db_connect(PGconn **out, const char *dsn, int timeout_s);
+
+/* Closes the connection; NULL is a no-op. */
+void yard_db_close(PGconn *c);
+
+/* Runs sql, which may hold several statements, and discards any rows.
+ * Returns 0 or a code above, logged with the start of sql as context. */
+int yard_db_exec(PGconn *c, const char *sql);
+
+/* Like yard_db_exec, but an error is logged as "<what> failed: ...", so a
+ * caller can name what it was doing ("migration 0003_schedules"). */
+int yard_db_exec_as(PGconn *c, const char *what, const char *sql);
+
+/* Runs one statement with nparams text parameters ($1...; NULL entries are
+ * SQL NULL). Returns 0 and, when out is not NULL, sets *out to the result
+ * (the caller frees it with PQclear); or a code above, logged naming what,
+ * with *out untouched. */
+int yard_db_query(PGresult **out, PGconn *c, const char *what, const char *sql, int nparams,
+                  const char *const *params);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * gw.h - the gateway's program state and the functions its modules share.
+ *
+ * One gw_t holds everything the running gateway has: the loop, the HTTP
+ * server and router, the JetStream connection, the blocking-work pool, the
+ * API key cache and rate limiter, the metrics registry. Modules register
+ * their routes on gw->router (jobs_submit.c, jobs_read.c, health.c) and use
+ * gw_access to authenticate and rate-limit a request.
+ */
+#ifndef GW_GW_H
+#define GW_GW_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "config.h"
+#include "http_router.h"
+#include "http_server.h"
+#include "id.h"
+#include "job_spec.h"
+#include "js.h"
+#include "metrics.h"
+#include "pool.h"
+#include "ratelimit.h"
+
+#define GW_MAX_QUEUES 64
+
+typedef struct gw_ack gw_ack_t;
+
+typedef struct gw {
+    uv_loop_t *loop;
+    yard_config_t cfg;
+    yard_http_server_t *http;
+    yard_http_router_t *router;
+    yard_js_t *js;
+    gw_pool_t *pool;
+    yard_id_gen_t ids;
+    uint8_t id_secret[YARD_ID_SECRET_LEN];
+
+    /* served queues and the rules for job specs */
+    char queue_bufs[GW_MAX_QUEUES][YARD_QUEUE_NAME_MAX + 1];
+    const char *queues[GW_MAX_QUEUES];
+    size_t nqueues;
+    gw_job_rules_t rules;
+
+    /* auth: the current keyset is owned by the loop thread */
+    gw_keyset_t *keys;
+    uint64_t keys_loaded_ms; /* 0: never loaded */
+    int keys_loading;
+    gw_rate_t *rate;
+    uv_timer_t keys_timer;
+
+    /* PubAcks come back on nats.c threads and are handed to the loop here */
+    uv_async_t acks_async;
+    pthread_mutex_t acks_mu;
+    gw_ack_t *acks_head;
+
+    uv_signal_t sig_term, sig_int;
+    int stopping;
+    int exit_code;
+
+    /* metrics */
+    yard_metrics_t *metrics;
+    yard_metrics_family_t *m_requests, *m_latency, *m_published, *m_auth_fail;
+} gw_t;
+
+/* Starts everything cfg describes: connects to NATS (retrying until it
+ * answers or the loop is asked to stop), ensures the topology, loads API
+ * keys, listens. Returns 0 and sets *out, or a negative code (logged). */
+int gw_create(gw_t **out, const yard_config_t *cfg);
+
+/* Runs the loop until SIGTERM/SIGINT and a graceful stop. Returns the exit
+ * status for main. */
+int gw_run(gw_t *gw);
+
+/* Frees what gw_create made. NULL is a no-op. */
+void gw_destroy(gw_t *gw);
+
+/* Authenticates req for scope (YARD_SCOPE_*), then takes cost tokens from
+ * the key's rate limit. Returns 0 with *who filled (an anonymous principal
+ * with every scope when auth is disabled); otherwise it has already answered
+ * req (401, 403, 429 with Retry-After, 503 while keys are not loaded) and
+ * returns a negative code: the caller must not touch req again. */
+int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_principal_t *who);
+
+/* Answers req with status and v as compact JSON (v is consumed). */
+void gw_respond_json(yard_http_req_t *req, int status, json_t *v);
+
+/* Answers 503 with Retry-After: 1 and the API error shape. */
+void gw_respond_unavailable(yard_http_req_t *req, const char *message);
+
+/* Routes of each module. Return 0 or a router error. */
+int gw_jobs_submit_routes(gw_t *gw);
+int gw_jobs_read_routes(gw_t *gw);
+int gw_health_routes(gw_t *gw);
+
+/* Called by the PubAck hop (app.c) on the loop thread for each ack of
+ * jobs_submit.c's publishes. */
+struct gw_ack {
+    gw_ack_t *next;
+    void (*complete)(gw_ack_t *ack); /* runs on the loop thread */
+    int rc;
+    int duplicate;
+};
+
+/* Hands ack to the loop thread (call from any thread); ack->complete runs
+ * there later. */
+void gw_ack_post(gw_t *gw, gw_ack_t *ack);
+
+/* Monotonic milliseconds. */
+uint64_t gw_now_ms(void);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * jobs_read.c - GET /v1/jobs/{id}, DELETE /v1/jobs/{id} (cancel) and
+ * GET /v1/queues.
+ *
+ * Each runs its PostgreSQL or JetStream requests on the pool (never on the
+ * loop) and answers from the pool's done callback. A key sees and cancels
+ * only the jobs it submitted, unless it has the admin scope.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "err.h"
+#include "gw.h"
+#include "log.h"
+
+/* Subject on which a cancel is announced to execute workers (core NATS; the
+ * workers also find cancel_requested_at in PostgreSQL). */
+#define GW_CANCEL_SUBJECT "yard.cancel."
+
+typedef struct {
+    gw_t *gw;
+    yard_http_req_t *req;
+    char id[YARD_ID_TEXT_LEN + 1];
+    char owner[GW_AUTH_ID_MAX + 1]; /* "" = any key (admin or auth off) */
+    int status;
+    char *body;       /* JSON answer, malloc'd */
+    const char *code; /* error code when status >= 400 */
+    char message[160];
+} read_task_t;
+
+static void task_fail(read_task_t *t, int status, const char *code, const char *message)
+{
+    t->status = status;
+    t->code = code;
+    snprintf(t->message, sizeof t->message, "%s", message);
+}
+
+/* Loop thread: answer from what the work found. */
+static void read_done(void *ud)
+{
+    read_task_t *t = ud;
+    if (t->status < 400)
+        yard_http_respond(t->req, t->status, "application/json", NULL, t->body, strlen(t->body));
+    else if (t->status == 503)
+        gw_respond_unavailable(t->req, t->message);
+    else
+        yard_http_respond_error(t->req, t->status, t->code, t->message);
+    free(t->body);
+    free(t);
+}
+
+/* Takes the checked {id} and caller into a new task; answers and returns
+ * NULL when the caller is refused or the id is malformed. */
+static read_task_t *read_begin(gw_t *gw, yard_http_req_t *req, unsigned scope)
+{
+    gw_principal_t who;
+    size_t len = 0;
+    yard_id_t id;
+    const char *text = yard_http_req_param(req, "id", &len);
+    if (gw_access(gw, req, scope, 1, &who) < 0)
+        return NULL;
+    if (yard_id_parse(&id, text, len) < 0) {
+        yard_http_respond_error(req, 400, "bad_request", "a job id is a UUID");
+        return NULL;
+    }
+    read_task_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        yard_http_respond_error(req, 500, "internal", "out of memory");
+        return NULL;
+    }
+    t->gw = gw;
+    t->req = req;
+    yard_id_format(&id, t->id);
+    if (!(who.scopes & YARD_SCOPE_ADMIN))
+        snprintf(t->owner, sizeof t->owner, "%s", who.key_id);
+    return t;
+}
+
+static void read_submit(read_task_t *t, gw_work_fn work)
+{
+    int rc = gw_pool_submit(t->gw->pool, work, read_done, t);
+    if (rc < 0) {
+        gw_respond_unavailable(t->req, "the gateway is overloaded; retry");
+        free(t);
+    }
+}
+
+/* Runs sql with ($1 = id, $2 = owner or NULL); returns 1 with the first
+ * column of the first row copied into t->body, 0 for no row, < 0 on error
+ * (t set to 503). */
+static int read_query(read_task_t *t, PGconn *conn, const char *what, const char *sql)
+{
+    PGresult *res = NULL;
+    const char *params[2] = {t->id, t->owner[0] ? t->owner : NULL};
+    int rc = conn ? yard_db_query(&res, conn, what, sql, 2, params) : YARD_EUNAVAIL;
+    if (rc < 0) {
+        gw_pool_conn_check(conn);
+        task_fail(t, 503, "unavailable", "PostgreSQL is unavailable; retry");
+        return rc;
+    }
+    int found = PQntuples(res) > 0;
+    if (found && !(t->body = strdup(PQgetvalue(res, 0, 0)))) {
+        task_fail(t, 500, "internal", "out of memory");
+        found = YARD_ENOMEM;
+    }
+    PQclear(res);
+    return found;
+}
+
+static const char job_sql[] =
+    "SELECT json_build_object("
+    " 'id', id, 'type', type, 'queue', queue, 'status', status,"
+    " 'priority', (ARRAY['low','normal','high'])[priority + 1],"
+    " 'attempts', attempts, 'max_attempts', max_attempts, 'timeout_s', timeout_s,"
+    " 'payload', payload, 'result', result, 'last_error', last_error,"
+    " 'run_at', run_at, 'created_at', created_at, 'updated_at', updated_at,"
+    " 'started_at', started_at, 'finished_at', finished_at,"
+    " 'cancel_requested', cancel_requested_at IS NOT NULL,"
+    " 'workflow_id', workflow_id, 'step_id', step_id)::text"
+    " FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = $2::uuid)";
+
+static void get_job_work(PGconn *conn, void *ud)
+{
+    read_task_t *t = ud;
+    int found = read_query(t, conn, "get job", job_sql);
+    if (found == 1)
+        t->status = 200;
+    else if (found == 0)
+        task_fail(t, 404, "not_found", "no such job");
+}
+
+static void get_job(yard_http_req_t *req, void *ud)
+{
+    read_task_t *t = read_begin(ud, req, YARD_SCOPE_READ);
+    if (t)
+        read_submit(t, get_job_work);
+}
+
+/* Cancels a job that has not finished: one not yet running becomes
+ * `cancelled` at once (a worker that later fetches it terminates it without
+ * running it); a running one gets cancel_requested_at and its worker is told. */
+static void cancel_job_work(PGconn *conn, void *ud)
+{
+    static const char cancel_sql[] =
+        "UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()),"
+        " status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,"
+        " finished_at = CASE WHEN status = 'running' THEN finished_at ELSE now() END"
+        " WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = $2::uuid)"
+        " AND status IN ('queued', 'scheduled', 'running', 'failed')"
+        " RETURNING json_build_object('id', id, 'status', status,"
+        " 'cancel_requested', true)::text";
+    static const char status_sql[] =
+        "SELECT status FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = "
+        "$2::uuid)";
+    read_task_t *t = ud;
+    int found = read_query(t, conn, "cancel job", cancel_sql);
+    if (found == 1) {
+        t->status = strstr(t->body, "\"running\"") ? 202 : 200;
+        return;
+    }
+    if (found < 0)
+        return;
+    found = read_query(t, conn, "cancel job", status_sql);
+    if (found == 0) {
+        task_fail(t, 404, "not_found", "no such job");
+    } else if (found == 1 && strcmp(t->body, "cancelled") == 0) {
+        /* Cancelling twice is fine: DELETE is idempotent. */
+        free(t->body);
+        t->body = NULL;
+        json_t *doc = json_pack("{s:s, s:s}", "id", t->id, "status", "cancelled");
+        t->body = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        t->status = t->body ? 200 : 500;
+    } else if (found == 1) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the job has already finished: %s", t->body);
+        task_fail(t, 409, "conflict", msg);
+        free(t->body);
+        t->body = NULL;
+    }
+}
+
+static void cancel_done(void *ud)
+{
+    read_task_t *t = ud;
+    if (t->status == 202) {
+        char subject[sizeof GW_CANCEL_SUBJECT + YARD_ID_TEXT_LEN];
+        snprintf(subject, sizeof subject, "%s%s", GW_CANCEL_SUBJECT, t->id);
+        /* Buffered, never blocks the loop; at most once, PostgreSQL backs it. */
+        natsConnection_PublishString(yard_js_conn(t->gw->js), subject, t->id);
+    }
+    read_done(t);
+}
+
+static void cancel_job(yard_http_req_t *req, void *ud)
+{
+    read_task_t *t = read_begin(ud, req, YARD_SCOPE_SUBMIT);
+    if (t && gw_pool_submit(t->gw->pool, cancel_job_work, cancel_done, t) < 0) {
+        gw_respond_unavailable(req, "the gateway is overloaded; retry");
+        free(t);
+    }
+}
+
+/* GET /v1/queues: per served queue, JetStream's view (pending, in flight)
+ * and the dead letters kept in DLQ. */
+static void queues_work(PGconn *conn, void *ud)
+{
+    read_task_t *t = ud;
+    gw_t *gw = t->gw;
+    json_t *list = json_array();
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < gw->nqueues; i++) {
+        char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX], dlq[YARD_JS_NAME_MAX + 8];
+        uint64_t pending = 0, ack_pending = 0, dead = 0;
+        yard_js_execute_names(durable, subject, gw->queues[i]);
+        snprintf(dlq, sizeof dlq, "%s%s", YARD_SUBJ_DLQ_PREFIX, subject);
+        rc = yard_js_consumer_depth(&pending, &ack_pending, gw->js, YARD_STREAM_JOBS, durable);
+        if (rc == 0)
+            rc = yard_js_subject_count(&dead, gw->js, YARD_STREAM_DLQ, dlq);
+        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I}", "name", gw->queues[i],
+                                              "pending", (json_int_t)pending, "in_flight",
+                                              (json_int_t)ack_pending, "dead",
+                                              (json_int_t)dead));
+    }
+    if (rc < 0) {
+        task_fail(t, 503, "unavailable", "JetStream did not answer; retry");
+        json_decref(list);
+        return;
+    }
+    json_t *doc = json_pack("{s:o}", "queues", list);
+    t->body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    t->status = t->body ? 200 : 500;
+    if (!t->body)
+        task_fail(t, 500, "internal", "out of memory");
+}
+
+static void get_queues(yard_http_req_t *req, void *ud)
+{
+    gw_t *gw = ud;
+    gw_principal_t who;
+    if (gw_access(gw, req, YARD_SCOPE_READ, 1, &who) < 0)
+        return;
+    read_task_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        yard_http_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    t->gw = gw;
+    t->req = req;
+    read_submit(t, queues_work);
+}
+
+int gw_jobs_read_routes(gw_t *gw)
+{
+    int rc = yard_http_router_add(gw->router, "GET", "/v1/jobs/{id}", get_job, gw);
+    if (rc == 0)
+        rc = yard_http_router_add(gw->router, "DELETE", "/v1/jobs/{id}", cancel_job, gw);
+    if (rc == 0)
+        rc = yard_http_router_add(gw->router, "GET", "/v1/queues", get_queues, gw);
+    return rc;
+}

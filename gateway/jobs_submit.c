@@ -1,0 +1,339 @@
+/*
+ * jobs_submit.c - POST /v1/jobs and POST /v1/jobs/batch.
+ *
+ * A submission is validated, given its id (UUIDv7, or derived from the
+ * Idempotency-Key so a retry maps to the same id), encoded as an envelope
+ * and published asynchronously with Nats-Msg-Id = id. The request is
+ * answered only when every PubAck is back: 202 for stored jobs, 503 with
+ * Retry-After when JetStream did not confirm, so no job is answered 202 and
+ * then lost. The loop never waits: acks hop back through gw_ack_post.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "body.h"
+#include "envelope.h"
+#include "err.h"
+#include "gw.h"
+#include "log.h"
+
+#define GW_BATCH_MAX 1000
+#define GW_TRACEPARENT_LEN 55
+
+typedef struct gw_submit gw_submit_t;
+
+/* One job of a submission and its outcome. */
+typedef struct {
+    gw_ack_t ack; /* first: the ack hop hands it back */
+    gw_submit_t *owner;
+    char id[YARD_ID_TEXT_LEN + 1];
+    char queue[YARD_QUEUE_NAME_MAX + 1];
+    int scheduled;
+    int status;     /* 0 pending; 202 stored; 4xx/503 refused */
+    const char *code;
+    char message[256];
+} gw_item_t;
+
+struct gw_submit {
+    gw_t *gw;
+    yard_http_req_t *req;
+    int batch;
+    size_t n, outstanding;
+    gw_item_t items[];
+};
+
+static int64_t gw_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A view of s for an optional envelope field: absent when NULL or empty. */
+static yard_str_t opt_str(const char *s)
+{
+    return s && *s ? (yard_str_t){s, strlen(s)} : (yard_str_t){NULL, 0};
+}
+
+static void item_fail(gw_item_t *it, int status, const char *code, const char *message)
+{
+    it->status = status;
+    it->code = code;
+    snprintf(it->message, sizeof it->message, "%.255s", message);
+}
+
+static json_t *item_json(const gw_item_t *it)
+{
+    if (it->status == 202) {
+        json_t *o = json_pack("{s:s, s:s}", "id", it->id, "status",
+                              it->scheduled ? "scheduled" : "queued");
+        if (it->ack.duplicate)
+            json_object_set_new(o, "duplicate", json_true());
+        return o;
+    }
+    return json_pack("{s:{s:s, s:s}}", "error", "code", it->code, "message", it->message);
+}
+
+static void submit_count(gw_t *gw, const gw_item_t *it)
+{
+    const char *outcome = it->status == 202 ? (it->ack.duplicate ? "duplicate" : "accepted")
+                          : it->status == 503 ? "unavailable"
+                                              : "rejected";
+    yard_metrics_counter_add(
+        yard_metrics_counter_with(gw->m_published, it->queue[0] ? it->queue : "-", outcome, NULL),
+        1);
+}
+
+/* Everything is back: answer and free. */
+static void submit_finish(gw_submit_t *s)
+{
+    gw_t *gw = s->gw;
+    size_t ok = 0, unavailable = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        submit_count(gw, &s->items[i]);
+        ok += s->items[i].status == 202;
+        unavailable += s->items[i].status == 503;
+    }
+    if (!s->batch) {
+        gw_item_t *it = &s->items[0];
+        if (it->status == 202)
+            gw_respond_json(s->req, 202, item_json(it));
+        else if (it->status == 503)
+            gw_respond_unavailable(s->req, it->message);
+        else
+            yard_http_respond_error(s->req, it->status, it->code, it->message);
+    } else if (ok == 0 && unavailable > 0) {
+        gw_respond_unavailable(s->req, "JetStream did not confirm any job of the batch");
+    } else {
+        json_t *results = json_array();
+        for (size_t i = 0; i < s->n; i++)
+            json_array_append_new(results, item_json(&s->items[i]));
+        gw_respond_json(s->req, 202,
+                        json_pack("{s:I, s:I, s:o}", "accepted", (json_int_t)ok, "failed",
+                                  (json_int_t)(s->n - ok), "results", results));
+    }
+    free(s);
+}
+
+/* Loop thread: one PubAck (or its failure) came back. */
+static void submit_on_ack(gw_ack_t *ack)
+{
+    gw_item_t *it = (gw_item_t *)ack;
+    gw_submit_t *s = it->owner;
+    if (ack->rc == 0) {
+        it->status = 202;
+    } else {
+        yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
+        YARD_LOG_WARN(&ctx, "publish not confirmed: %s", yard_strerror(ack->rc));
+        item_fail(it, 503, "unavailable", "JetStream did not confirm the job; retry");
+    }
+    if (--s->outstanding == 0)
+        submit_finish(s);
+}
+
+/* nats.c thread: hand the PubAck to the loop. */
+static void submit_on_puback(void *ud, int rc, const yard_js_puback_t *pa)
+{
+    gw_item_t *it = ud;
+    it->ack.rc = rc;
+    it->ack.duplicate = pa ? pa->duplicate : 0;
+    gw_ack_post(it->owner->gw, &it->ack);
+}
+
+/* A W3C traceparent: the client's if well formed, else a fresh one. */
+static void submit_traceparent(char out[GW_TRACEPARENT_LEN + 1], const char *given, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (given && len == GW_TRACEPARENT_LEN && given[2] == '-' && given[35] == '-' &&
+        given[52] == '-') {
+        memcpy(out, given, len);
+        out[len] = '\0';
+        return;
+    }
+    uint8_t r[24];
+    randombytes_buf(r, sizeof r);
+    char *p = out;
+    memcpy(p, "00-", 3);
+    p += 3;
+    for (int i = 0; i < 24; i++) {
+        if (i == 16)
+            *p++ = '-';
+        *p++ = hex[r[i] >> 4];
+        *p++ = hex[r[i] & 15];
+    }
+    memcpy(p, "-01", 4);
+}
+
+/* Validates one job object and publishes it; on refusal marks the item. */
+static void submit_one(gw_submit_t *s, gw_item_t *it, json_t *obj, const gw_principal_t *who,
+                       const char *header_idem, const char *tp)
+{
+    gw_t *gw = s->gw;
+    gw_job_spec_t spec;
+    char err[256];
+    yard_id_t id;
+    it->owner = s;
+    it->ack.complete = submit_on_ack;
+    if (gw_job_spec_parse(&spec, obj, &gw->rules, err, sizeof err) < 0) {
+        item_fail(it, 400, "invalid_job", err);
+        return;
+    }
+    snprintf(it->queue, sizeof it->queue, "%s", spec.queue);
+    const char *idem = spec.idempotency_key ? spec.idempotency_key : header_idem;
+    if (spec.idempotency_key && header_idem && strcmp(spec.idempotency_key, header_idem) != 0) {
+        item_fail(it, 400, "invalid_job",
+                  "the Idempotency-Key header and field `idempotency_key` differ");
+        goto out;
+    }
+    if (idem)
+        yard_id_from_idempotency(&id, gw->id_secret, who->key_id, strlen(who->key_id), idem,
+                                 strlen(idem));
+    else
+        yard_id_next(&gw->ids, &id);
+    yard_id_format(&id, it->id);
+
+    int64_t now = gw_wall_ms();
+    yard_envelope_t env;
+    yard_env_init(&env);
+    env.id = (yard_str_t){it->id, YARD_ID_TEXT_LEN};
+    env.type = (yard_str_t){spec.type, strlen(spec.type)};
+    env.queue = (yard_str_t){spec.queue, strlen(spec.queue)};
+    env.payload = (yard_str_t){spec.payload_json, spec.payload_len};
+    env.notify = (yard_str_t){spec.notify_json, spec.notify_len};
+    env.priority = spec.priority;
+    env.max_attempts = spec.max_attempts;
+    env.timeout_s = spec.timeout_s;
+    env.run_at_ms = spec.run_at_ms > now ? spec.run_at_ms : 0;
+    env.created_at_ms = now;
+    env.idempotency_key = opt_str(idem);
+    env.api_key_id = opt_str(who->key_id);
+    env.traceparent = (yard_str_t){tp, GW_TRACEPARENT_LEN};
+    it->scheduled = env.run_at_ms != 0;
+
+    size_t cap = yard_env_encoded_size_max(&env), len = 0;
+    if (cap > YARD_JS_MAX_MSG_SIZE) {
+        item_fail(it, 413, "job_too_large", "the encoded job exceeds 1 MiB; send a smaller payload");
+        goto out;
+    }
+    char *buf = malloc(cap);
+    int rc = buf ? yard_env_encode(&env, buf, cap, &len) : YARD_ENOMEM;
+    if (rc == 0) {
+        char subject[YARD_JS_NAME_MAX];
+        if (it->scheduled)
+            snprintf(subject, sizeof subject, "%s", YARD_SUBJ_SCHEDULE);
+        else
+            snprintf(subject, sizeof subject, "%s%s", YARD_SUBJ_EXECUTE, spec.queue);
+        yard_js_header_t hdr = {"traceparent", tp};
+        yard_js_pub_t pub = {subject, it->id, &hdr, 1, buf, len};
+        rc = yard_js_publish_async(gw->js, &pub, submit_on_puback, it);
+    }
+    free(buf);
+    if (rc == 0) {
+        s->outstanding++;
+    } else if (rc == YARD_EUNAVAIL || rc == YARD_EBUSY) {
+        item_fail(it, 503, "unavailable",
+                  rc == YARD_EBUSY ? "too many jobs waiting for JetStream; retry"
+                                   : "JetStream is unavailable; retry");
+    } else {
+        yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
+        YARD_LOG_ERROR(&ctx, "cannot publish job: %s", yard_strerror(rc));
+        item_fail(it, 500, "internal", "the job could not be encoded or published");
+    }
+out:
+    gw_job_spec_clear(&spec);
+}
+
+/* Decodes the body per Content-Type; answers 415/400 itself on failure. */
+static json_t *submit_body(yard_http_req_t *req)
+{
+    size_t ctl = 0, len = 0;
+    const char *ct = yard_http_req_header(req, "Content-Type", &ctl);
+    const char *body = yard_http_req_body(req, &len);
+    gw_body_kind_t kind;
+    json_t *doc = NULL;
+    char err[256];
+    if (gw_body_kind(&kind, ct, ct ? ctl : 0) < 0) {
+        yard_http_respond_error(req, 415, "unsupported_media_type",
+                                "send application/json or application/msgpack");
+        return NULL;
+    }
+    if (gw_body_decode(&doc, kind, body, len, err, sizeof err) < 0) {
+        yard_http_respond_error(req, 400, "bad_request", err);
+        return NULL;
+    }
+    return doc;
+}
+
+static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
+{
+    json_t *doc = submit_body(req);
+    json_t *jobs = NULL;
+    size_t n = 1, idem_len = 0, tp_len = 0;
+    gw_principal_t who;
+    if (!doc)
+        return;
+    if (batch) {
+        jobs = json_object_get(doc, "jobs");
+        if (!json_is_object(doc) || json_object_size(doc) != 1 || !json_is_array(jobs) ||
+            json_array_size(jobs) == 0 || json_array_size(jobs) > GW_BATCH_MAX) {
+            yard_http_respond_error(req, 400, "bad_request",
+                                    "a batch is {\"jobs\": [...]} with 1 to 1000 jobs");
+            json_decref(doc);
+            return;
+        }
+        n = json_array_size(jobs);
+    }
+    const char *idem = yard_http_req_header(req, "Idempotency-Key", &idem_len);
+    if (idem && (batch || idem_len == 0 || idem_len > YARD_ENV_IDEM_MAX)) {
+        yard_http_respond_error(req, 400, "bad_request",
+                                batch ? "a batch takes `idempotency_key` per job, not the "
+                                        "Idempotency-Key header"
+                                      : "Idempotency-Key must be 1 to 255 bytes");
+        json_decref(doc);
+        return;
+    }
+    if (gw_access(gw, req, YARD_SCOPE_SUBMIT, (double)n, &who) < 0) {
+        json_decref(doc);
+        return;
+    }
+    gw_submit_t *s = calloc(1, sizeof *s + n * sizeof s->items[0]);
+    if (!s) {
+        yard_http_respond_error(req, 500, "internal", "out of memory");
+        json_decref(doc);
+        return;
+    }
+    s->gw = gw;
+    s->req = req;
+    s->batch = batch;
+    s->n = n;
+    char tp[GW_TRACEPARENT_LEN + 1];
+    const char *given_tp = yard_http_req_header(req, "traceparent", &tp_len);
+    submit_traceparent(tp, given_tp, given_tp ? tp_len : 0);
+    /* Count one extra so no ack can finish the submission while we loop. */
+    s->outstanding = 1;
+    for (size_t i = 0; i < n; i++)
+        submit_one(s, &s->items[i], batch ? json_array_get(jobs, i) : doc, &who, idem, tp);
+    json_decref(doc);
+    if (--s->outstanding == 0)
+        submit_finish(s);
+}
+
+static void submit_single(yard_http_req_t *req, void *ud)
+{
+    submit_start(ud, req, 0);
+}
+
+static void submit_batch(yard_http_req_t *req, void *ud)
+{
+    submit_start(ud, req, 1);
+}
+
+int gw_jobs_submit_routes(gw_t *gw)
+{
+    int rc = yard_http_router_add(gw->router, "POST", "/v1/jobs", submit_single, gw);
+    return rc < 0 ? rc : yard_http_router_add(gw->router, "POST", "/v1/jobs/batch", submit_batch, gw);
+}

@@ -1,0 +1,187 @@
+/*
+ * main.c - yardctl, the operator's command line: global options, the table
+ * of subcommands, help, and dispatch.
+ *
+ *   yardctl [--config FILE] COMMAND [ARGS...]
+ *   yardctl --help | yardctl help COMMAND | yardctl COMMAND --help
+ *
+ * Exit status: 0 done, 1 the command failed (the JSON log on stderr says
+ * why), 2 bad command line.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "log.h"
+
+/* Every subcommand, in the order `yardctl --help` lists them. */
+static const ctl_command_t ctl_commands[] = {
+    {"migrate", "apply the database migrations built into yardctl", ctl_migrate_help,
+     ctl_cmd_migrate},
+    {"keys", "create, list and revoke API keys", ctl_keys_help, ctl_cmd_keys},
+};
+#define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
+
+static void ctl_print_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: yardctl [--config FILE] COMMAND [ARGS...]\n"
+            "\n"
+            "Operates a Switchyard cluster. Settings come from built-in defaults, then\n"
+            "FILE (or $YARD_CONFIG), then YARD_* environment variables (YARD_PG_DSN,\n"
+            "YARD_NATS_URL, ...).\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < CTL_NCOMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", ctl_commands[i].name, ctl_commands[i].summary);
+    fprintf(out, "  %-12s %s\n", "help", "show a command's usage and options");
+    fprintf(out,
+            "\n"
+            "options:\n"
+            "  --config FILE  read settings from FILE (`key = value` lines)\n"
+            "  -h, --help     show this help\n"
+            "\n"
+            "Run 'yardctl help COMMAND' for a command's options.\n");
+}
+
+/* Edit distance between a and b (short words), for "did you mean". */
+static size_t ctl_distance(const char *a, const char *b)
+{
+    size_t row[33];
+    size_t la = strlen(a), lb = strlen(b);
+
+    if (la > 32 || lb > 32)
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The command named name, or NULL after telling the user on stderr, with the
+ * closest name (a typo or a prefix) as a hint. */
+static const ctl_command_t *ctl_find(const char *name)
+{
+    const ctl_command_t *near = NULL;
+    size_t best = 3; /* suggest only names at most 2 edits away */
+
+    for (size_t i = 0; i < CTL_NCOMMANDS; i++) {
+        const ctl_command_t *c = &ctl_commands[i];
+        if (strcmp(c->name, name) == 0)
+            return c;
+        int prefix = name[0] && strncmp(c->name, name, strlen(name)) == 0;
+        size_t d = prefix ? 0 : ctl_distance(name, c->name);
+        if (d < best) {
+            best = d;
+            near = c;
+        }
+    }
+    fprintf(stderr, "yardctl: unknown command '%s'.", name);
+    if (near)
+        fprintf(stderr, " Did you mean '%s'?", near->name);
+    fprintf(stderr, "\nRun 'yardctl --help' for the list of commands.\n");
+    return NULL;
+}
+
+int ctl_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "yardctl %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nRun 'yardctl help %s' for its usage.\n", cmd);
+    return CTL_EXIT_USAGE;
+}
+
+/* `yardctl help [COMMAND]`. */
+static int ctl_help(int argc, char **argv)
+{
+    const ctl_command_t *c;
+
+    if (argc < 2) {
+        ctl_print_usage(stdout);
+        return CTL_EXIT_OK;
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        printf("usage: yardctl help [COMMAND]\n\nShows the usage and options of COMMAND, "
+               "or the list of commands.\n");
+        return CTL_EXIT_OK;
+    }
+    c = ctl_find(argv[1]);
+    if (!c)
+        return CTL_EXIT_USAGE;
+    fputs(c->help, stdout);
+    return CTL_EXIT_OK;
+}
+
+static int ctl_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+int main(int argc, char **argv)
+{
+    yard_config_t cfg;
+    yard_log_level_t level;
+    const ctl_command_t *c;
+    const char *config_path = NULL;
+    int i = 1;
+
+    yard_log_init("yardctl", YARD_LOG_INFO);
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (ctl_is_help(argv[i])) {
+            ctl_print_usage(stdout);
+            return CTL_EXIT_OK;
+        } else if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) {
+            if (++i == argc) {
+                fprintf(stderr, "yardctl: %s needs a file name\n", argv[i - 1]);
+                return CTL_EXIT_USAGE;
+            }
+            config_path = argv[i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        } else {
+            fprintf(stderr, "yardctl: unknown option '%s'.\nRun 'yardctl --help' for usage.\n",
+                    argv[i]);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    if (i == argc) {
+        ctl_print_usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "help") == 0)
+        return ctl_help(argc - i, argv + i);
+    c = ctl_find(argv[i]);
+    if (!c)
+        return CTL_EXIT_USAGE;
+    if (i + 1 < argc && ctl_is_help(argv[i + 1])) {
+        fputs(c->help, stdout);
+        return CTL_EXIT_OK;
+    }
+    if (yard_config_load(&cfg, config_path) != 0)
+        return CTL_EXIT_FAIL; /* logged by the config loader */
+    if (yard_log_parse_level(&level, cfg.log_level) == 0)
+        yard_log_init("yardctl", level);
+    return c->run(&cfg, argc - i, argv + i);
+}
