@@ -30,11 +30,12 @@ LIB      := $(BUILD)/libyard.a
 HARN_OBJ := $(call obj,$(HARN_SRC))
 TESTS    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC) $(INTG_SRC))
 PROGS    := $(BIN)/yard-gateway $(BIN)/yard-worker $(BIN)/yardctl
+LOADGEN  := $(BUILD)/bench/yard-load
 
 .PHONY: all deps test asan up down bench fuzz install clean
 # Keep test objects between builds (they are intermediate files to make).
 .SECONDARY:
-all: $(PROGS) $(TESTS)
+all: $(PROGS) $(TESTS) $(LOADGEN)
 
 deps:
 	@ops/install-deps.sh
@@ -81,6 +82,32 @@ $(BUILD)/tests/unit/test_wk_%: $(BUILD)/obj/tests/unit/test_wk_%.o $(WK_MOD_OBJ)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HARN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
+
+# The HTTP load generator (closed and open loop) used by `make bench`.
+$(LOADGEN): tests/bench/yard-load.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O2 $(SAN) $< $(shell pkg-config --cflags --libs libuv 2>/dev/null) -lm -o $@
+
+# libFuzzer targets (clang): each runs FUZZ_SECONDS from a seed corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(CSTD) \
+              -Ibus -Igateway $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+# What fuzz targets may reach: libyard without PostgreSQL, and the gateway's
+# input decoding.
+FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c,$(LIB_SRC)) gateway/body.c gateway/job_spec.c
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) $< $(FUZZ_SRC) $(FUZZ_LIBS) -o $@
+fuzz: deps
+	@command -v clang >/dev/null || (apt-get install -y -qq clang >/dev/null)
+	@$(MAKE) --no-print-directory $(FUZZERS)
+	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+		cp tests/fuzz/seeds/$$n/* build/fuzz/corpus-$$n/ 2>/dev/null || true; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$n 2>&1 | \
+			grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || exit 1; done
 
 # The test runner runs each binary in its own process with a timeout, then
 # kills any server a test left behind, and ends with a summary line.

@@ -664,13 +664,18 @@ static void test_id_and_queue_text(void **state)
         {"id", "{190f1e2-7a3b-7c4d-8e5f-0123456789a}", 0},
         {"id", "0190f1e2-7a3b-7c4d-8e5f 0123456789ab", 0},
         {"id", "00000000-0000-0000-0000-000000000000", 1},
-        {"queue", "a.b", 0},
+        /* queue and type follow bus/names.h: [a-z0-9][a-z0-9._-]{0,63} */
+        {"queue", "a.b", 1},
+        {"queue", "q_1-x.eu", 1},
         {"queue", "a b", 0},
         {"queue", "jobs*", 0},
         {"queue", ">", 0},
         {"queue", "caf\xc3\xa9", 0},
-        {"queue", "Queue_1-x", 1},
-        {"type", "any.bytes/at all!", 1},
+        {"queue", "Queue_1-x", 0},
+        {"queue", "-lead", 0},
+        {"type", "send.email-v2", 1},
+        {"type", "any.bytes/at all!", 0},
+        {"type", "Upper", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         yard_envelope_t e, d;

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# cluster.sh - a local Switchyard cluster in .yard/: NATS with JetStream,
+# PostgreSQL, the gateway and one worker per role.
+#
+#   ops/cluster.sh up      start whatever is not running (idempotent)
+#   ops/cluster.sh down    stop everything (PIDs in .yard/run/*.pid)
+#   ops/cluster.sh status  show what runs
+#
+# Ports (override with the environment): YARD_UP_HTTP_PORT=8080,
+# YARD_UP_NATS_PORT=4222, YARD_UP_NATS_MON_PORT=8222, YARD_UP_PG_PORT=55432.
+# Logs are in .yard/log/<name>.log; .yard/env holds YARD_URL, YARD_API_KEY,
+# YARD_NATS_URL and YARD_PG_DSN as shell assignments for scripts and yardctl.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=${YARD_DATA_DIR:-$root/.yard}
+run=$data/run
+logs=$data/log
+http_port=${YARD_UP_HTTP_PORT:-8080}
+nats_port=${YARD_UP_NATS_PORT:-4222}
+nats_mon=${YARD_UP_NATS_MON_PORT:-8222}
+pg_port=${YARD_UP_PG_PORT:-55432}
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+roles=(execute schedule notify audit)
+
+say() { printf 'yard: %s\n' "$*"; }
+die() { printf 'yard: error: %s\n' "$*" >&2; exit 1; }
+
+running() { # name -> 0 if its pid file names a live process
+    local f=$run/$1.pid
+    [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+# Runs a PostgreSQL program as the postgres user when we are root.
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+wait_http() { # url seconds
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+start_bg() { # name command...
+    local name=$1
+    shift
+    if running "$name"; then
+        say "$name already running (pid $(cat "$run/$name.pid"))"
+        return 0
+    fi
+    nohup "$@" >>"$logs/$name.log" 2>&1 </dev/null &
+    echo $! >"$run/$name.pid"
+    say "$name started (pid $!, log .yard/log/$name.log)"
+}
+
+up_nats() {
+    mkdir -p "$data/nats"
+    start_bg nats nats-server -a 127.0.0.1 -p "$nats_port" -m "$nats_mon" -js -sd "$data/nats"
+    wait_http "http://127.0.0.1:$nats_mon/healthz?js-enabled-only=true" 30 ||
+        die "nats-server did not become ready; see .yard/log/nats.log"
+}
+
+up_postgres() {
+    [ -n "$pg_bin" ] || die "PostgreSQL is not installed (run: make deps)"
+    local pgdata=$data/pg
+    if [ ! -f "$pgdata/PG_VERSION" ]; then
+        mkdir -p "$pgdata"
+        [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$pgdata" && chmod 700 "$pgdata"
+        as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --locale=C \
+            >>"$logs/postgres.log" 2>&1 || die "initdb failed; see .yard/log/postgres.log"
+    fi
+    if ! as_pg "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+        as_pg "$pg_bin/pg_ctl" -D "$pgdata" -w -t 60 -l "$pgdata/server.log" \
+            -o "-p $pg_port -k $pgdata -c listen_addresses=127.0.0.1" start >/dev/null ||
+            die "PostgreSQL did not start; see $pgdata/server.log"
+        say "postgres started on 127.0.0.1:$pg_port"
+    else
+        say "postgres already running"
+    fi
+    head -n 1 "$pgdata/postmaster.pid" >"$run/postgres.pid"
+    if ! psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = 'yard'" | grep -q 1; then
+        psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qc "CREATE DATABASE yard"
+    fi
+}
+
+write_env() {
+    local key=${YARD_API_KEY:-} secret=${YARD_ID_SECRET:-}
+    if [ -f "$data/env" ]; then
+        # shellcheck disable=SC1091
+        key=$(. "$data/env" && echo "${YARD_API_KEY:-}")
+        secret=$(. "$data/env" && echo "${YARD_ID_SECRET:-}")
+    fi
+    [ -n "$secret" ] || secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    export YARD_NATS_URL="nats://127.0.0.1:$nats_port"
+    export YARD_PG_DSN="postgresql://postgres@127.0.0.1:$pg_port/yard"
+    export YARD_ID_SECRET=$secret
+    "$root/bin/yardctl" migrate >/dev/null
+    if [ -z "$key" ] || ! "$root/bin/yardctl" keys list 2>/dev/null | grep -q "${key:3:8}"; then
+        key=$("$root/bin/yardctl" keys create --name local-admin --scopes admin --quiet)
+    fi
+    umask 077
+    cat >"$data/env" <<ENV
+YARD_URL=http://127.0.0.1:$http_port
+YARD_API_KEY=$key
+YARD_NATS_URL=$YARD_NATS_URL
+YARD_PG_DSN=$YARD_PG_DSN
+YARD_ID_SECRET=$secret
+ENV
+    umask 022
+    export YARD_API_KEY=$key
+}
+
+up() {
+    mkdir -p "$run" "$logs"
+    chmod 755 "$data"
+    up_nats
+    up_postgres
+    write_env
+    YARD_HTTP_PORT=$http_port YARD_HTTP_ADDR=127.0.0.1 \
+        start_bg gateway "$root/bin/yard-gateway"
+    for role in "${roles[@]}"; do
+        start_bg "worker-$role" "$root/bin/yard-worker" --role "$role" --metrics-port 0
+    done
+    wait_http "http://127.0.0.1:$http_port/readyz" 30 ||
+        die "the gateway is not ready; see .yard/log/gateway.log"
+    say "ready: http://127.0.0.1:$http_port"
+    say "admin API key: $YARD_API_KEY"
+    say "settings for scripts and yardctl: . .yard/env"
+}
+
+down() {
+    local f name pid i
+    for f in "$run"/*.pid; do
+        [ -e "$f" ] || continue
+        name=$(basename "$f" .pid)
+        [ "$name" = postgres ] && continue
+        pid=$(cat "$f")
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"
+            for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+            say "$name stopped"
+        fi
+        rm -f "$f"
+    done
+    if [ -f "$data/pg/PG_VERSION" ] && as_pg "$pg_bin/pg_ctl" -D "$data/pg" status >/dev/null 2>&1; then
+        as_pg "$pg_bin/pg_ctl" -D "$data/pg" -m fast -w stop >/dev/null && say "postgres stopped"
+    fi
+    rm -f "$run/postgres.pid"
+}
+
+status() {
+    local f
+    for f in "$run"/*.pid; do
+        [ -e "$f" ] || continue
+        if running "$(basename "$f" .pid)"; then
+            say "$(basename "$f" .pid): running (pid $(cat "$f"))"
+        else
+            say "$(basename "$f" .pid): not running"
+        fi
+    done
+}
+
+case "${1:-}" in
+up) up ;;
+down) down ;;
+status) status ;;
+*) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
