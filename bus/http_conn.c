@@ -693,11 +693,6 @@ void http_conn_unref(yard_http_conn_t *c)
 {
     if (--c->refs)
         return;
-    while (c->pool) {
-        yard_http_req_t *r = c->pool;
-        c->pool = r->next;
-        http_req_free(r);
-    }
     free(c->backlog);
     c->ops->release(c);
 }

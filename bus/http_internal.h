@@ -29,8 +29,8 @@
 
 #define HTTP_MAX_PARAMS 8          /* {param} segments bound per route */
 #define HTTP_MAX_PIPELINE 32       /* requests queued per connection before reading pauses */
-#define HTTP_POOL_KEEP 8           /* free request objects kept per connection */
-#define HTTP_BUF_KEEP (64 * 1024)  /* heap body/response buffers kept with a pooled request */
+#define HTTP_POOL_KEEP 256         /* free request objects kept per server */
+#define HTTP_BUF_KEEP (16 * 1024)  /* heap body/response buffers kept with a pooled request */
 #define HTTP_ARENA_SPARE 4096      /* arena room beyond the head for small bodies and responses */
 #define HTTP_WRITE_BATCH 16        /* responses gathered into one write */
 #define HTTP_RND_POOL 1024         /* random bytes fetched at once for request ids */
@@ -45,6 +45,8 @@ typedef struct {
     yard_http_observe_fn observe;
     void *observe_ud;
     yard_http_random_fn random;
+    yard_http_req_t *pool; /* free request objects, shared by the connections */
+    size_t npool;
     size_t head_cap;  /* arena bytes the head may use: limit plus terminators */
     size_t arena_cap; /* head_cap + HTTP_ARENA_SPARE */
     size_t rnd_used;
@@ -53,6 +55,9 @@ typedef struct {
 
 /* Fills ctx from opts, applying the default limits. */
 void http_ctx_init(http_ctx_t *ctx, const yard_http_options_t *opts);
+
+/* Frees the request pool; once no connection of ctx is left. */
+void http_ctx_fini(http_ctx_t *ctx);
 
 /* Writes a fresh random request id (32 hex digits and a NUL) to id. */
 void http_ctx_new_id(http_ctx_t *ctx, char id[HTTP_ID_MAX + 1]);
@@ -123,8 +128,7 @@ struct yard_http_conn {
     const http_conn_ops_t *ops;
     yard_http_req_t *q_head, *q_tail; /* every request not yet written, in arrival order */
     yard_http_req_t *cur;             /* the request being received (== q_tail), or NULL */
-    yard_http_req_t *pool;
-    unsigned npool, nqueued, nwriting, nhandling, refs;
+    unsigned nqueued, nwriting, nhandling, refs;
     const char *in; /* bytes of the current feed not parsed yet */
     size_t in_len;
     char *backlog; /* bytes received while paused (pipeline full) */
@@ -168,7 +172,7 @@ void http_conn_write_done(yard_http_conn_t *c, int status);
  * handler become orphans. Idempotent. */
 void http_conn_abort(yard_http_conn_t *c);
 
-/* Drops one reference; the last one frees the pool and calls ops->release. */
+/* Drops one reference; the last one calls ops->release. */
 void http_conn_unref(yard_http_conn_t *c);
 
 /* Which timer the transport should run now. */
@@ -179,10 +183,10 @@ void http_conn_drive(yard_http_conn_t *c);
 
 /* ---- http_request.c ---- */
 
-/* A request object sized for ctx, from c's pool or the heap; NULL on ENOMEM. */
+/* A request object for c, from the pool or the heap; NULL on ENOMEM. */
 yard_http_req_t *http_req_get(yard_http_conn_t *c);
 
-/* Returns req to its connection's pool (or frees it). */
+/* Returns req to the pool (or frees it). */
 void http_req_put(yard_http_conn_t *c, yard_http_req_t *req);
 
 /* Frees req and its buffers. */

@@ -83,6 +83,7 @@ static void mc_release(yard_http_conn_t *c)
 {
     memconn_t *mc = mc_of(c);
 
+    http_ctx_fini(&mc->ctx);
     free(mc->out);
     free(mc);
 }

@@ -3,9 +3,9 @@
  *
  * A request object is one allocation: the struct, the header table and an
  * arena holding the head (copied once from the read buffer), then small
- * bodies and the response when they fit. Connections keep a few of them in
- * a pool, with their heap buffers, so a keep-alive connection allocates
- * nothing per request once warm.
+ * bodies and the response when they fit. The server keeps freed ones in a
+ * pool shared by its connections (all on the loop thread), with modest heap
+ * buffers, so once warm a request allocates nothing.
  *
  * Answering builds the whole response (head and body) into one buffer, logs
  * the access line, calls the observe hook and gives the request back to its
@@ -104,12 +104,12 @@ static int id_acceptable(const char *s, size_t n)
 
 yard_http_req_t *http_req_get(yard_http_conn_t *c)
 {
-    const http_ctx_t *ctx = c->ctx;
-    yard_http_req_t *r = c->pool;
+    http_ctx_t *ctx = c->ctx;
+    yard_http_req_t *r = ctx->pool;
 
     if (r) {
-        c->pool = r->next;
-        c->npool--;
+        ctx->pool = r->next;
+        ctx->npool--;
     } else {
         size_t hdr_bytes = ctx->lim.max_headers * sizeof(http_hdr_t);
         r = malloc(sizeof *r + hdr_bytes + ctx->arena_cap);
@@ -134,7 +134,9 @@ void http_req_free(yard_http_req_t *req)
 
 void http_req_put(yard_http_conn_t *c, yard_http_req_t *req)
 {
-    if (c->npool >= HTTP_POOL_KEEP) {
+    http_ctx_t *ctx = c->ctx;
+
+    if (ctx->npool >= HTTP_POOL_KEEP) {
         http_req_free(req);
         return;
     }
@@ -160,9 +162,19 @@ void http_req_put(yard_http_conn_t *c, yard_http_req_t *req)
     req->heap_body_cap = hbc;
     req->heap_out = ho;
     req->heap_out_cap = hoc;
-    req->next = c->pool;
-    c->pool = req;
-    c->npool++;
+    req->next = ctx->pool;
+    ctx->pool = req;
+    ctx->npool++;
+}
+
+void http_ctx_fini(http_ctx_t *ctx)
+{
+    while (ctx->pool) {
+        yard_http_req_t *r = ctx->pool;
+        ctx->pool = r->next;
+        http_req_free(r);
+    }
+    ctx->npool = 0;
 }
 
 /* ---- accessors ---- */

@@ -494,5 +494,6 @@ void yard_http_server_destroy(yard_http_server_t *server)
         YARD_LOG_ERROR(NULL, "http: server destroyed while still running; leaking it");
         return;
     }
+    http_ctx_fini(&server->ctx);
     free(server);
 }

@@ -68,7 +68,9 @@ typedef void (*yard_http_done_fn)(yard_http_server_t *server, void *ud);
 
 /* Creates a server for loop with opts (copied). Returns 0 and sets *out
  * (free with yard_http_server_destroy), YARD_EINVAL when opts has no
- * handler, YARD_ECRYPTO when libsodium cannot start, YARD_ENOMEM. */
+ * handler, YARD_ECRYPTO when libsodium cannot start, YARD_ENOMEM.
+ * Sets SIGPIPE to ignored for the process: a client that resets its
+ * connection must cost an EPIPE, not the process. */
 int yard_http_server_create(yard_http_server_t **out, uv_loop_t *loop,
                             const yard_http_options_t *opts);
 

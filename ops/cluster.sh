@@ -21,7 +21,7 @@ nats_port=${YARD_UP_NATS_PORT:-4222}
 nats_mon=${YARD_UP_NATS_MON_PORT:-8222}
 pg_port=${YARD_UP_PG_PORT:-55432}
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-roles=(execute schedule notify audit)
+roles=(execute schedule audit)
 
 say() { printf 'yard: %s\n' "$*"; }
 die() { printf 'yard: error: %s\n' "$*" >&2; exit 1; }
@@ -99,7 +99,7 @@ write_env() {
     export YARD_NATS_URL="nats://127.0.0.1:$nats_port"
     export YARD_PG_DSN="postgresql://postgres@127.0.0.1:$pg_port/yard"
     export YARD_ID_SECRET=$secret
-    "$root/bin/yardctl" migrate >/dev/null
+    "$root/bin/yardctl" migrate >/dev/null 2>&1 || die "migrations failed; run bin/yardctl migrate to see why"
     if [ -z "$key" ] || ! "$root/bin/yardctl" keys list 2>/dev/null | grep -q "${key:3:8}"; then
         key=$("$root/bin/yardctl" keys create --name local-admin --scopes admin --quiet)
     fi

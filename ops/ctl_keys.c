@@ -217,14 +217,15 @@ static int keys_create(PGconn *conn, const keys_create_opts_t *o)
                "  id      %s\n"
                "  prefix  %s\n"
                "  scopes  %s\n"
-               "  rate    %s/s, burst %s\n"
+               "  rate    %s%s\n"
+               "  burst   %s\n"
                "\n"
                "%s\n"
                "\n"
                "This is the only time the key is shown: it cannot be shown again or\n"
                "recovered. Store it now; if it is lost, create another and revoke this one.\n",
                o->name, id, prefix, scopes, o->rate ? o->rate : "default",
-               o->burst ? o->burst : "default", key);
+               o->rate ? "/s" : "", o->burst ? o->burst : "default", key);
     }
     fflush(stdout);
     sodium_memzero(key, sizeof key);

@@ -189,12 +189,18 @@ void wk_result_vset(wk_result_t *res, wk_outcome_t o, const char *fmt, va_list a
  * Returns 0, or YARD_ENOMEM after setting RETRY with a message. */
 int wk_result_set_json(wk_result_t *res, const struct json_t *value);
 
-/* Parses the payload with jansson. Returns 0 and sets *out to a new reference
- * (json_decref it), or YARD_EFORMAT after setting res to FAIL with a message
- * naming the handler and the parse error. With want_object, anything but an
- * object (null and a missing payload count as {}) is an error too. */
-int wk_job_payload_json(struct json_t **out, const wk_job_t *job, wk_result_t *res,
-                        int want_object);
+/* Parses the payload with jansson (any JSON value). Returns 0 and sets *out
+ * to a new reference (json_decref it), or YARD_EFORMAT after setting res to
+ * FAIL with a message naming the job type and the parse error. */
+int wk_job_payload_json(struct json_t **out, const wk_job_t *job, wk_result_t *res);
+
+/* Parses the payload as an object (null counts as {}) and unpacks it with
+ * jansson's json_unpack format fmt, e.g. "{s:I, s?s!}" ("!": unknown keys
+ * are an error). Returns 0 and sets *root (json_decref it; unpacked strings
+ * and objects live as long as it), or YARD_EFORMAT after setting res to FAIL
+ * with jansson's message ("tcp: payload: Expected integer, got string"). */
+int wk_job_payload_unpack(struct json_t **root, const wk_job_t *job, wk_result_t *res,
+                          const char *fmt, ...);
 
 /* Returns nonzero if type is a valid job type name: 1-64 bytes of
  * A-Z a-z 0-9 . _ : - (what wk_registry_add accepts). */

@@ -276,32 +276,53 @@ int wk_result_set_json(wk_result_t *res, const struct json_t *value)
     return 0;
 }
 
-int wk_job_payload_json(struct json_t **out, const wk_job_t *job, wk_result_t *res,
-                        int want_object)
+int wk_job_payload_json(struct json_t **out, const wk_job_t *job, wk_result_t *res)
 {
     json_error_t jerr;
-    const char *text = job->payload && job->payload_len ? job->payload : "null";
-    size_t len = job->payload && job->payload_len ? job->payload_len : 4;
-    json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+    int given = job->payload && job->payload_len;
+    json_t *v = json_loadb(given ? job->payload : "null", given ? job->payload_len : 4,
+                           JSON_DECODE_ANY, &jerr);
     if (!v) {
         wk_result_set(res, WK_OUTCOME_FAIL, "%s: payload is not valid JSON: %s (line %d)",
                       job->type, jerr.text, jerr.line);
         return YARD_EFORMAT;
     }
-    if (want_object && json_is_null(v)) {
+    *out = v;
+    return 0;
+}
+
+int wk_job_payload_unpack(struct json_t **root, const wk_job_t *job, wk_result_t *res,
+                          const char *fmt, ...)
+{
+    json_t *v;
+    json_error_t jerr;
+    va_list ap;
+    int rc = wk_job_payload_json(&v, job, res);
+    if (rc < 0)
+        return rc;
+    if (json_is_null(v)) {
         json_decref(v);
-        v = json_object();
-        if (!v) {
+        if ((v = json_object()) == NULL) {
             wk_result_set(res, WK_OUTCOME_RETRY, "out of memory");
             return YARD_ENOMEM;
         }
     }
-    if (want_object && !json_is_object(v)) {
-        json_decref(v);
+    if (!json_is_object(v)) {
         wk_result_set(res, WK_OUTCOME_FAIL, "%s: payload must be a JSON object", job->type);
-        return YARD_EFORMAT;
+        rc = YARD_EFORMAT;
+    } else {
+        va_start(ap, fmt);
+        if (json_vunpack_ex(v, &jerr, 0, fmt, ap) < 0) {
+            wk_result_set(res, WK_OUTCOME_FAIL, "%s: payload: %s", job->type, jerr.text);
+            rc = YARD_EFORMAT;
+        }
+        va_end(ap);
     }
-    *out = v;
+    if (rc < 0) {
+        json_decref(v);
+        return rc;
+    }
+    *root = v;
     return 0;
 }
 

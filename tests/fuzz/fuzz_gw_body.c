@@ -1,0 +1,184 @@
+/*
+ * fuzz_gw_body.c - libFuzzer target for the gateway's request bodies.
+ *
+ * Input: one mode byte (bit 0: 0 = JSON, 1 = msgpack), then the body. The
+ * body goes through gw_body_decode and, when it decodes, gw_job_spec_parse
+ * with rules serving the queues "default" and "mail.eu". A spec that parses
+ * must hold what the envelope encoder relies on, or the target aborts:
+ * type and queue valid names (yard_name_valid) and the queue served;
+ * max_attempts 1..100; timeout_s 1..86400; a known priority; payload_json
+ * and notify_json NUL-free JSON text of their stated length that jansson
+ * parses back to the value that was sent; an idempotency key of 1..255
+ * bytes. A decode or parse failure must leave a one-line message. Crashes,
+ * leaks and undefined behaviour are the sanitizers' part.
+ * Build and run: see tests/fuzz/README.md.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "body.h"
+#include "envelope.h"
+#include "job_spec.h"
+#include "log.h"
+#include "names.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const served[] = {"default", "mail.eu"};
+static const gw_job_rules_t rules = {served, 2, 5, 300};
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "fuzz_gw_body: invariant broken: %s\n", what);
+    abort();
+}
+
+/* Nonzero when the NUL-terminated s is valid UTF-8 (no overlongs, no
+ * surrogates, nothing above U+10FFFF). */
+static int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, n, min, cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 1, min = 0x80, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 2, min = 0x800, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 3, min = 0x10000, cp = c & 0x07;
+        else
+            return 0;
+        for (unsigned k = 1; k <= n; k++) {
+            if ((p[k] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[k] & 0x3fu);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+/* The error text goes to the client inside the JSON error body: it must
+ * say something, and be valid UTF-8 (the body is escaped byte by byte, so
+ * invalid UTF-8 here makes the whole response invalid JSON). */
+static void check_err(const char *err)
+{
+    if (!err[0])
+        fail("an error without a message");
+    if (!utf8_valid(err))
+        fail("an error message that is not valid UTF-8");
+}
+
+/* text (len bytes) must be JSON without NUL that parses back to want. */
+static void check_json_text(const char *what, const char *text, size_t len, json_t *want)
+{
+    json_error_t jerr;
+    if (!text)
+        fail(what);
+    if (strlen(text) != len)
+        fail("JSON text length differs from its stated length");
+    json_t *back = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+    if (!back)
+        fail("JSON text of a parsed spec does not parse back");
+    if (want && !json_equal(back, want))
+        fail("JSON text of a parsed spec parses back to another value");
+    json_decref(back);
+}
+
+static void check_spec(const gw_job_spec_t *s, json_t *doc)
+{
+    int found = 0;
+    if (!s->type || !yard_name_valid(s->type, strlen(s->type)))
+        fail("type is not a valid name");
+    if (!s->queue || !yard_name_valid(s->queue, strlen(s->queue)))
+        fail("queue is not a valid name");
+    for (size_t i = 0; i < rules.nqueues; i++)
+        found |= strcmp(s->queue, served[i]) == 0;
+    if (!found)
+        fail("queue is not served");
+    if (s->max_attempts < 1 || s->max_attempts > YARD_ENV_ATTEMPTS_MAX)
+        fail("max_attempts out of 1..100");
+    if (s->timeout_s < 1 || s->timeout_s > YARD_ENV_TIMEOUT_MAX)
+        fail("timeout_s out of 1..86400");
+    if (s->priority != YARD_PRIO_LOW && s->priority != YARD_PRIO_NORMAL &&
+        s->priority != YARD_PRIO_HIGH)
+        fail("unknown priority");
+    if (s->payload_json) {
+        if (s->payload_len > YARD_ENV_PAYLOAD_MAX)
+            fail("payload over 1 MiB");
+        check_json_text("payload", s->payload_json, s->payload_len,
+                        json_object_get(doc, "payload"));
+    } else if (s->payload_len) {
+        fail("payload length without payload");
+    } else if (json_object_get(doc, "payload") && !json_is_null(json_object_get(doc, "payload"))) {
+        fail("a non-null payload was dropped");
+    }
+    if (s->notify_json) {
+        if (s->notify_len > YARD_ENV_NOTIFY_MAX)
+            fail("notify over 64 KiB");
+        check_json_text("notify", s->notify_json, s->notify_len, json_object_get(doc, "notify"));
+    }
+    if (s->idempotency_key) {
+        size_t n = strlen(s->idempotency_key);
+        if (n < 1 || n > YARD_ENV_IDEM_MAX)
+            fail("idempotency_key out of 1..255 bytes");
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int init;
+    json_t *doc = NULL;
+    gw_job_spec_t spec;
+    char err[256];
+    if (!init) {
+        yard_log_init("fuzz_gw_body", YARD_LOG_ERROR);
+        init = 1;
+    }
+    if (size < 1)
+        return 0;
+    gw_body_kind_t kind = (data[0] & 1) ? GW_BODY_MSGPACK : GW_BODY_JSON;
+    const char *body = (const char *)data + 1;
+    size_t len = size - 1;
+
+    err[0] = '\0';
+    if (gw_body_decode(&doc, kind, body, len, err, sizeof err) != 0) {
+        check_err(err);
+        return 0;
+    }
+    if (!doc)
+        fail("decode succeeded without a value");
+    err[0] = '\0';
+    memset(&spec, 0xa5, sizeof spec); /* parse must not depend on what was there */
+    if (gw_job_spec_parse(&spec, doc, &rules, err, sizeof err) == 0) {
+        check_spec(&spec, doc);
+        gw_job_spec_clear(&spec);
+    } else {
+        check_err(err);
+    }
+    /* A batch body: every item goes through the same parse. */
+    json_t *jobs = json_object_get(doc, "jobs");
+    for (size_t i = 0; json_is_array(jobs) && i < json_array_size(jobs) && i < 16; i++) {
+        json_t *item = json_array_get(jobs, i);
+        err[0] = '\0';
+        if (gw_job_spec_parse(&spec, item, &rules, err, sizeof err) == 0) {
+            check_spec(&spec, item);
+            gw_job_spec_clear(&spec);
+        } else {
+            check_err(err);
+        }
+    }
+    json_decref(doc);
+    return 0;
+}

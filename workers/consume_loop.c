@@ -1,0 +1,94 @@
+/*
+ * consume_loop.c - the fetch loop of the simple roles (consume_loop.h).
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "err.h"
+#include "log.h"
+#include "store.h"
+#include "consume_loop.h"
+
+struct wk_loop {
+    wk_t *wk;
+    yard_js_consumer_t *consumer;
+    pthread_t thread;
+    int needs_pg;
+    PGconn *conn;
+    wk_batch_fn fn;
+    void *ud;
+    char name[YARD_JS_NAME_MAX];
+};
+
+static int loop_conn(wk_loop_t *l)
+{
+    if (l->conn && PQstatus(l->conn) == CONNECTION_OK)
+        return 0;
+    yard_db_close(l->conn);
+    l->conn = NULL;
+    int rc = yard_db_connect(&l->conn, l->wk->cfg.pg_dsn, 5);
+    if (rc == 0 && (rc = wk_store_prepare(l->conn)) < 0) {
+        yard_db_close(l->conn);
+        l->conn = NULL;
+    }
+    return rc;
+}
+
+static void *loop_main(void *arg)
+{
+    wk_loop_t *l = arg;
+    wk_t *wk = l->wk;
+    while (!atomic_load(&wk->stopping)) {
+        if (l->needs_pg && loop_conn(l) < 0) {
+            sleep(1);
+            continue;
+        }
+        natsMsgList list;
+        int64_t t0 = wk_clock_us();
+        if (yard_js_fetch(l->consumer, &list, (int)wk->cfg.worker_batch * 4, 1000) < 0) {
+            sleep(1);
+            continue;
+        }
+        if (list.Count > 0) {
+            wk_time_add(wk, "jetstream", wk_clock_us() - t0);
+            l->fn(wk, l->needs_pg ? l->conn : NULL, list.Msgs, list.Count, l->ud);
+        }
+        natsMsgList_Destroy(&list);
+    }
+    return NULL;
+}
+
+int wk_loop_start(wk_loop_t **out, wk_t *wk, const char *stream, const char *durable,
+                  int needs_pg, wk_batch_fn fn, void *ud)
+{
+    wk_loop_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return YARD_ENOMEM;
+    l->wk = wk;
+    l->needs_pg = needs_pg;
+    l->fn = fn;
+    l->ud = ud;
+    snprintf(l->name, sizeof l->name, "%s", durable);
+    int rc = yard_js_consumer_bind(&l->consumer, wk->js, stream, durable);
+    if (rc == 0 && pthread_create(&l->thread, NULL, loop_main, l) != 0)
+        rc = YARD_EIO;
+    if (rc < 0) {
+        YARD_LOG_ERROR(NULL, "%s: cannot start: %s", durable, yard_strerror(rc));
+        yard_js_consumer_destroy(l->consumer);
+        free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+void wk_loop_join(wk_loop_t *l)
+{
+    if (!l)
+        return;
+    pthread_join(l->thread, NULL);
+    yard_js_consumer_destroy(l->consumer);
+    yard_db_close(l->conn);
+    free(l);
+}
