@@ -23,7 +23,6 @@ CTL_SRC  := $(wildcard ops/*.c)
 HARN_SRC := $(wildcard tests/harness/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 INTG_SRC := $(wildcard tests/integration/test_*.c)
-BENCH_SRC:= $(wildcard tests/bench/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB      := $(BUILD)/libyard.a
@@ -88,6 +87,15 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HARN_OBJ) $(LIB)
 $(LOADGEN): tests/bench/yard-load.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O2 $(SAN) $< $(shell pkg-config --cflags --libs libuv 2>/dev/null) -lm -o $@
+
+# `make bench`: raw limits and Switchyard's figures, measured in one run.
+BENCH := $(BUILD)/bench/yard-bench
+$(BENCH): $(BUILD)/obj/tests/bench/bench.o $(HARN_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH)
+	@YARD_BIN=$(abspath $(BIN)) YARD_TEST_DIR=$$(mktemp -d /tmp/yard-bench.XXXXXX) $(BENCH)
 
 # libFuzzer targets (clang): each runs FUZZ_SECONDS from a seed corpus.
 FUZZ_SECONDS ?= 60

@@ -340,6 +340,7 @@ static int on_headers_complete(http_parser *p)
     req->head_done = 1;
     req->in_trailers = 1;
     req->keep_alive = http_should_keep_alive(p) != 0;
+    req->http10 = p->http_major == 1 && p->http_minor == 0;
     if (head_check(c, req))
         return -1;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length &&

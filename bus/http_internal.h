@@ -104,7 +104,7 @@ struct yard_http_req {
     uint8_t method; /* enum http_method, valid when has_method */
     uint8_t nparams;
     unsigned has_method : 1, has_query : 1, head_done : 1, keep_alive : 1, want_continue : 1,
-        continue_sent : 1, in_trailers : 1;
+        continue_sent : 1, in_trailers : 1, http10 : 1;
     char id[HTTP_ID_MAX + 1]; /* "" until first asked for */
     http_param_t params[HTTP_MAX_PARAMS];
 };

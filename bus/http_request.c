@@ -311,9 +311,10 @@ static void put_num(out_t *o, size_t v)
 #define HEAD_FIXED 160
 
 /* Writes the status line and headers (and the blank line) to o.
- * content_length < 0 leaves Content-Length out. */
+ * content_length < 0 leaves Content-Length out; connection (NULL for none)
+ * is the Connection header's value. */
 static void head_format(out_t *o, int status, const char *content_type, long long content_length,
-                        const char *id, int closing, const char *extra)
+                        const char *id, const char *connection, const char *extra)
 {
     put_str(o, "HTTP/1.1 ");
     put_num(o, (size_t)status);
@@ -333,8 +334,11 @@ static void head_format(out_t *o, int status, const char *content_type, long lon
     put_str(o, "X-Request-Id: ");
     put_str(o, id);
     put_str(o, "\r\n");
-    if (closing)
-        put_str(o, "Connection: close\r\n");
+    if (connection) {
+        put_str(o, "Connection: ");
+        put_str(o, connection);
+        put_str(o, "\r\n");
+    }
     if (extra)
         put_str(o, extra);
     put_str(o, "\r\n");
@@ -375,7 +379,7 @@ size_t http_error_format(char *buf, size_t cap, int status, const char *code, co
 
     if (cap < HEAD_FIXED + 64 + strlen(request_id) + blen)
         return 0;
-    head_format(&o, status, "application/json", (long long)blen, request_id, 1, NULL);
+    head_format(&o, status, "application/json", (long long)blen, request_id, "close", NULL);
     put_mem(&o, body, blen);
     return o.len;
 }
@@ -457,6 +461,8 @@ static int req_build(yard_http_req_t *req, int status, const char *content_type,
 {
     const yard_http_conn_t *c = req->conn;
     int closing = !req->keep_alive || (c->close_when_done && req == c->q_tail);
+    /* HTTP/1.0 clients keep the connection only when told so. */
+    const char *connection = closing ? "close" : req->http10 ? "keep-alive" : NULL;
     int bodiless = status == 204 || status == 304;
     /* HEAD only counts once the head is complete: how much of a broken
      * request line was seen must not change the answer. */
@@ -469,7 +475,8 @@ static int req_build(yard_http_req_t *req, int status, const char *content_type,
 
     if (!o.buf)
         return YARD_ENOMEM;
-    head_format(&o, status, content_type, bodiless ? -1 : (long long)body_len, id, closing, extra);
+    head_format(&o, status, content_type, bodiless ? -1 : (long long)body_len, id, connection,
+                extra);
     if (send_body && body_len)
         put_mem(&o, body, body_len);
     req->out = o.buf;

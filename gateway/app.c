@@ -98,12 +98,32 @@ static void gw_keys_done(void *ud)
     free(t);
 }
 
+/* With auth off there are no keys to load, but /readyz still needs to know
+ * whether PostgreSQL answers: the pool marks it on every task. */
+static void gw_ping_work(PGconn *conn, void *ud)
+{
+    if (conn)
+        PQclear(PQexec(conn, "SELECT 1"));
+}
+
+static void gw_ping_done(void *ud)
+{
+    gw_t *gw = ud;
+    gw->keys_loading = 0;
+}
+
+/* Every auth_refresh_s: reload the API keys (or just check PostgreSQL). */
 static void gw_keys_refresh(uv_timer_t *timer)
 {
     gw_t *gw = timer->data;
     gw_keys_task_t *t;
-    if (gw->cfg.auth_disabled || gw->keys_loading || gw->stopping)
+    if (gw->keys_loading || gw->stopping)
         return;
+    if (gw->cfg.auth_disabled) {
+        if (gw_pool_submit(gw->pool, gw_ping_work, gw_ping_done, gw) == 0)
+            gw->keys_loading = 1;
+        return;
+    }
     if (!(t = calloc(1, sizeof *t)))
         return;
     t->gw = gw;

@@ -202,12 +202,14 @@ static int parse_key(parse_t *p, char *key, char *value)
     size_t i;
     for (i = 0; i < N_KEYS && strcmp(key_table[i].name, key) != 0; i++)
         ;
-    if (i == N_KEYS)
-        return parse_error(p,
-                           "unknown key '%s' (known: path, args, env, dir, timeout_s, cpu_s, "
-                           "memory_mb, max_file_mb, max_open_files, max_output_kb, "
-                           "term_grace_ms)",
-                           key);
+    if (i == N_KEYS) {
+        char known[256];
+        size_t len = 0;
+        for (size_t k = 0; k < N_KEYS; k++)
+            len += (size_t)snprintf(known + len, sizeof known - len, "%s%s", k ? ", " : "",
+                                    key_table[k].name);
+        return parse_error(p, "unknown key '%s' (known: %s)", key, known);
+    }
     if (!p->cur)
         return parse_error(p, "'%s' outside a [type] section", key);
     if (p->seen & (1u << i))

@@ -6,7 +6,7 @@
  * execs; a close-on-exec pipe tells the parent why an exec failed. The
  * parent then runs one poll loop on the handler thread: payload to stdin
  * (non-blocking), stdout collected up to a cap, the last 2 KiB of stderr
- * kept, the cancellation flag and deadline checked every WK_POLL_MS, and a
+ * kept, the cancellation flag and deadline checked every TICK_MS, and a
  * pidfd (when the kernel has them) to notice the exit at once. The whole
  * group is signalled, so a program's own children never outlive the job.
  */
@@ -34,6 +34,7 @@
 #define TAIL_MAX 2048  /* stderr kept for the error message */
 #define DRAIN_MS 500   /* after the exit, wait this long at most for the pipes' EOF */
 #define CHUNK 16384
+#define TICK_MS 25     /* how often the loop looks at the cancellation flag */
 #define N_JOB_VARS 5
 
 /* What the child reports through the close-on-exec pipe when it fails. */
@@ -76,7 +77,8 @@ __attribute__((noreturn)) static void child_fail(int fd, stage_t stage)
 }
 
 /* Lowers resource to value (+ extra for the hard limit), within the hard
- * limit the worker has. value 0 means no limit: nothing is changed. */
+ * limit the worker has. value 0 means no limit: nothing is changed.
+ * Returns 0, or -1 with errno set. */
 static int child_limit(int resource, int64_t value, rlim_t extra)
 {
     struct rlimit cur, lim;
@@ -90,7 +92,12 @@ static int child_limit(int resource, int64_t value, rlim_t extra)
         lim.rlim_max = cur.rlim_max;
     if (lim.rlim_cur > lim.rlim_max)
         lim.rlim_cur = lim.rlim_max;
-    return setrlimit(resource, &lim);
+    if (setrlimit(resource, &lim) == 0)
+        return 0;
+    /* Some hosts refuse to lower a hard limit (valgrind, for NOFILE): then
+     * lower the soft one only, which the program could raise again. */
+    lim.rlim_max = cur.rlim_max;
+    return errno == EPERM ? setrlimit(resource, &lim) : -1;
 }
 
 /* Becomes the program: fds[0..2] are the ends for its stdin, stdout, stderr;
@@ -269,6 +276,7 @@ static void run_write(run_t *x)
     close_fd(&x->in_fd);
 }
 
+/* Keeps stdout up to out_max bytes; beyond that, marks the overflow. */
 static void sink_out(run_t *x, const char *buf, size_t n)
 {
     if (x->out_overflow)
@@ -281,6 +289,7 @@ static void sink_out(run_t *x, const char *buf, size_t n)
     x->out_len += n;
 }
 
+/* Keeps the last TAIL_MAX bytes of stderr. */
 static void sink_err(run_t *x, const char *buf, size_t n)
 {
     if (n >= TAIL_MAX) {
@@ -299,11 +308,13 @@ static void sink_err(run_t *x, const char *buf, size_t n)
     x->tail_len += n;
 }
 
-/* Reads *fd until it would block; closes it at EOF or on error. */
+/* Reads *fd until it would block (or 16 chunks, so a program that writes
+ * without pause cannot keep the loop from its deadline checks); closes it at
+ * EOF or on error. */
 static void run_read(run_t *x, int *fd, void (*sink)(run_t *, const char *, size_t))
 {
     char buf[CHUNK];
-    for (;;) {
+    for (int i = 0; i < 16; i++) {
         ssize_t n = read(*fd, buf, sizeof buf);
         if (n > 0)
             sink(x, buf, (size_t)n);
@@ -393,9 +404,9 @@ static void run_loop(run_t *x)
             pfd[n].revents = 0;
             slot[n++] = i;
         }
-        int64_t wait = x->exited ? drain_until - now : WK_POLL_MS;
-        if (wait > WK_POLL_MS)
-            wait = WK_POLL_MS;
+        int64_t wait = x->exited ? drain_until - now : TICK_MS;
+        if (wait > TICK_MS)
+            wait = TICK_MS;
         if (poll(pfd, (nfds_t)n, (int)(wait > 0 ? wait : 0)) <= 0)
             continue;
         for (int i = 0; i < n; i++) {
@@ -451,8 +462,8 @@ static void run_result(run_t *x, wk_result_t *res, const char *tail)
 
 static void run_finish(run_t *x, wk_result_t *res)
 {
-    static const char *const stages[] = {"", "redirect stdio", "setpgid", "set limits",
-                                         "chdir", "execute"};
+    static const char *const stages[] = {"", "redirect stdio for", "setpgid for",
+                                         "set limits for", "chdir to", "execute"};
     char tail[TAIL_MAX + 32];
     const wk_exec_entry_t *e = x->e;
     stderr_suffix(x, tail, sizeof tail);
@@ -504,13 +515,20 @@ void wk_exec_handler(const wk_job_t *job, wk_result_t *res, void *ud)
                .err_fd = -1};
     sigset_t pipe_set, old_mask, pending;
     int was_pending;
+    int64_t now = wk_clock_ms();
+    wk_outcome_t early = wk_job_check(job);
     char **envp = make_env(e, job);
 
     x.deadline = job->deadline_ms > 0 ? job->deadline_ms : INT64_MAX;
-    if (e->timeout_s > 0 && wk_clock_ms() + e->timeout_s * 1000 < x.deadline)
-        x.deadline = wk_clock_ms() + e->timeout_s * 1000;
+    if (e->timeout_s > 0 && now + e->timeout_s * 1000 < x.deadline)
+        x.deadline = now + e->timeout_s * 1000;
     x.out_max = (size_t)e->max_output_kb * 1024;
     x.out = malloc(x.out_max);
+    if (early != WK_OUTCOME_OK) { /* too late to start anything */
+        wk_result_set(res, early, "%s was not started: %s", e->path,
+                      early == WK_OUTCOME_CANCELLED ? "cancelled" : "deadline passed");
+        goto done;
+    }
     if (!envp || !x.out) {
         wk_result_set(res, WK_OUTCOME_RETRY, "out of memory starting %s", e->path);
         goto done;

@@ -174,7 +174,7 @@ static void http_classify(http_run_t *h, CURL *c, CURLcode code, const char *err
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     wk_utf8_scrub(h->body, h->len);
     if (status >= 200 && status <= 299) {
-        json_t *v = json_pack("{s:i,s:s#}", "status", (int)status, "body", h->body, h->len);
+        json_t *v = json_pack("{s:i,s:s%}", "status", (int)status, "body", h->body, h->len);
         if (v && h->truncated)
             json_object_set_new(v, "truncated", json_true());
         if (!v)

@@ -9,8 +9,10 @@
  * max_attempts 1..100; timeout_s 1..86400; a known priority; payload_json
  * and notify_json NUL-free JSON text of their stated length that jansson
  * parses back to the value that was sent; an idempotency key of 1..255
- * bytes. A decode or parse failure must leave a one-line message. Crashes,
- * leaks and undefined behaviour are the sanitizers' part.
+ * bytes. A decode or parse failure must leave a message for the client that
+ * is not empty and is valid UTF-8 (it is sent inside the JSON error body;
+ * FUZZ_GW_BODY_LAX_ERRORS=1 skips this check, to look past known findings).
+ * Crashes, leaks and undefined behaviour are the sanitizers' part.
  * Build and run: see tests/fuzz/README.md.
  */
 #include <stddef.h>
@@ -72,12 +74,22 @@ static int utf8_valid(const char *s)
 /* The error text goes to the client inside the JSON error body: it must
  * say something, and be valid UTF-8 (the body is escaped byte by byte, so
  * invalid UTF-8 here makes the whole response invalid JSON). */
+static int lax_errors; /* FUZZ_GW_BODY_LAX_ERRORS=1: see the README */
+
 static void check_err(const char *err)
 {
-    if (!err[0])
-        fail("an error without a message");
-    if (!utf8_valid(err))
-        fail("an error message that is not valid UTF-8");
+    if (lax_errors)
+        return;
+    const char *problem = !err[0]            ? "an error without a message"
+                          : !utf8_valid(err) ? "an error message that is not valid UTF-8"
+                                             : NULL;
+    if (!problem)
+        return;
+    fprintf(stderr, "fuzz_gw_body: the error message: \"");
+    for (const unsigned char *p = (const unsigned char *)err; *p; p++)
+        fprintf(stderr, *p >= 0x20 && *p < 0x7f ? "%c" : "\\x%02x", *p);
+    fprintf(stderr, "\"\n");
+    fail(problem);
 }
 
 /* text (len bytes) must be JSON without NUL that parses back to want. */
@@ -143,7 +155,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gw_job_spec_t spec;
     char err[256];
     if (!init) {
+        const char *lax = getenv("FUZZ_GW_BODY_LAX_ERRORS");
         yard_log_init("fuzz_gw_body", YARD_LOG_ERROR);
+        lax_errors = lax && strcmp(lax, "1") == 0;
         init = 1;
     }
     if (size < 1)

@@ -17,8 +17,12 @@
  *     in request order, a server-made error only as the last one;
  *   - every request handed to the handler is answered exactly once;
  *   - no leak or memory error (run with ASan; LeakSanitizer checks leaks).
- * Mode bit 0x40 instead drops the client in the middle and answers the kept
- * requests afterwards (orphans), skipping the comparison.
+ * Mode bits: 0x01 small limits, 0x20 small heads with bodies up to 8000
+ * bytes (heap-grown; run with -max_len=12000), 0x02 answer late, 0x04 hold
+ * writes, 0x08 answer kept requests after every chunk, 0x10 end with a
+ * drain, 0x80 end with the read timer firing (else EOF). 0x40 instead drops
+ * the client in the middle and answers the kept requests afterwards
+ * (orphans), skipping the comparison.
  *
  * Build: see tests/fuzz/README.md.
  */
@@ -206,15 +210,16 @@ static yard_http_conn_t *fz_conn(fz_t *f, uint8_t mode)
     yard_http_conn_t *c = NULL;
     yard_http_options_t o = {0};
 
-    if (mode & 1) {
+    if (mode & 0x21) { /* small heads: small request arenas */
         o.limits.max_header_bytes = 256;
         o.limits.max_headers = 6;
-        o.limits.max_body = 100;
+        /* 0x20: bodies beyond the arena, grown on the heap (use -max_len) */
+        o.limits.max_body = (mode & 0x20) ? 8000 : 100;
     }
     o.handler = fz_handler;
     o.handler_ud = f;
     o.random = fz_random;
-    f->max_body = (mode & 1) ? 100 : 1024 * 1024;
+    f->max_body = o.limits.max_body ? o.limits.max_body : 1024 * 1024;
     FZ_CHECK(yard_http_conn_create(&c, &o) == 0);
     return c;
 }
@@ -279,7 +284,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (len)
         yard_http_conn_feed(b, in, len);
 
-    if (mode & 0x10) {
+    if (mode & 0x80) { /* the read timer fires: 408 for a partial request */
+        yard_http_conn_timeout(a);
+        yard_http_conn_timeout(b);
+    } else if (mode & 0x10) {
         yard_http_conn_drain(a);
         yard_http_conn_drain(b);
     } else {

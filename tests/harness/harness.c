@@ -387,9 +387,11 @@ static int yt_pg_launch(yt_env_t *env)
     snprintf(port, sizeof port, "%d", env->pg_port);
     /* The socket goes into the data folder: postgres owns it. */
     char *argv[] = {PG_BIN "/postgres", "-D", env->pg_data, "-p", port, "-k", env->pg_data,
-                    "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                    "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                    "-c", "max_connections=200", NULL};
+                    "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+                    "-c", "fsync=off", "-c", "synchronous_commit=off",
+                    "-c", "full_page_writes=off", NULL};
+    if (env->flags & YT_PG_DURABLE)
+        argv[11] = NULL; /* stop before the three speed-ups */
     pid_t pid = yt_spawn_as(env, "postgres", 1, argv, NULL);
     if (pid < 0)
         return YARD_EIO;

@@ -20,6 +20,7 @@ enum {
     YT_NATS = 1,    /* start nats-server with JetStream */
     YT_PG = 2,      /* start PostgreSQL and create database "yard" */
     YT_MIGRATE = 4, /* with YT_PG: apply schemas/migrations */
+    YT_PG_DURABLE = 8, /* with YT_PG: keep fsync and synchronous commit on (benchmarks) */
 };
 
 typedef struct {

@@ -403,8 +403,19 @@ static void test_keep_alive(void **state)
         assert_memory_equal(r.body, want, 1);
         assert_false(has_header(&r, "Connection: close"));
     }
+    /* HTTP/1.0 asking to keep the connection is told it is kept. */
+    cl_sends(c, "GET /seq/5 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_int_equal(cl_response(c, &r), 200);
+    assert_true(has_header(&r, "Connection: keep-alive\r\n"));
     /* Connection: close is honoured: answered with it, then closed. */
     cl_sends(c, "GET /seq/4 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_int_equal(cl_response(c, &r), 200);
+    assert_true(has_header(&r, "Connection: close\r\n"));
+    assert_true(cl_closed(c));
+    cl_close(c);
+    /* HTTP/1.0 without keep-alive: closed after one answer. */
+    c = cl_open(fx->port);
+    cl_sends(c, "GET /seq/6 HTTP/1.0\r\n\r\n");
     assert_int_equal(cl_response(c, &r), 200);
     assert_true(has_header(&r, "Connection: close\r\n"));
     assert_true(cl_closed(c));

@@ -414,10 +414,12 @@ static const struct {
 } scripts[] = {
     {"ok.sh", "#!/bin/sh\n"
               "in=$(/bin/cat)\n"
-              "printf '{\"got\":%s,\"id\":\"%s\",\"attempt\":%s,\"type\":\"%s\",\"args\":\"%s\"}\\n' "
-              "\"$in\" \"$YARD_JOB_ID\" \"$YARD_JOB_ATTEMPT\" \"$YARD_JOB_TYPE\" \"$*\"\n"},
+              "printf '{\"got\":%s,\"id\":\"%s\",\"attempt\":%s,' \"$in\" \"$YARD_JOB_ID\" "
+              "\"$YARD_JOB_ATTEMPT\"\n"
+              "printf '\"type\":\"%s\",\"args\":\"%s\"}\\n' \"$YARD_JOB_TYPE\" \"$*\"\n"},
     {"env.sh", "#!/bin/sh\n"
-               "names=$(/usr/bin/env | /usr/bin/cut -d= -f1 | /usr/bin/sort | /usr/bin/tr '\\n' ' ')\n"
+               "names=$(/usr/bin/env | /usr/bin/cut -d= -f1 | /bin/grep -vx -e PWD -e SHLVL -e _ |"
+               " /usr/bin/sort | /usr/bin/tr '\\n' ' ')\n"
                "printf '{\"names\":\"%s\",\"keep\":\"%s\",\"fixed\":\"%s\"}' \"$names\" "
                "\"$YARD_T_KEEP\" \"$FIXED\"\n"},
     {"exit.sh", "#!/bin/sh\necho \"boom on stderr\" >&2\nexit \"$1\"\n"},
@@ -534,8 +536,8 @@ static void test_exec_env_cleared(void **state)
     run_job(&res, "t.env", NULL, 5000, NULL);
     expect_outcome(&res, WK_OUTCOME_OK);
     json_t *v = result_json(&res);
-    /* dash exports PWD itself; nothing else of ours may get through. */
-    const char *want = "FIXED PWD YARD_JOB_ATTEMPT YARD_JOB_ID YARD_JOB_MAX_ATTEMPTS "
+    /* The script drops what shells export themselves (PWD, SHLVL, _). */
+    const char *want = "FIXED YARD_JOB_ATTEMPT YARD_JOB_ID YARD_JOB_MAX_ATTEMPTS "
                        "YARD_JOB_QUEUE YARD_JOB_TYPE YARD_T_KEEP ";
     const char *names = json_string_value(json_object_get(v, "names"));
     if (!names || strcmp(names, want) != 0)
@@ -622,6 +624,10 @@ static void test_exec_cancel(void **state)
     if (took > soon(100))
         fail_msg("expected the cancel to stop the program at about 100 ms, took %lld ms",
                  (long long)took);
+
+    run_job(&res, "t.sleeper", NULL, 10000, &cancel); /* cancelled before it starts */
+    expect_outcome(&res, WK_OUTCOME_CANCELLED);
+    expect_error_has(&res, "was not started");
 }
 
 static void test_exec_memory_limit(void **state)
