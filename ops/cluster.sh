@@ -11,6 +11,7 @@
 # Logs are in .yard/log/<name>.log; .yard/env holds YARD_URL, YARD_API_KEY,
 # YARD_NATS_URL and YARD_PG_DSN as shell assignments for scripts and yardctl.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=${YARD_DATA_DIR:-$root/.yard}

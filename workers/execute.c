@@ -367,9 +367,18 @@ static void *exec_handler(void *arg)
         it->started_wall_ms = wk_wall_ms();
         it->started_us = wk_clock_us();
         it->deadline_ms = wk_clock_ms() + (int64_t)it->env.timeout_s * 1000;
-        wk_job_t job = {it->id,        it->type,        queue,       it->trace[0] ? it->trace : NULL,
-                        it->payload,   strlen(it->payload), it->attempt, it->env.max_attempts,
-                        it->deadline_ms, &it->cancelled, exec_heartbeat, it};
+        wk_job_t job = {.id = it->id,
+                        .type = it->type,
+                        .queue = queue,
+                        .trace_id = it->trace[0] ? it->trace : NULL,
+                        .payload = it->payload,
+                        .payload_len = strlen(it->payload),
+                        .attempt = it->attempt,
+                        .max_attempts = it->env.max_attempts,
+                        .deadline_ms = it->deadline_ms,
+                        .cancelled = &it->cancelled,
+                        .heartbeat = exec_heartbeat,
+                        .heartbeat_ud = it};
         wk_registry_run(wk->registry, &job, &it->res);
         wk_time_add(wk, "handler", wk_clock_us() - it->started_us);
 

@@ -5,9 +5,9 @@
  * delay before attempt n+1 is uniformly random in [c/2, c] ("equal
  * jitter"). Jitter spreads the retries of many jobs that failed together (an
  * outage) instead of hammering the recovered service in waves; the floor of
- * c/2 keeps the gaps of one job growing (gap n+1 >= c(n+1)/2 = c(n) >= gap
- * n), which full jitter ([0, c]) would not, so a job never retries faster
- * after more failures.
+ * c/2 keeps the gaps of one job growing until the cap (gap n+1 >= c(n+1)/2 =
+ * c(n) >= gap n), which full jitter ([0, c]) would not, so a job does not
+ * retry faster after more failures.
  */
 #ifndef WK_RETRY_H
 #define WK_RETRY_H

@@ -314,7 +314,9 @@ int yt_nats_start(yt_env_t *env)
     int first = env->nats_port == 0;
     snprintf(port, sizeof port, "%d", first ? -1 : env->nats_port);
     snprintf(mon, sizeof mon, "%d", first ? -1 : env->nats_mon_port);
-    char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", port, "-m", mon, "-js",
+    /* Debian puts it in /usr/sbin, which a non-root PATH may lack. */
+    char *bin = access("/usr/sbin/nats-server", X_OK) == 0 ? "/usr/sbin/nats-server" : "nats-server";
+    char *argv[] = {bin, "-a", "127.0.0.1", "-p", port, "-m", mon, "-js",
                     "-sd", env->nats_store, "--ports_file_dir", env->dir, NULL};
     pid_t pid = yt_spawn(env, "nats", argv, NULL);
     if (pid < 0)
