@@ -187,25 +187,53 @@ static void store_free_owned(char *owned[STORE_OWNED])
         free(owned[i]);
 }
 
-/* Runs one job-row statement for each of n envelopes. */
+/* Orders statements by job id: every batch then locks rows in the same
+ * order, so concurrent batches (ingest, claim, finish on other workers) wait
+ * for each other but never deadlock. */
+static int store_by_id(const void *a, const void *b, void *envs_arg)
+{
+    const yard_envelope_t *const *envs = envs_arg;
+    const yard_envelope_t *x = envs[*(const size_t *)a], *y = envs[*(const size_t *)b];
+    return memcmp(x->id.ptr, y->id.ptr, YARD_ENV_ID_LEN);
+}
+
+static int store_by_job_id(const void *a, const void *b)
+{
+    return strcmp(((const wk_attempt_t *)a)->job_id, ((const wk_attempt_t *)b)->job_id);
+}
+
+/* Runs one job-row statement for each of n envelopes, in id order; rows[i]
+ * (may be NULL) gets what statement i of the caller's order returned. */
 static int store_jobs(PGconn *conn, const char *stmt, const yard_envelope_t *const *envs,
                       const char *const *statuses, const unsigned *attempts, size_t n,
                       int *rows, const char *what)
 {
     store_call_t *calls = calloc(n ? n : 1, sizeof *calls);
     char **owned_flat = calloc(n * STORE_OWNED + 1, sizeof *owned_flat);
+    size_t *order = calloc(n ? n : 1, sizeof *order);
+    int *sorted_rows = calloc(n ? n : 1, sizeof *sorted_rows);
     int rc;
-    if (!calls || !owned_flat) {
+    if (!calls || !owned_flat || !order || !sorted_rows) {
         free(calls);
         free(owned_flat);
+        free(order);
+        free(sorted_rows);
         return YARD_ENOMEM;
     }
-    for (size_t i = 0; i < n; i++) {
-        calls[i].name = stmt;
-        store_job_params(&calls[i], &owned_flat[i * STORE_OWNED], envs[i], statuses[i],
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof *order, store_by_id, (void *)envs);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        calls[k].name = stmt;
+        store_job_params(&calls[k], &owned_flat[k * STORE_OWNED], envs[i], statuses[i],
                          attempts ? attempts[i] : 0);
     }
-    rc = store_pipeline(conn, calls, n, rows, what);
+    rc = store_pipeline(conn, calls, n, sorted_rows, what);
+    for (size_t k = 0; rows && k < n; k++)
+        rows[order[k]] = sorted_rows[k];
+    free(order);
+    free(sorted_rows);
     for (size_t i = 0; i < n; i++)
         store_free_owned(&owned_flat[i * STORE_OWNED]);
     free(owned_flat);
@@ -239,11 +267,17 @@ int wk_store_claim(PGconn *conn, const yard_envelope_t *const *envs, const unsig
     return rc;
 }
 
-int wk_store_finish(PGconn *conn, const wk_attempt_t *a, size_t n, const char *worker)
+int wk_store_finish(PGconn *conn, const wk_attempt_t *given, size_t n, const char *worker)
 {
     store_call_t *calls = calloc(2 * n + 1, sizeof *calls);
-    if (!calls)
+    wk_attempt_t *a = malloc((n ? n : 1) * sizeof *a);
+    if (!calls || !a) {
+        free(calls);
+        free(a);
         return YARD_ENOMEM;
+    }
+    memcpy(a, given, n * sizeof *a);
+    qsort(a, n, sizeof *a, store_by_job_id); /* lock order: see store_by_id */
     for (size_t i = 0; i < n; i++) {
         store_call_t *ins = &calls[2 * i], *upd = &calls[2 * i + 1];
         ins->name = "wk_attempt";
@@ -263,6 +297,7 @@ int wk_store_finish(PGconn *conn, const wk_attempt_t *a, size_t n, const char *w
     }
     int rc = store_pipeline(conn, calls, 2 * n, NULL, "finish");
     free(calls);
+    free(a);
     return rc;
 }
 
