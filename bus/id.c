@@ -18,14 +18,31 @@ int yard_id_gen_init(yard_id_gen_t *gen)
         return YARD_ECRYPTO;
     gen->last_ms = 0;
     gen->counter = 0;
+    gen->pool_used = sizeof gen->pool;
     return 0;
 }
 
+void yard_id_random(yard_id_gen_t *gen, void *buf, size_t n)
+{
+    if (n > 64) {
+        randombytes_buf(buf, n);
+        return;
+    }
+    if (gen->pool_used + n > sizeof gen->pool) {
+        randombytes_buf(gen->pool, sizeof gen->pool);
+        gen->pool_used = 0;
+    }
+    memcpy(buf, gen->pool + gen->pool_used, n);
+    /* Used bytes are wiped so they cannot be handed out twice. */
+    memset(gen->pool + gen->pool_used, 0, n);
+    gen->pool_used += n;
+}
+
 /* A random counter start with its top bit clear, leaving 2^41 increments. */
-static uint64_t id_counter_seed(void)
+static uint64_t id_counter_seed(yard_id_gen_t *gen)
 {
     uint64_t r;
-    randombytes_buf(&r, sizeof r);
+    yard_id_random(gen, &r, sizeof r);
     return r & (ID_COUNTER_MAX >> 1);
 }
 
@@ -33,12 +50,12 @@ void yard_id_next_at(yard_id_gen_t *gen, int64_t now_ms, yard_id_t *out)
 {
     if (now_ms > gen->last_ms) {
         gen->last_ms = now_ms;
-        gen->counter = id_counter_seed();
+        gen->counter = id_counter_seed(gen);
     } else if (gen->counter < ID_COUNTER_MAX) {
         gen->counter++;
     } else {
         gen->last_ms++; /* counter exhausted: borrow the next millisecond */
-        gen->counter = id_counter_seed();
+        gen->counter = id_counter_seed(gen);
     }
     uint64_t ms = (uint64_t)gen->last_ms, c = gen->counter;
     uint8_t *b = out->b;
@@ -50,7 +67,7 @@ void yard_id_next_at(yard_id_gen_t *gen, int64_t now_ms, yard_id_t *out)
     b[9] = (uint8_t)(c >> 16);
     b[10] = (uint8_t)(c >> 8);
     b[11] = (uint8_t)c;
-    randombytes_buf(b + 12, 4);
+    yard_id_random(gen, b + 12, 4);
 }
 
 void yard_id_next(yard_id_gen_t *gen, yard_id_t *out)

@@ -21,10 +21,14 @@ typedef struct {
     uint8_t b[16];
 } yard_id_t;
 
-/* One generator per thread: it is not locked. */
+/* One generator per thread: it is not locked. It draws randomness from
+ * libsodium 256 bytes at a time (one getrandom call per ~40 ids, not one
+ * per id). */
 typedef struct {
     int64_t last_ms;
     uint64_t counter; /* 42 bits used */
+    uint8_t pool[256];
+    size_t pool_used;
 } yard_id_gen_t;
 
 /* Initialises libsodium (idempotent) and the generator. Returns 0 or
@@ -38,6 +42,10 @@ void yard_id_next(yard_id_gen_t *gen, yard_id_t *out);
 
 /* Same as yard_id_next with a caller-supplied clock (tests). */
 void yard_id_next_at(yard_id_gen_t *gen, int64_t now_ms, yard_id_t *out);
+
+/* Fills buf with n (<= 64) random bytes from gen's pool, refilling it from
+ * libsodium when it runs low. For ids and trace ids, not for keys. */
+void yard_id_random(yard_id_gen_t *gen, void *buf, size_t n);
 
 /* Writes the canonical lowercase text (36 chars) and a NUL to out. */
 void yard_id_format(const yard_id_t *id, char out[YARD_ID_TEXT_LEN + 1]);

@@ -13,8 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <sodium.h>
-
 #include "body.h"
 #include "envelope.h"
 #include "err.h"
@@ -145,7 +143,8 @@ static void submit_on_puback(void *ud, int rc, const yard_js_puback_t *pa)
 }
 
 /* A W3C traceparent: the client's if well formed, else a fresh one. */
-static void submit_traceparent(char out[GW_TRACEPARENT_LEN + 1], const char *given, size_t len)
+static void submit_traceparent(gw_t *gw, char out[GW_TRACEPARENT_LEN + 1], const char *given,
+                               size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     if (given && len == GW_TRACEPARENT_LEN && given[2] == '-' && given[35] == '-' &&
@@ -155,7 +154,7 @@ static void submit_traceparent(char out[GW_TRACEPARENT_LEN + 1], const char *giv
         return;
     }
     uint8_t r[24];
-    randombytes_buf(r, sizeof r);
+    yard_id_random(&gw->ids, r, sizeof r);
     char *p = out;
     memcpy(p, "00-", 3);
     p += 3;
@@ -312,7 +311,7 @@ static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
     s->n = n;
     char tp[GW_TRACEPARENT_LEN + 1];
     const char *given_tp = yard_http_req_header(req, "traceparent", &tp_len);
-    submit_traceparent(tp, given_tp, given_tp ? tp_len : 0);
+    submit_traceparent(gw, tp, given_tp, given_tp ? tp_len : 0);
     /* Count one extra so no ack can finish the submission while we loop. */
     s->outstanding = 1;
     for (size_t i = 0; i < n; i++)
