@@ -338,8 +338,11 @@ static void gw_on_http_done(yard_http_server_t *server, void *ud)
     gw_t *gw = ud;
     YARD_LOG_INFO(NULL, "gateway: all requests answered; stopping");
     gw_close_handle((uv_handle_t *)&gw->keys_timer);
-    gw_close_handle((uv_handle_t *)&gw->sig_term);
-    gw_close_handle((uv_handle_t *)&gw->sig_int);
+    /* The signal handles stay (unreferenced, so the loop can end) until
+     * gw_destroy: a second SIGTERM while the NATS connection drains must not
+     * kill the process. */
+    uv_unref((uv_handle_t *)&gw->sig_term);
+    uv_unref((uv_handle_t *)&gw->sig_int);
     gw_close_handle((uv_handle_t *)&gw->acks_async);
     gw_pool_shutdown(gw->pool);
     gw->pool = NULL;
@@ -385,12 +388,14 @@ void gw_destroy(gw_t *gw)
         gw->stopping = 1;
         yard_http_server_shutdown(gw->http, NULL, NULL);
     }
+    /* Requests are all answered; anything left in flight is not ours. The
+     * signal handles are still installed, so SIGTERM cannot kill us here. */
+    yard_js_destroy(gw->js, 5000);
+    gw->js = NULL;
     uv_walk(gw->loop, gw_on_walk_close, NULL);
     uv_run(gw->loop, UV_RUN_DEFAULT);
     yard_http_server_destroy(gw->http);
     yard_http_router_destroy(gw->router);
-    /* Requests are all answered; anything left in flight is not ours. */
-    yard_js_destroy(gw->js, 5000);
     gw_auth_keyset_free(gw->keys);
     gw_rate_destroy(gw->rate);
     yard_metrics_destroy(gw->metrics);

@@ -103,7 +103,8 @@ static json_t *body_from_msgpack(const msgpack_object *o, int depth, char *err, 
             snprintf(err, cap, "msgpack float is not a finite number");
         return v;
     case MSGPACK_OBJECT_STR:
-        v = json_stringn(o->via.str.ptr, o->via.str.size);
+        /* msgpack-c may leave ptr NULL for an empty string. */
+        v = json_stringn(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
         if (!v)
             snprintf(err, cap, "msgpack string is not valid UTF-8");
         return v;
@@ -112,6 +113,8 @@ static json_t *body_from_msgpack(const msgpack_object *o, int depth, char *err, 
         for (uint32_t i = 0; v && i < o->via.array.size; i++) {
             json_t *e = body_from_msgpack(&o->via.array.ptr[i], depth + 1, err, cap);
             if (!e || json_array_append_new(v, e) != 0) {
+                if (e && !err[0])
+                    snprintf(err, cap, "msgpack array cannot be stored");
                 json_decref(v);
                 v = NULL;
             }
@@ -121,26 +124,39 @@ static json_t *body_from_msgpack(const msgpack_object *o, int depth, char *err, 
         v = json_object();
         for (uint32_t i = 0; v && i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            const msgpack_object_str *k = &kv->key.via.str;
             char key[256];
-            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof key) {
+            if (kv->key.type != MSGPACK_OBJECT_STR || k->size >= sizeof key) {
                 snprintf(err, cap, "msgpack map keys must be strings shorter than %zu bytes",
                          sizeof key);
                 json_decref(v);
                 return NULL;
             }
-            memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
-            key[kv->key.via.str.size] = '\0';
-            if (strlen(key) != kv->key.via.str.size || json_object_get(v, key)) {
-                snprintf(err, cap, "msgpack map key `%s` is repeated or holds NUL", key);
+            if (k->size)
+                memcpy(key, k->ptr, k->size);
+            key[k->size] = '\0';
+            /* Validate the key before it is ever echoed in a message. */
+            json_t *kcheck = json_stringn(key, k->size);
+            json_decref(kcheck);
+            if (!kcheck || strlen(key) != k->size) {
+                snprintf(err, cap, "msgpack map key is not valid UTF-8 or holds NUL");
+                json_decref(v);
+                return NULL;
+            }
+            if (json_object_get(v, key)) {
+                snprintf(err, cap, "msgpack map key `%s` is repeated", key);
                 json_decref(v);
                 return NULL;
             }
             json_t *e = body_from_msgpack(&kv->val, depth + 1, err, cap);
-            if (!e || json_object_set_new(v, key, e) != 0) {
-                if (e == NULL && !err[0])
-                    snprintf(err, cap, "msgpack map key `%s` is not valid UTF-8", key);
+            if (!e) {
+                json_decref(v); /* err says why */
+                return NULL;
+            }
+            if (json_object_set_new(v, key, e) != 0) {
+                snprintf(err, cap, "msgpack map key `%s` cannot be stored", key);
                 json_decref(v);
-                v = NULL;
+                return NULL;
             }
         }
         return v;
@@ -163,9 +179,11 @@ static int body_be(const unsigned char *p, size_t len, size_t *i, size_t n, uint
     return 1;
 }
 
-/* Checks that a msgpack buffer nests no deeper than GW_BODY_MAX_DEPTH before
- * msgpack-c unpacks it (its unpacker allocates per level). Returns 0 when too
- * deep, 1 otherwise (malformed or truncated input is left to msgpack-c). */
+/* Checks a msgpack buffer before msgpack-c unpacks it, because its unpacker
+ * allocates room for every element a container claims, up front: returns
+ * 0 when it nests deeper than GW_BODY_MAX_DEPTH, -1 when it is truncated or
+ * a container claims more elements than there are bytes left (each element
+ * takes at least one), 1 when it may be unpacked. */
 static int body_msgpack_depth_ok(const unsigned char *p, size_t len)
 {
     uint64_t remaining[GW_BODY_MAX_DEPTH + 1]; /* elements left at each depth */
@@ -186,12 +204,12 @@ static int body_msgpack_depth_ok(const unsigned char *p, size_t len)
             skip = b & 0x1fu;
         } else {
             switch (b) {
-            case 0xc4: case 0xd9: if (!body_be(p, len, &i, 1, &skip)) return 1; break;
-            case 0xc5: case 0xda: if (!body_be(p, len, &i, 2, &skip)) return 1; break;
-            case 0xc6: case 0xdb: if (!body_be(p, len, &i, 4, &skip)) return 1; break;
-            case 0xc7: if (!body_be(p, len, &i, 1, &skip)) return 1; skip++; break;
-            case 0xc8: if (!body_be(p, len, &i, 2, &skip)) return 1; skip++; break;
-            case 0xc9: if (!body_be(p, len, &i, 4, &skip)) return 1; skip++; break;
+            case 0xc4: case 0xd9: if (!body_be(p, len, &i, 1, &skip)) return -1; break;
+            case 0xc5: case 0xda: if (!body_be(p, len, &i, 2, &skip)) return -1; break;
+            case 0xc6: case 0xdb: if (!body_be(p, len, &i, 4, &skip)) return -1; break;
+            case 0xc7: if (!body_be(p, len, &i, 1, &skip)) return -1; skip++; break;
+            case 0xc8: if (!body_be(p, len, &i, 2, &skip)) return -1; skip++; break;
+            case 0xc9: if (!body_be(p, len, &i, 4, &skip)) return -1; skip++; break;
             case 0xca: case 0xce: case 0xd2: skip = 4; break;
             case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
             case 0xcc: case 0xd0: skip = 1; break;
@@ -201,15 +219,15 @@ static int body_msgpack_depth_ok(const unsigned char *p, size_t len)
             case 0xd6: skip = 5; break;
             case 0xd7: skip = 9; break;
             case 0xd8: skip = 17; break;
-            case 0xdc: if (!body_be(p, len, &i, 2, &n)) return 1; container = 1; break;
-            case 0xdd: if (!body_be(p, len, &i, 4, &n)) return 1; container = 1; break;
-            case 0xde: if (!body_be(p, len, &i, 2, &n)) return 1; n *= 2; container = 1; break;
-            case 0xdf: if (!body_be(p, len, &i, 4, &n)) return 1; n *= 2; container = 1; break;
+            case 0xdc: if (!body_be(p, len, &i, 2, &n)) return -1; container = 1; break;
+            case 0xdd: if (!body_be(p, len, &i, 4, &n)) return -1; container = 1; break;
+            case 0xde: if (!body_be(p, len, &i, 2, &n)) return -1; n *= 2; container = 1; break;
+            case 0xdf: if (!body_be(p, len, &i, 4, &n)) return -1; n *= 2; container = 1; break;
             default: return 1; /* 0xc1: never used; msgpack-c rejects it */
             }
         }
-        if (skip > len - i)
-            return 1;
+        if (skip > len - i || (container && n > len - i))
+            return -1;
         i += (size_t)skip;
         remaining[depth]--;
         if (container && n > 0) {
@@ -229,8 +247,12 @@ static int body_decode_msgpack(json_t **out, const char *body, size_t len, char 
     msgpack_object obj;
     size_t off = 0;
     int rc = YARD_EFORMAT;
-    if (!body_msgpack_depth_ok((const unsigned char *)body, len)) {
-        snprintf(err, cap, "msgpack nested deeper than %d levels", GW_BODY_MAX_DEPTH);
+    int shape = body_msgpack_depth_ok((const unsigned char *)body, len);
+    if (shape <= 0) {
+        if (shape == 0)
+            snprintf(err, cap, "msgpack nested deeper than %d levels", GW_BODY_MAX_DEPTH);
+        else
+            snprintf(err, cap, "msgpack body is truncated");
         return YARD_EFORMAT;
     }
     msgpack_zone_init(&zone, 2048);

@@ -127,7 +127,8 @@ static int spec_run_at(gw_job_spec_t *spec, json_t *v, const gw_job_rules_t *r, 
                        size_t cap)
 {
     const char *s = json_string_value(v);
-    if (!s || gw_parse_rfc3339(&spec->run_at_ms, s, json_string_length(v)) < 0) {
+    if (!s || gw_parse_rfc3339(&spec->run_at_ms, s, json_string_length(v)) < 0 ||
+        spec->run_at_ms > YARD_ENV_TIME_MAX_MS) {
         snprintf(err, cap,
                  "field `run_at` must be an RFC 3339 time such as \"2026-11-22T10:00:00Z\"");
         return YARD_EINVAL;
@@ -207,7 +208,14 @@ int gw_job_spec_parse(gw_job_spec_t *out, json_t *obj, const gw_job_rules_t *rul
         for (i = 0; i < n && strcmp(spec_fields[i].name, key) != 0; i++)
             ;
         if (i == n) {
-            snprintf(err, cap, "unknown field `%.64s`", key);
+            /* At most 64 bytes of the name, never half a UTF-8 character. */
+            int shown = (int)strlen(key);
+            if (shown > 64) {
+                shown = 64;
+                while (shown > 0 && ((unsigned char)key[shown] & 0xc0) == 0x80)
+                    shown--;
+            }
+            snprintf(err, cap, "unknown field `%.*s`", shown, key);
             rc = YARD_EINVAL;
             break;
         }

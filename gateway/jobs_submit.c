@@ -142,13 +142,34 @@ static void submit_on_puback(void *ud, int rc, const yard_js_puback_t *pa)
     gw_ack_post(it->owner->gw, &it->ack);
 }
 
+/* Nonzero if the n bytes at s are lower-case hex, not all zero. */
+static int tp_hex_field(const char *s, size_t n)
+{
+    int nonzero = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+        nonzero |= s[i] != '0';
+    }
+    return nonzero;
+}
+
+/* Nonzero for a W3C traceparent "vv-<32 hex>-<16 hex>-ff": lower-case hex,
+ * version not ff, trace and parent ids not all zero. */
+static int tp_valid(const char *t, size_t len)
+{
+    return len == GW_TRACEPARENT_LEN && t[2] == '-' && t[35] == '-' && t[52] == '-' &&
+           (tp_hex_field(t, 2) || (t[0] == '0' && t[1] == '0')) && memcmp(t, "ff", 2) != 0 &&
+           tp_hex_field(t + 3, 32) && tp_hex_field(t + 36, 16) &&
+           (tp_hex_field(t + 53, 2) || (t[53] == '0' && t[54] == '0'));
+}
+
 /* A W3C traceparent: the client's if well formed, else a fresh one. */
 static void submit_traceparent(gw_t *gw, char out[GW_TRACEPARENT_LEN + 1], const char *given,
                                size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    if (given && len == GW_TRACEPARENT_LEN && given[2] == '-' && given[35] == '-' &&
-        given[52] == '-') {
+    if (given && tp_valid(given, len)) {
         memcpy(out, given, len);
         out[len] = '\0';
         return;
@@ -165,6 +186,15 @@ static void submit_traceparent(gw_t *gw, char out[GW_TRACEPARENT_LEN + 1], const
         *p++ = hex[r[i] & 15];
     }
     memcpy(p, "-01", 4);
+}
+
+/* Nonzero if the n bytes are printable ASCII (an Idempotency-Key). */
+static int printable_ascii(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
 }
 
 /* Validates one job object and publishes it; on refusal marks the item. */
@@ -287,11 +317,13 @@ static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
         n = json_array_size(jobs);
     }
     const char *idem = yard_http_req_header(req, "Idempotency-Key", &idem_len);
-    if (idem && (batch || idem_len == 0 || idem_len > YARD_ENV_IDEM_MAX)) {
+    if (idem && (batch || idem_len == 0 || idem_len > YARD_ENV_IDEM_MAX ||
+                 !printable_ascii(idem, idem_len))) {
         yard_http_respond_error(req, 400, "bad_request",
                                 batch ? "a batch takes `idempotency_key` per job, not the "
                                         "Idempotency-Key header"
-                                      : "Idempotency-Key must be 1 to 255 bytes");
+                                      : "Idempotency-Key must be 1 to 255 printable ASCII "
+                                        "characters");
         json_decref(doc);
         return;
     }

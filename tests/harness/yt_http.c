@@ -93,6 +93,11 @@ int yt_http_send_raw(yt_http_conn_t *c, const void *data, size_t len)
     return 0;
 }
 
+void yt_http_shutdown_write(yt_http_conn_t *c)
+{
+    shutdown(c->fd, SHUT_WR);
+}
+
 int yt_http_send_request(yt_http_conn_t *c, const char *method, const char *path,
                          const char *const headers[], const void *body, size_t len)
 {
@@ -180,13 +185,21 @@ const char *yt_http_header(const yt_http_resp_t *resp, const char *name)
 
 const char *yt_http_body_excerpt(const yt_http_resp_t *resp)
 {
-    static char out[320];
+    static const char hex[] = "0123456789abcdef";
+    static char out[1300];
     size_t n = 0;
     if (!resp->body)
         return "(no body)";
-    for (size_t i = 0; i < resp->body_len && n < 300; i++) {
+    for (size_t i = 0; i < resp->body_len && i < 300; i++) {
         unsigned char ch = (unsigned char)resp->body[i];
-        out[n++] = ch < 0x20 || ch == 0x7f ? '.' : (char)ch;
+        if (ch >= 0x80) { /* shown, not sent to the terminal raw */
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        } else {
+            out[n++] = ch < 0x20 || ch == 0x7f ? '.' : (char)ch;
+        }
     }
     if (resp->body_len > 300) {
         memcpy(out + n, "...", 3);

@@ -62,6 +62,9 @@ void yt_http_close(yt_http_conn_t *c);
  * closed or reset the connection. */
 int yt_http_send_raw(yt_http_conn_t *c, const void *data, size_t len);
 
+/* Closes the sending side (the server reads EOF); reading goes on. */
+void yt_http_shutdown_write(yt_http_conn_t *c);
+
 /* Sends a request: method, path, the NULL-terminated list headers of
  * complete "Name: value" lines (may be NULL), and body (len bytes; when
  * body is not NULL a Content-Length header is added). Host is added.
@@ -90,8 +93,9 @@ const char *yt_http_header(const yt_http_resp_t *resp, const char *name);
 /* Frees what resp holds and empties it. Safe on an empty response. */
 void yt_http_resp_free(yt_http_resp_t *resp);
 
-/* The body, cut to at most 300 bytes with control bytes shown as '.', for
- * failure messages (a static buffer: one call per message). */
+/* The body, cut to 300 bytes, control bytes shown as '.' and bytes above
+ * 0x7f as \xNN, for failure messages (a static buffer: one call per
+ * message). */
 const char *yt_http_body_excerpt(const yt_http_resp_t *resp);
 
 /* Checks that resp carries the API's error shape: a JSON object

@@ -308,6 +308,54 @@ static void test_idempotency_key_gives_one_id_and_one_message(void **state)
     assert_string_not_equal(id1, id2);
 }
 
+/* Nonzero when s (len bytes) is a W3C traceparent the gateway may pass on:
+ * version 00, 32 and 16 lowercase hex digits not all zero, 2 of flags. */
+static int traceparent_ok(const char *s, size_t len)
+{
+    int nonzero_trace = 0, nonzero_parent = 0;
+    if (len != 55 || s[0] != '0' || s[1] != '0')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        int dash = i == 2 || i == 35 || i == 52;
+        char c = s[i];
+        if (dash != (c == '-') || (!dash && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))))
+            return 0;
+        nonzero_trace |= i > 2 && i < 35 && c != '0';
+        nonzero_parent |= i > 35 && i < 52 && c != '0';
+    }
+    return nonzero_trace && nonzero_parent;
+}
+
+/* A traceparent that only looks like one (dashes in place, not hex, not
+ * ASCII) must not travel on: the gateway starts a fresh trace instead. */
+static void test_malformed_traceparent_is_replaced(void **state)
+{
+    static const char *const bad[] = {
+        "traceparent: zz-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "traceparent: 00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        "traceparent: 00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",
+        "traceparent: 00-0af7651916cd43dd8448eb211c8031\xc3\xa9-b7ad6b7169203331-01",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char id[YARD_ID_TEXT_LEN + 1];
+        const char *const headers[] = {"Content-Type: application/json", bad[i], NULL};
+        submit_ok(id, headers, "{\"type\":\"noop\"}", "queued");
+        natsMsg *m = last_msg(SUBJ_DEFAULT);
+        expect_msg_id(m, id);
+        const char *tp = NULL;
+        natsMsgHeader_Get(m, "traceparent", &tp);
+        yard_envelope_t env;
+        assert_int_equal(yard_env_decode(&env, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m)),
+                         0);
+        if (!tp || !traceparent_ok(tp, strlen(tp)) || !traceparent_ok(env.traceparent.ptr,
+                                                                     env.traceparent.len))
+            fail_msg("sent \"%s\": expected a well-formed W3C traceparent on the message and in "
+                     "the envelope, got header %s, envelope %.*s", bad[i], tp ? tp : "none",
+                     (int)env.traceparent.len, env.traceparent.ptr);
+        natsMsg_Destroy(m);
+    }
+}
+
 /* {"jobs":[n jobs]} (free it). */
 static char *batch_body(int n)
 {
@@ -442,6 +490,26 @@ static void test_msgpack_body_is_accepted(void **state)
     expect_json_eq("msgpack payload", env.payload, "{\"w\":640,\"tags\":[true,null]}");
     assert_int_equal(env.max_attempts, 3);
     assert_int_equal(env.timeout_s, 9);
+    natsMsg_Destroy(m);
+    json_decref(doc);
+    yt_http_resp_free(&r);
+}
+
+/* An empty string is a string: in a msgpack body as in a JSON one. */
+static void test_msgpack_empty_string_is_accepted(void **state)
+{
+    /* {"type":"noop","payload":{"note":""}} */
+    static const char body[] = "\x82\xa4type\xa4noop\xa7payload\x81\xa4note\xa0";
+    const char *const headers[] = {"Content-Type: application/msgpack", NULL};
+    yt_http_resp_t r;
+    int st = yt_http_request(&r, g.port, "POST", "/v1/jobs", headers, body, sizeof body - 1);
+    expect_status("a msgpack job whose payload holds an empty string", &r, st, 202);
+    json_t *doc = body_json("a msgpack job with an empty string", &r);
+    natsMsg *m = last_msg(SUBJ_DEFAULT);
+    expect_msg_id(m, json_string_value(json_object_get(doc, "id")));
+    yard_envelope_t env;
+    assert_int_equal(yard_env_decode(&env, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m)), 0);
+    expect_json_eq("msgpack payload with an empty string", env.payload, "{\"note\":\"\"}");
     natsMsg_Destroy(m);
     json_decref(doc);
     yt_http_resp_free(&r);
@@ -655,10 +723,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_is_in_jobs_stream_with_its_envelope),
         cmocka_unit_test(test_idempotency_key_gives_one_id_and_one_message),
+        cmocka_unit_test(test_malformed_traceparent_is_replaced),
         cmocka_unit_test(test_batch_of_1000_is_stored_whole),
         cmocka_unit_test(test_batch_of_1001_is_refused),
         cmocka_unit_test(test_run_at_in_the_future_is_scheduled),
         cmocka_unit_test(test_msgpack_body_is_accepted),
+        cmocka_unit_test(test_msgpack_empty_string_is_accepted),
         cmocka_unit_test(test_queues_show_pending),
         cmocka_unit_test(test_nats_down_gives_503_and_recovers),
         cmocka_unit_test(test_sigterm_answers_in_flight_requests),
