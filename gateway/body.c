@@ -55,6 +55,15 @@ static int body_json_depth(const char *s, size_t len, int limit)
     return max;
 }
 
+/* jansson quotes the input near an error; keep only printable ASCII of it
+ * so the message is valid UTF-8 JSON whatever the client sent. */
+static void body_scrub(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
+}
+
 static int body_decode_json(json_t **out, const char *body, size_t len, char *err, size_t cap)
 {
     json_error_t jerr;
@@ -64,6 +73,7 @@ static int body_decode_json(json_t **out, const char *body, size_t len, char *er
     }
     json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!v) {
+        body_scrub(jerr.text);
         snprintf(err, cap, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
                  jerr.text);
         return YARD_EFORMAT;
@@ -103,6 +113,12 @@ static json_t *body_from_msgpack(const msgpack_object *o, int depth, char *err, 
             snprintf(err, cap, "msgpack float is not a finite number");
         return v;
     case MSGPACK_OBJECT_STR:
+        /* JSON bodies cannot carry NUL (jansson refuses \u0000, and so does
+         * PostgreSQL's jsonb): msgpack ones may not either. */
+        if (o->via.str.size && memchr(o->via.str.ptr, 0, o->via.str.size)) {
+            snprintf(err, cap, "msgpack string holds a NUL byte");
+            return NULL;
+        }
         /* msgpack-c may leave ptr NULL for an empty string. */
         v = json_stringn(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
         if (!v)

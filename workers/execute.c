@@ -56,7 +56,8 @@ struct exec_item {
     char type[YARD_ENV_NAME_MAX + 1];
     char trace[33];
     char *payload;              /* NUL-terminated copy, "null" if none */
-    unsigned attempt;
+    unsigned attempt;           /* finished attempts + 1, from the claim */
+    unsigned delivered;         /* JetStream's delivery count (MaxDeliver ceiling) */
     int64_t started_wall_ms, started_us, deadline_ms, last_progress_ms;
     atomic_int cancelled;
     atomic_int running;
@@ -202,7 +203,8 @@ static exec_item_t *exec_item_make(exec_queue_t *q, natsMsg *m)
     it->q = q;
     it->msg = m;
     yard_js_msg_meta(m, NULL, &delivered);
-    it->attempt = (unsigned)delivered;
+    it->delivered = (unsigned)delivered;
+    it->attempt = it->delivered; /* until the claim says */
     int rc = yard_env_decode(&it->env, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
     if (rc < 0) {
         char why[128];
@@ -271,13 +273,12 @@ static void *exec_fetcher(void *arg)
         /* Take the messages out of the list: items own them from here. */
         exec_item_t **items = calloc((size_t)list.Count, sizeof *items);
         const yard_envelope_t **envs = calloc((size_t)list.Count, sizeof *envs);
-        unsigned *attempts = calloc((size_t)list.Count, sizeof *attempts);
         int *claimed = calloc((size_t)list.Count, sizeof *claimed);
         size_t n = 0;
         for (int i = 0; i < list.Count; i++) {
             natsMsg *m = list.Msgs[i];
             list.Msgs[i] = NULL;
-            if (!items || !envs || !attempts || !claimed) {
+            if (!items || !envs || !claimed) {
                 yard_js_nak(m, 1000);
                 natsMsg_Destroy(m);
                 continue;
@@ -286,7 +287,6 @@ static void *exec_fetcher(void *arg)
             if (it) {
                 items[n] = it;
                 envs[n] = &it->env;
-                attempts[n] = it->attempt;
                 n++;
             }
         }
@@ -295,7 +295,7 @@ static void *exec_fetcher(void *arg)
         t0 = wk_clock_us();
         rc = n ? exec_conn(wk, &q->conn) : 0;
         if (rc == 0 && n)
-            rc = wk_store_claim(q->conn, envs, attempts, n, claimed);
+            rc = wk_store_claim(q->conn, envs, n, claimed);
         wk_time_add(wk, "postgres", wk_clock_us() - t0);
         if (rc < 0) {
             /* Nothing was claimed: hand everything back for later. */
@@ -309,12 +309,13 @@ static void *exec_fetcher(void *arg)
         } else {
             pthread_mutex_lock(&rt->mu);
             for (size_t i = 0; i < n; i++) {
-                if (!claimed[i]) {
+                if (claimed[i] <= 0) {
                     /* Finished or cancelled already: never run it again. */
                     yard_js_ack(items[i]->msg);
                     item_free(items[i]);
                     continue;
                 }
+                items[i]->attempt = (unsigned)claimed[i];
                 inflight_add(rt, items[i]);
                 list_push(&rt->run_head, &rt->run_tail, items[i]);
             }
@@ -323,7 +324,6 @@ static void *exec_fetcher(void *arg)
         }
         free(items);
         free(envs);
-        free(attempts);
         free(claimed);
     }
     return NULL;
@@ -409,7 +409,9 @@ static void exec_plan(wk_runtime_t *rt, exec_plan_t *p, exec_item_t *it)
     wk_t *wk = rt->wk;
     const wk_result_t *r = &it->res;
     unsigned max = it->env.max_attempts;
-    int last = it->attempt >= max || it->attempt >= (unsigned)wk->cfg.js_max_deliver;
+    /* The consumer's MaxDeliver is a ceiling whatever the job allows. */
+    int last = it->attempt >= max || it->delivered >= (unsigned)wk->cfg.js_max_deliver;
+    wk_outcome_t outcome = r->outcome;
     memset(p, 0, sizeof *p);
     p->it = it;
     p->write = 1;
@@ -423,7 +425,11 @@ static void exec_plan(wk_runtime_t *rt, exec_plan_t *p, exec_item_t *it)
         p->act = ACT_NAK;
         return;
     }
-    switch (r->outcome) {
+    /* A job cancelled while it ran stays cancelled, however its handler
+     * ended (unless it finished its work). */
+    if (outcome != WK_OUTCOME_OK && atomic_load(&it->cancelled))
+        outcome = WK_OUTCOME_CANCELLED;
+    switch (outcome) {
     case WK_OUTCOME_OK:
         p->rec.outcome = "succeeded";
         p->rec.state = WK_STATE_SUCCEEDED;
@@ -442,7 +448,7 @@ static void exec_plan(wk_runtime_t *rt, exec_plan_t *p, exec_item_t *it)
         break;
     case WK_OUTCOME_RETRY:
     case WK_OUTCOME_TIMEOUT:
-        p->rec.outcome = r->outcome == WK_OUTCOME_TIMEOUT ? "timeout" : "retry";
+        p->rec.outcome = outcome == WK_OUTCOME_TIMEOUT ? "timeout" : "retry";
         if (!last) {
             p->rec.state = WK_STATE_FAILED;
             p->act = ACT_NAK;
@@ -453,7 +459,7 @@ static void exec_plan(wk_runtime_t *rt, exec_plan_t *p, exec_item_t *it)
         /* Out of attempts: dead. */
         /* fall through */
     default:
-        p->rec.outcome = r->outcome == WK_OUTCOME_FAIL ? "failed" : "dead";
+        p->rec.outcome = outcome == WK_OUTCOME_FAIL ? "failed" : "dead";
         p->rec.state = WK_STATE_DEAD;
         p->act = ACT_TERM;
         break;
@@ -765,7 +771,7 @@ void wk_execute_join(wk_runtime_t *rt)
     pthread_mutex_lock(&rt->mu);
     pthread_cond_broadcast(&rt->run_cv);
     pthread_mutex_unlock(&rt->mu);
-    int64_t deadline = wk_clock_ms() + wk->cfg.worker_drain_timeout_s * 1000;
+    int64_t deadline = atomic_load(&wk->stop_ms) + wk->cfg.worker_drain_timeout_s * 1000;
     for (;;) {
         pthread_mutex_lock(&rt->mu);
         size_t running = 0;

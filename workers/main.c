@@ -169,6 +169,7 @@ static void on_signal(uv_signal_t *s, int signum)
     YARD_LOG_INFO(NULL, "worker: %s: draining (up to %llds)",
                   signum == SIGTERM ? "SIGTERM" : "SIGINT",
                   (long long)app->wk.cfg.worker_drain_timeout_s);
+    atomic_store(&app->wk.stop_ms, wk_clock_ms());
     atomic_store(&app->wk.stopping, 1);
     pthread_create(&app->stopper, NULL, stopper, app);
     if (pthread_create(&wd, NULL, watchdog, app) == 0)

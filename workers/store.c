@@ -33,12 +33,20 @@ static const struct {
 } store_stmts[] = {
     {"wk_ingest", STORE_JOB_INSERT " ON CONFLICT (id) DO UPDATE SET status = 'queued'"
                                    " WHERE jobs.status = 'scheduled' AND EXCLUDED.status = 'queued'"},
+    /* A claim returns the attempt number to run (finished attempts + 1), or 0
+     * when the job must not run: it is final, or its cancel was requested
+     * (then it becomes cancelled here). Attempts count only finished runs,
+     * so a crash or a drain hand-back does not use one up. */
     {"wk_claim",
-     STORE_JOB_INSERT " ON CONFLICT (id) DO UPDATE SET status = 'running',"
-                      " attempts = GREATEST(jobs.attempts, EXCLUDED.attempts),"
+     STORE_JOB_INSERT " ON CONFLICT (id) DO UPDATE SET"
+                      " status = CASE WHEN jobs.cancel_requested_at IS NULL THEN 'running'"
+                      " ELSE 'cancelled' END,"
+                      " finished_at = CASE WHEN jobs.cancel_requested_at IS NULL"
+                      " THEN jobs.finished_at ELSE now() END,"
                       " started_at = coalesce(jobs.started_at, now())"
                       " WHERE jobs.status IN ('queued', 'scheduled', 'failed', 'running')"
-                      " RETURNING 1"},
+                      " RETURNING CASE WHEN jobs.status = 'running' THEN jobs.attempts + 1"
+                      " ELSE 0 END"},
     {"wk_dead", STORE_JOB_INSERT " ON CONFLICT (id) DO UPDATE SET status = 'dead',"
                                  " attempts = GREATEST(jobs.attempts, EXCLUDED.attempts),"
                                  " last_error = $15, finished_at = now()"
@@ -80,7 +88,8 @@ typedef struct {
 } store_call_t;
 
 /* Sends calls in one pipeline and sync; rows[i] (may be NULL) gets the
- * number of rows statement i returned. Returns 0, or an error after which
+ * integer in the first column of the first row statement i returned (0 when
+ * it returned none). Returns 0, or an error after which
  * nothing was committed. */
 static int store_pipeline(PGconn *conn, const store_call_t *calls, size_t n, int *rows,
                           const char *what)
@@ -125,7 +134,7 @@ static int store_pipeline(PGconn *conn, const store_call_t *calls, size_t n, int
             rc = YARD_EPG;
         }
         if (rows && i < n)
-            rows[i] = st == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+            rows[i] = st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? atoi(PQgetvalue(r, 0, 0)) : 0;
         PQclear(r);
         i++;
     }
@@ -203,7 +212,8 @@ static int store_by_job_id(const void *a, const void *b)
 }
 
 /* Runs one job-row statement for each of n envelopes, in id order; rows[i]
- * (may be NULL) gets what statement i of the caller's order returned. */
+ * (may be NULL) gets what statement i of the caller's order returned (see
+ * store_pipeline). */
 static int store_jobs(PGconn *conn, const char *stmt, const yard_envelope_t *const *envs,
                       const char *const *statuses, const unsigned *attempts, size_t n,
                       int *rows, const char *what)
@@ -254,15 +264,14 @@ int wk_store_ingest(PGconn *conn, const yard_envelope_t *const *envs, const int 
     return rc;
 }
 
-int wk_store_claim(PGconn *conn, const yard_envelope_t *const *envs, const unsigned *attempts,
-                   size_t n, int *claimed)
+int wk_store_claim(PGconn *conn, const yard_envelope_t *const *envs, size_t n, int *attempt)
 {
     const char **st = malloc((n ? n : 1) * sizeof *st);
     if (!st)
         return YARD_ENOMEM;
     for (size_t i = 0; i < n; i++)
         st[i] = "running";
-    int rc = store_jobs(conn, "wk_claim", envs, st, attempts, n, claimed, "claim");
+    int rc = store_jobs(conn, "wk_claim", envs, st, NULL, n, attempt, "claim");
     free(st);
     return rc;
 }

@@ -7,8 +7,9 @@
  *     `scheduled`) as it appears in JOBS; a row that exists is left alone
  *     (only scheduled -> queued moves it).
  *   - claim: before running a batch the execute role marks its jobs
- *     `running`; a job already succeeded, dead or cancelled is not claimed
- *     and must not run (its message is just acked).
+ *     `running`; a job already succeeded, dead or cancelled (or whose
+ *     cancel was requested) is not claimed and must not run (its message is
+ *     just acked).
  *   - finish: one job_attempts row per (job, attempt) (ON CONFLICT DO
  *     NOTHING) and the job's new state, only moving forward: a final state
  *     (succeeded, dead, cancelled) is never overwritten.
@@ -53,12 +54,13 @@ int wk_store_prepare(PGconn *conn);
 int wk_store_ingest(PGconn *conn, const yard_envelope_t *const *envs, const int *scheduled,
                     size_t n);
 
-/* Marks n jobs running with their attempt numbers, creating rows that the
- * audit role has not written yet. Sets claimed[i] to 1 for a job to run, 0
- * for one already final (do not run it). Returns 0, or an error with nothing
- * written (run nothing; let the messages be redelivered). */
-int wk_store_claim(PGconn *conn, const yard_envelope_t *const *envs, const unsigned *attempts,
-                   size_t n, int *claimed);
+/* Marks n jobs running, creating rows the audit role has not written yet,
+ * and sets attempt[i] to the attempt number to run (finished attempts + 1),
+ * or to 0 for a job that must not run: already final, or cancelled (a
+ * requested cancel becomes final here). Attempts count finished runs only,
+ * so a crash or a drain hand-back does not use one up. Returns 0, or an
+ * error with nothing written (run nothing; let the messages come back). */
+int wk_store_claim(PGconn *conn, const yard_envelope_t *const *envs, size_t n, int *attempt);
 
 /* Records n attempts and the jobs' new states in one transaction. worker
  * names this process (host:pid). Returns 0, or an error with nothing

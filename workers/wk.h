@@ -33,6 +33,7 @@ typedef struct wk {
     const char *queues[WK_MAX_QUEUES];
     size_t nqueues;
     atomic_int stopping; /* SIGTERM seen: stop fetching, drain */
+    _Atomic int64_t stop_ms; /* wk_clock_ms() when it was seen: the drain counts from here */
     atomic_int ready;    /* the role's consumers are bound */
 
     yard_metrics_t *metrics;

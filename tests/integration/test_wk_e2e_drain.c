@@ -49,7 +49,10 @@ static struct {
     yt_worker_t audit, exec;
 } g;
 
-static char *exec_env[] = {"YARD_WORKER_CONCURRENCY=32", "YARD_WORKER_DRAIN_TIMEOUT_S=10", NULL};
+static char *const exec_env[] = {"YARD_WORKER_CONCURRENCY=32", "YARD_WORKER_DRAIN_TIMEOUT_S=10",
+                                 NULL};
+static char *const short_drain[] = {"YARD_WORKER_CONCURRENCY=4", "YARD_WORKER_DRAIN_TIMEOUT_S=1",
+                                    NULL};
 
 static void nap_ms(int ms)
 {
@@ -171,8 +174,6 @@ static void test_sigterm_drains_without_losing_or_repeating_jobs(void **state)
 
 static void test_drain_timeout_hands_running_jobs_back(void **state)
 {
-    static char *short_drain[] = {"YARD_WORKER_CONCURRENCY=4", "YARD_WORKER_DRAIN_TIMEOUT_S=1",
-                                  NULL};
     static const char job[] = "{\"type\":\"sleep\",\"payload\":{\"ms\":4000}}";
     char ids[4][YT_JOB_ID_MAX];
     if (g.exec.pid > 0)
@@ -232,8 +233,6 @@ static void test_drain_timeout_hands_running_jobs_back(void **state)
 
 static void test_hand_back_does_not_use_up_attempts(void **state)
 {
-    static char *short_drain[] = {"YARD_WORKER_CONCURRENCY=4", "YARD_WORKER_DRAIN_TIMEOUT_S=1",
-                                  NULL};
     static const char job[] =
         "{\"type\":\"sleep\",\"payload\":{\"ms\":4000},\"timeout_s\":2,\"max_attempts\":2}";
     char id[YT_JOB_ID_MAX], got[64], attempts[256];

@@ -51,7 +51,7 @@ static struct {
     yard_js_t *js;
 } g;
 
-static char *exec_env[] = {"YARD_RETRY_BASE_MS=200", NULL};
+static char *const exec_env[] = {"YARD_RETRY_BASE_MS=200", NULL};
 
 static void nap_ms(int ms)
 {

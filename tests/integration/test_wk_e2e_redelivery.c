@@ -50,9 +50,9 @@ static struct {
     yard_js_t *js;
 } g;
 
-static char *js_env[] = {"YARD_JS_MAX_DELIVER=3", "YARD_JS_ACK_WAIT_S=2",
+static char *const js_env[] = {"YARD_JS_MAX_DELIVER=3", "YARD_JS_ACK_WAIT_S=2",
                          "YARD_JOB_MAX_ATTEMPTS=2", NULL};
-static char *exec_env[] = {"YARD_JS_MAX_DELIVER=3", "YARD_JS_ACK_WAIT_S=2",
+static char *const exec_env[] = {"YARD_JS_MAX_DELIVER=3", "YARD_JS_ACK_WAIT_S=2",
                            "YARD_JOB_MAX_ATTEMPTS=2", "YARD_HANDLERS_ALLOW_CRASH=true",
                            "YARD_RETRY_BASE_MS=100", NULL};
 

@@ -323,7 +323,8 @@ static void test_echo_result_is_the_payload(void **state)
         fail_msg("%s: expected 202, got %d", body, st);
     if (yt_job_wait_status(g.port, id, "succeeded", 10000, got, sizeof got) != 0)
         fail_msg("echo job %s: expected succeeded within 10 s, got %s", id, got);
-    long long same = yt_sql_int(g.env, "SELECT (result = '%s'::jsonb)::int FROM jobs WHERE id = '%s'",
+    long long same = yt_sql_int(g.env,
+                                "SELECT (result = '%s'::jsonb)::int FROM jobs WHERE id = '%s'",
                                 payload, id);
     if (same != 1) {
         yt_sql_text(g.env, result, sizeof result, "SELECT result::text FROM jobs WHERE id = '%s'",
