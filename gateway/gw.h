@@ -18,6 +18,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "http_health.h"
 #include "http_router.h"
 #include "http_server.h"
 #include "id.h"
@@ -36,6 +37,7 @@ typedef struct gw {
     yard_config_t cfg;
     yard_http_server_t *http;
     yard_http_router_t *router;
+    yard_http_health_t health;
     yard_js_t *js;
     gw_pool_t *pool;
     yard_id_gen_t ids;

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "err.h"
+#include "http_health.h"
 #include "http_router.h"
 #include "http_server.h"
 #include "log.h"
@@ -28,6 +29,7 @@ typedef struct {
     uv_loop_t *loop;
     yard_http_server_t *http;
     yard_http_router_t *router;
+    yard_http_health_t health;
     uv_signal_t sig_term, sig_int;
     uv_async_t joined;
     pthread_t stopper;
@@ -61,32 +63,14 @@ static void usage(FILE *out)
             "rest back to JetStream at once, exit 0.\n");
 }
 
-static void healthz(yard_http_req_t *req, void *ud)
-{
-    static const char body[] = "{\"status\":\"ok\"}";
-    yard_http_respond(req, 200, "application/json", NULL, body, sizeof body - 1);
-}
-
-static void readyz(yard_http_req_t *req, void *ud)
+static int worker_ready(void *ud, char *body, size_t cap)
 {
     wk_t *wk = ud;
     int ready = atomic_load(&wk->ready) && yard_js_connected(wk->js) &&
                 !atomic_load(&wk->stopping);
-    const char *body = ready ? "{\"status\":\"ready\"}" : "{\"status\":\"not_ready\"}";
-    yard_http_respond(req, ready ? 200 : 503, "application/json", NULL, body, strlen(body));
-}
-
-static void metrics(yard_http_req_t *req, void *ud)
-{
-    wk_t *wk = ud;
-    char *text = NULL;
-    size_t len = 0;
-    if (yard_metrics_render(wk->metrics, &text, &len) < 0) {
-        yard_http_respond_error(req, 500, "internal", "cannot render metrics");
-        return;
-    }
-    yard_http_respond(req, 200, YARD_METRICS_CONTENT_TYPE, NULL, text, len);
-    free(text);
+    snprintf(body, cap, "{\"status\":\"%s\",\"role\":\"%s\"}", ready ? "ready" : "not_ready",
+             wk->role);
+    return ready;
 }
 
 static int metrics_init(wk_t *wk)
@@ -281,10 +265,9 @@ int main(int argc, char **argv)
 
     app.loop = uv_default_loop();
     yard_http_options_t ho = {0};
-    yard_http_router_create(&app.router);
-    yard_http_router_add(app.router, "GET", "/healthz", healthz, wk);
-    yard_http_router_add(app.router, "GET", "/readyz", readyz, wk);
-    yard_http_router_add(app.router, "GET", "/metrics", metrics, wk);
+    if (yard_http_router_create(&app.router) < 0 ||
+        yard_http_health_routes(&app.health, app.router, wk->metrics, worker_ready, wk) < 0)
+        return 1;
     ho.handler = yard_http_router_handle;
     ho.handler_ud = app.router;
     if (yard_http_server_create(&app.http, app.loop, &ho) < 0 ||

@@ -245,6 +245,57 @@ static int yt_run(yt_env_t *env, const char *name, int as_postgres, char *const 
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* Reads a file into buf (cap bytes), NUL-terminated, and removes it. */
+static void yt_slurp(char *buf, size_t cap, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f && cap ? fread(buf, 1, cap - 1, f) : 0;
+    if (cap)
+        buf[n] = '\0';
+    if (f)
+        fclose(f);
+    unlink(path);
+}
+
+int yt_run_program(yt_env_t *env, const char *prog, const char *const *args, char *out,
+                   size_t outcap, char *err, size_t errcap)
+{
+    char bin[700], out_path[400], err_path[400];
+    char *argv[16];
+    int status, n = 0;
+    snprintf(bin, sizeof bin, "%s/%s", yt_bin_dir(), prog);
+    if (access(bin, X_OK) != 0) {
+        yt_fail("no program at %s (build it, or set YARD_BIN)", bin);
+        return -1;
+    }
+    snprintf(out_path, sizeof out_path, "%s/%s.out", env->dir, prog);
+    snprintf(err_path, sizeof err_path, "%s/%s.err", env->dir, prog);
+    argv[n++] = bin;
+    for (int i = 0; args && args[i] && n < 15; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(125);
+        unsetenv("YARD_CONFIG");
+        setenv("YARD_LOG_LEVEL", "info", 1);
+        setenv("YARD_PG_DSN", env->pg_dsn, 1);
+        execv(bin, argv);
+        _exit(126);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    yt_slurp(out, outcap, out_path);
+    yt_slurp(err, errcap, err_path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 /* Prints the last lines of a server's log to stderr, to explain a failure. */
 static void yt_dump_log(const yt_env_t *env, const char *name)
 {

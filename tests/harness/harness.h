@@ -65,6 +65,14 @@ int yt_pg_start(yt_env_t *env);
  * environment. Returns the pid, or -1 after printing why. */
 pid_t yt_spawn(yt_env_t *env, const char *name, char *const argv[], char *const extra_env[]);
 
+/* Runs the built program prog (in yt_bin_dir(), e.g. "yardctl") with args
+ * (NULL-terminated, at most 14) to completion, with YARD_PG_DSN set to the
+ * test database, YARD_CONFIG unset and YARD_LOG_LEVEL=info. What it printed
+ * goes to out and err (caps, NUL-terminated; the files are removed). Returns
+ * its exit status, or -1 if a signal ended it or it could not run. */
+int yt_run_program(yt_env_t *env, const char *prog, const char *const *args, char *out,
+                   size_t outcap, char *err, size_t errcap);
+
 /* Sends sig to pid, waits up to timeout_ms for it to exit (reaping it).
  * Returns its wait status, or -1 if it is still running. */
 int yt_kill_wait(pid_t pid, int sig, int timeout_ms);

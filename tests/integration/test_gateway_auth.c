@@ -73,48 +73,11 @@ static struct {
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static void read_text(char *buf, size_t cap, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[n] = '\0';
-    if (f)
-        fclose(f);
-}
-
 /* Runs `yardctl argv...` with YARD_PG_DSN; out gets stdout, err stderr.
  * Returns the exit status, or -1. */
 static int yardctl(char *out, size_t outcap, char *err, size_t errcap, char *const args[])
 {
-    char bin[700], out_path[400], err_path[400];
-    char *argv[16];
-    int status, n = 0;
-    snprintf(bin, sizeof bin, "%s/yardctl", yt_bin_dir());
-    snprintf(out_path, sizeof out_path, "%s/yardctl.out", g.env->dir);
-    snprintf(err_path, sizeof err_path, "%s/yardctl.err", g.env->dir);
-    argv[n++] = bin;
-    for (int i = 0; args[i] && n < 15; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(125);
-        unsetenv("YARD_CONFIG");
-        setenv("YARD_PG_DSN", g.env->pg_dsn, 1);
-        execv(bin, argv);
-        _exit(126);
-    }
-    if (waitpid(pid, &status, 0) != pid)
-        return -1;
-    read_text(out, outcap, out_path);
-    read_text(err, errcap, err_path);
-    unlink(out_path);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return yt_run_program(g.env, "yardctl", (const char *const *)args, out, outcap, err, errcap);
 }
 
 /* The one value of sql with params (NULL for none; "" when NULL). */

@@ -48,50 +48,13 @@ typedef struct {
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static void read_text(char *buf, size_t cap, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[n] = '\0';
-    if (f)
-        fclose(f);
-}
-
 /* Runs the real yardctl with args (NULL-terminated) and YARD_PG_DSN set to
  * the test database, the way test_migrate.c does: fork, exec, output to
  * files, wait. */
 static void yardctl_argv(run_t *run, const char *const *args)
 {
-    char bin[700], out_path[400], err_path[400];
-    char *argv[16];
-    int status, n = 0;
-
-    snprintf(bin, sizeof bin, "%s/yardctl", yt_bin_dir());
-    if (access(bin, X_OK) != 0)
-        fail_msg("expected the yardctl binary at %s (build it, or set YARD_BIN)", bin);
-    snprintf(out_path, sizeof out_path, "%s/yardctl.out", g_env->dir);
-    snprintf(err_path, sizeof err_path, "%s/yardctl.err", g_env->dir);
-    argv[n++] = bin;
-    for (; args[n - 1] && n < 15; n++)
-        argv[n] = (char *)args[n - 1];
-    argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(125);
-        unsetenv("YARD_CONFIG");
-        setenv("YARD_LOG_LEVEL", "info", 1);
-        setenv("YARD_PG_DSN", g_env->pg_dsn, 1);
-        execv(bin, argv);
-        _exit(126);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    run->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    read_text(run->out, sizeof run->out, out_path);
-    read_text(run->err, sizeof run->err, err_path);
+    run->status = yt_run_program(g_env, "yardctl", args, run->out, sizeof run->out, run->err,
+                                 sizeof run->err);
 }
 #define YARDCTL(run, ...) yardctl_argv((run), (const char *const[]){__VA_ARGS__, NULL})
 

@@ -543,47 +543,16 @@ static void test_concurrent_runs_apply_each_migration_once(void **state)
 
 /* ---- yardctl --------------------------------------------------------------- */
 
-/* Reads a file into buf (size cap), NUL-terminated. */
-static void read_text(char *buf, size_t cap, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[n] = '\0';
-    if (f)
-        fclose(f);
-}
-
 /* Runs `yardctl args...` with YARD_PG_DSN=dsn; fills out and err with what it
  * printed and returns its exit status (-1 if a signal ended it). */
 static int run_yardctl(char *out, size_t outcap, char *err, size_t errcap, const char *dsn,
                        const char *arg1, const char *arg2)
 {
-    char bin[700], out_path[400], err_path[400];
-    int status;
-
-    snprintf(bin, sizeof bin, "%s/yardctl", yt_bin_dir());
-    if (access(bin, X_OK) != 0)
-        fail_msg("expected the yardctl binary at %s (build it, or set YARD_BIN)", bin);
-    snprintf(out_path, sizeof out_path, "%s/yardctl.out", g_env->dir);
-    snprintf(err_path, sizeof err_path, "%s/yardctl.err", g_env->dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(125);
-        unsetenv("YARD_CONFIG");
-        setenv("YARD_LOG_LEVEL", "info", 1);
-        setenv("YARD_PG_DSN", dsn, 1);
-        char *argv[] = {bin, (char *)arg1, (char *)arg2, NULL};
-        execv(bin, argv);
-        _exit(126);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    read_text(out, outcap, out_path);
-    read_text(err, errcap, err_path);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    /* dsn names a database of g_env's server; yt_run_program sets its own. */
+    yt_env_t env = *g_env;
+    snprintf(env.pg_dsn, sizeof env.pg_dsn, "%s", dsn);
+    const char *args[] = {arg1, arg2, NULL};
+    return yt_run_program(&env, "yardctl", args, out, outcap, err, errcap);
 }
 
 static void expect_output(const char *what, const char *text, const char *want)
