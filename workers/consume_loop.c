@@ -1,5 +1,7 @@
 /*
  * consume_loop.c - the fetch loop of the simple roles (consume_loop.h).
+ * Its PostgreSQL connection commits without waiting for the WAL flush: the
+ * roles using it (ingest) lose nothing if such a commit is lost.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -28,7 +30,7 @@ static int loop_conn(wk_loop_t *l)
     yard_db_close(l->conn);
     l->conn = NULL;
     int rc = yard_db_connect(&l->conn, l->wk->cfg.pg_dsn, 5);
-    if (rc == 0 && (rc = wk_store_prepare(l->conn)) < 0) {
+    if (rc == 0 && (rc = wk_store_prepare(l->conn, WK_STORE_FAST)) < 0) {
         yard_db_close(l->conn);
         l->conn = NULL;
     }

@@ -173,16 +173,17 @@ static void exec_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long us)
 
 /* ---- PostgreSQL connections ------------------------------------------------ */
 
-/* Makes *conn usable: reconnects and prepares when needed. Returns 0 or
- * YARD_EUNAVAIL (logged by yard_db_connect). */
-static int exec_conn(wk_t *wk, PGconn **conn)
+/* Makes *conn usable: reconnects and prepares when needed. The fetcher's
+ * connection (claims) commits fast, the committer's (outcomes, acked next)
+ * durably. Returns 0 or YARD_EUNAVAIL (logged by yard_db_connect). */
+static int exec_conn(wk_t *wk, PGconn **conn, wk_store_mode_t mode)
 {
     if (*conn && PQstatus(*conn) == CONNECTION_OK)
         return 0;
     yard_db_close(*conn);
     *conn = NULL;
     int rc = yard_db_connect(conn, wk->cfg.pg_dsn, 5);
-    if (rc == 0 && (rc = wk_store_prepare(*conn)) < 0) {
+    if (rc == 0 && (rc = wk_store_prepare(*conn, mode)) < 0) {
         yard_db_close(*conn);
         *conn = NULL;
     }
@@ -293,10 +294,12 @@ static void *exec_fetcher(void *arg)
         natsMsgList_Destroy(&list);
 
         t0 = wk_clock_us();
-        rc = n ? exec_conn(wk, &q->conn) : 0;
+        rc = n ? exec_conn(wk, &q->conn, WK_STORE_FAST) : 0;
         if (rc == 0 && n)
             rc = wk_store_claim(q->conn, envs, n, claimed);
         wk_time_add(wk, "postgres", wk_clock_us() - t0);
+        YARD_LOG_DEBUG(NULL, "execute %s: claimed a batch of %zu in %lld us", q->name, n,
+                       (long long)(wk_clock_us() - t0));
         if (rc < 0) {
             /* Nothing was claimed: hand everything back for later. */
             YARD_LOG_WARN(NULL, "execute %s: cannot claim %zu jobs (%s); retrying in 1 s",
@@ -525,10 +528,12 @@ static void exec_commit(wk_runtime_t *rt, exec_item_t **items, size_t n)
     }
     if (nrec) {
         int64_t t0 = wk_clock_us();
-        rc = exec_conn(wk, &rt->conn);
+        rc = exec_conn(wk, &rt->conn, WK_STORE_DURABLE);
         if (rc == 0)
             rc = wk_store_finish(rt->conn, recs, nrec, wk->worker_name);
         wk_time_add(wk, "postgres", wk_clock_us() - t0);
+        YARD_LOG_DEBUG(NULL, "execute: recorded %zu outcomes in %lld us", nrec,
+                       (long long)(wk_clock_us() - t0));
         if (rc < 0)
             YARD_LOG_WARN(NULL, "execute: cannot record %zu outcomes (%s); their jobs will "
                                 "run again",
@@ -589,7 +594,7 @@ static void exec_supervise(wk_runtime_t *rt, int64_t now_ms, int poll_cancels)
         }
     }
     pthread_mutex_unlock(&rt->mu);
-    if (n == 0 || exec_conn(wk, &rt->conn) < 0)
+    if (n == 0 || exec_conn(wk, &rt->conn, WK_STORE_DURABLE) < 0)
         return;
     int flags[256];
     /* Items cannot leave the in-flight list while the committer (us) runs. */
@@ -622,7 +627,7 @@ static void exec_poison(wk_runtime_t *rt, advisory_t *list)
             if (wk_dlq_publish(wk, natsMsg_GetSubject(m), id, list->seq, natsMsg_GetData(m),
                                (size_t)natsMsg_GetDataLength(m),
                                (unsigned)wk->cfg.js_max_deliver, why) == 0 &&
-                (!ok || (exec_conn(wk, &rt->conn) == 0 &&
+                (!ok || (exec_conn(wk, &rt->conn, WK_STORE_DURABLE) == 0 &&
                          wk_store_mark_dead(rt->conn, &env, (unsigned)wk->cfg.js_max_deliver,
                                             why) == 0)))
                 yard_js_delete_msg(wk->js, YARD_STREAM_JOBS, list->seq);

@@ -45,9 +45,16 @@ typedef struct {
     const char *error;        /* or NULL */
 } wk_attempt_t;
 
-/* Prepares the store's statements on conn (once per connection). Returns 0
- * or YARD_EPG / YARD_EUNAVAIL (logged). */
-int wk_store_prepare(PGconn *conn);
+/* How a connection commits. WK_STORE_DURABLE waits for the WAL flush: for
+ * outcomes, which are acked right after. WK_STORE_FAST does not
+ * (synchronous_commit off): for claims and ingest, whose loss in a
+ * PostgreSQL crash costs nothing, since their messages are redelivered or
+ * the claim recreates the row; it saves one fsync per batch. */
+typedef enum { WK_STORE_DURABLE = 0, WK_STORE_FAST = 1 } wk_store_mode_t;
+
+/* Prepares the store's statements on conn and sets its commit mode (once
+ * per connection). Returns 0 or YARD_EPG / YARD_EUNAVAIL (logged). */
+int wk_store_prepare(PGconn *conn, wk_store_mode_t mode);
 
 /* Records n submitted jobs as queued (subject jobs.execute.*) or scheduled
  * (scheduled[i] nonzero). Returns 0, or an error with nothing written. */

@@ -285,8 +285,12 @@ int main(void)
     snprintf(pg, sizeof pg, "YARD_PG_DSN=%s", env->pg_dsn);
     char *gw_env[] = {gp, nats, pg, "YARD_AUTH_DISABLED=true", "YARD_LOG_LEVEL=warn",
                       "YARD_RATE_PER_S=10000000", "YARD_RATE_BURST=10000000", NULL};
-    char *wk_env[] = {nats, pg, "YARD_LOG_LEVEL=warn", "YARD_WORKER_CONCURRENCY=64",
-                      "YARD_WORKER_BATCH=256", NULL};
+    /* YARD_BENCH_WORKER_LOG=debug shows the workers' batch sizes and times. */
+    char wk_log[64];
+    snprintf(wk_log, sizeof wk_log, "YARD_LOG_LEVEL=%s",
+             getenv("YARD_BENCH_WORKER_LOG") ? getenv("YARD_BENCH_WORKER_LOG") : "warn");
+    char *wk_env[] = {nats, pg, wk_log, "YARD_WORKER_CONCURRENCY=64", "YARD_WORKER_BATCH=256",
+                      NULL};
     char gw_bin[600], wk_bin[600];
     snprintf(gw_bin, sizeof gw_bin, "%s/yard-gateway", yt_bin_dir());
     snprintf(wk_bin, sizeof wk_bin, "%s/yard-worker", yt_bin_dir());
