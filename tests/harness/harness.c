@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -181,7 +182,7 @@ static void yt_remove_pid(const yt_env_t *env, const char *name)
 /* Child side of a spawn: new process group, output to the log, optional
  * drop to the postgres user, extra environment, exec. Never returns. */
 static void yt_child_exec(const char *log, int as_postgres, char *const argv[],
-                          char *const extra_env[])
+                          char *const extra_env[], pid_t parent)
 {
     setpgid(0, 0);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -203,6 +204,12 @@ static void yt_child_exec(const char *log, int as_postgres, char *const argv[],
             _exit(126);
         }
     }
+    /* A test run by hand (not by tests/run.sh) that crashes takes its servers
+     * with it. Spawns come from the test's main thread, whose exit is the
+     * test's. Set after the user change, which would clear it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
     for (; extra_env && *extra_env; extra_env++)
         putenv(*extra_env);
     execvp(argv[0], argv);
@@ -215,13 +222,14 @@ static pid_t yt_spawn_as(yt_env_t *env, const char *name, int as_postgres, char 
 {
     char log[400];
     snprintf(log, sizeof log, "%s/%s.log", env->dir, name);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         yt_fail("fork for %s: %s", name, strerror(errno));
         return -1;
     }
     if (pid == 0)
-        yt_child_exec(log, as_postgres, argv, extra_env);
+        yt_child_exec(log, as_postgres, argv, extra_env, parent);
     setpgid(pid, pid);
     yt_write_pid(env, name, pid);
     return pid;
