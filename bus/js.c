@@ -9,6 +9,7 @@
  * NATS_TIMEOUT through the same handler.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,6 +34,7 @@ struct yard_js {
     size_t cap; /* power of two, at least 2 * max_pending */
     size_t count;
     size_t max_pending;
+    atomic_int closing; /* yard_js_destroy began: a disconnect is expected */
 };
 
 int yard_js_status(natsStatus s, jsErrCode jerr, const char *what)
@@ -158,7 +160,9 @@ static void js_ack_handler(jsCtx *jsc, natsMsg *msg, jsPubAck *pa, jsPubAckErr *
 
 static void js_on_disconnect(natsConnection *nc, void *closure)
 {
-    YARD_LOG_WARN(NULL, "nats: disconnected; reconnecting");
+    yard_js_t *js = closure;
+    if (!atomic_load(&js->closing))
+        YARD_LOG_WARN(NULL, "nats: disconnected; reconnecting");
 }
 
 static void js_on_reconnect(natsConnection *nc, void *closure)
@@ -272,6 +276,7 @@ void yard_js_destroy(yard_js_t *js, int64_t timeout_ms)
 {
     if (!js)
         return;
+    atomic_store(&js->closing, 1);
     if (js->jsc) {
         yard_js_publish_wait(js, timeout_ms);
         /* Take back what nats.c still holds and fail it, once. */
