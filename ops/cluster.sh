@@ -9,7 +9,8 @@
 # Ports (override with the environment): YARD_UP_HTTP_PORT=8080,
 # YARD_UP_NATS_PORT=4222, YARD_UP_NATS_MON_PORT=8222, YARD_UP_PG_PORT=55432.
 # Logs are in .yard/log/<name>.log; .yard/env holds YARD_URL, YARD_API_KEY,
-# YARD_NATS_URL and YARD_PG_DSN as shell assignments for scripts and yardctl.
+# YARD_NATS_URL and YARD_PG_DSN as exported shell assignments: after
+# `. .yard/env`, curl examples and yardctl work as they are.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -27,9 +28,13 @@ roles=(execute schedule audit)
 say() { printf 'yard: %s\n' "$*"; }
 die() { printf 'yard: error: %s\n' "$*" >&2; exit 1; }
 
-running() { # name -> 0 if its pid file names a live process
-    local f=$run/$1.pid
-    [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+running() { # name -> 0 if its pid file names a live process (not a zombie)
+    local f=$run/$1.pid pid state
+    [ -f "$f" ] || return 1
+    pid=$(cat "$f")
+    kill -0 "$pid" 2>/dev/null || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
+    [ -n "$state" ] && [ "$state" != Z ]
 }
 
 # Runs a PostgreSQL program as the postgres user when we are root.
@@ -106,11 +111,11 @@ write_env() {
     fi
     umask 077
     cat >"$data/env" <<ENV
-YARD_URL=http://127.0.0.1:$http_port
-YARD_API_KEY=$key
-YARD_NATS_URL=$YARD_NATS_URL
-YARD_PG_DSN=$YARD_PG_DSN
-YARD_ID_SECRET=$secret
+export YARD_URL=http://127.0.0.1:$http_port
+export YARD_API_KEY=$key
+export YARD_NATS_URL=$YARD_NATS_URL
+export YARD_PG_DSN=$YARD_PG_DSN
+export YARD_ID_SECRET=$secret
 ENV
     umask 022
     export YARD_API_KEY=$key
@@ -141,10 +146,10 @@ down() {
         name=$(basename "$f" .pid)
         [ "$name" = postgres ] && continue
         pid=$(cat "$f")
-        if kill -0 "$pid" 2>/dev/null; then
+        if running "$name"; then
             kill -TERM "$pid"
-            for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+            for ((i = 0; i < 400; i++)); do running "$name" || break; sleep 0.1; done
+            running "$name" && kill -KILL "$pid"
             say "$name stopped"
         fi
         rm -f "$f"
