@@ -443,3 +443,40 @@ int yt_js_find(natsMsg **out, yard_js_t *js, const char *stream, const char *sub
     }
     return 0;
 }
+
+/* ---- a whole cluster --------------------------------------------------- */
+
+void yt_nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int yt_cluster_start(yt_cluster_t *c, char *const extra_env[])
+{
+    if (yt_env_create(&c->env, YT_NATS | YT_PG | YT_MIGRATE) != 0)
+        return -1;
+    c->gw = yt_e2e_gateway_start(c->env, &c->port, extra_env);
+    if (c->gw < 0 || yt_js_open(&c->js, c->env) != 0)
+        return -1;
+    return yt_worker_start(&c->audit, c->env, "audit", NULL, extra_env, 0);
+}
+
+void yt_cluster_stop_worker(yt_cluster_t *c, yt_worker_t *w)
+{
+    if (w->pid > 0 && yt_worker_stop(c->env, w, SIGTERM, 40000) < 0)
+        yt_worker_stop(c->env, w, SIGKILL, 5000);
+}
+
+void yt_cluster_stop(yt_cluster_t *c)
+{
+    yt_cluster_stop_worker(c, &c->sched);
+    yt_cluster_stop_worker(c, &c->exec);
+    yt_cluster_stop_worker(c, &c->audit);
+    if (c->gw > 0 && yt_kill_wait(c->gw, SIGTERM, 10000) < 0)
+        yt_kill_wait(c->gw, SIGKILL, 5000);
+    yard_js_destroy(c->js, 1000);
+    c->js = NULL;
+    yt_env_destroy(c->env);
+    c->env = NULL;
+}

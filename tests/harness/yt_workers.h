@@ -68,6 +68,32 @@ const char *yt_wait_status_text(int status);
  * way, then extra_env. Returns the pid and sets *port, or -1. */
 pid_t yt_e2e_gateway_start(yt_env_t *env, int *port, char *const extra_env[]);
 
+/* What an end-to-end test runs: the servers, a gateway with auth off, the
+ * audit role (so jobs show as queued), a JetStream connection for checks,
+ * and room for the workers a test starts itself. */
+typedef struct {
+    yt_env_t *env;
+    pid_t gw;
+    int port;
+    yt_worker_t audit, exec, sched;
+    yard_js_t *js;
+} yt_cluster_t;
+
+/* Starts nats-server, PostgreSQL (migrated), the gateway and the audit
+ * worker; extra_env (may be NULL) goes to both programs. Returns 0, or -1
+ * after printing why (yt_cluster_stop cleans up either way). */
+int yt_cluster_start(yt_cluster_t *c, char *const extra_env[]);
+
+/* Stops whatever of c runs (workers with SIGTERM, then SIGKILL), closes the
+ * JetStream connection and removes the servers. */
+void yt_cluster_stop(yt_cluster_t *c);
+
+/* Stops w if it runs: SIGTERM, then SIGKILL after 40 s. */
+void yt_cluster_stop_worker(yt_cluster_t *c, yt_worker_t *w);
+
+/* Sleeps ms milliseconds. */
+void yt_nap_ms(int ms);
+
 /* POSTs body (a job object) to /v1/jobs. On 202 copies the job's id into id.
  * Returns the HTTP status, or a negative YT_HTTP_* code. */
 int yt_job_submit(int port, const char *body, char id[YT_JOB_ID_MAX]);

@@ -60,26 +60,17 @@ typedef struct {
 } srv_t;
 
 static struct {
-    yt_env_t *env;
-    pid_t gw;
-    int port;
-    yt_worker_t audit, exec;
+    yt_cluster_t c;
     srv_t srv;
     char exec_var[400];
 } g;
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- files the test writes ---------------------------------------------------- */
 
 static int write_file(const char *name, const char *text, mode_t mode)
 {
     char path[400];
-    snprintf(path, sizeof path, "%s/%s", g.env->dir, name);
+    snprintf(path, sizeof path, "%s/%s", g.c.env->dir, name);
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "test: cannot write %s: %s\n", path, strerror(errno));
@@ -114,7 +105,7 @@ static int write_exec_files(void)
         "echo $$ > parent.$a.tmp && mv parent.$a.tmp parent.$a.pid\n"
         "sleep 30\n";
     char conf[2048];
-    const char *d = g.env->dir;
+    const char *d = g.c.env->dir;
     snprintf(conf, sizeof conf,
              "# exec mappings of test_wk_e2e_exec_http\n"
              "[exec-ok]\npath = %s/ok.sh\nenv = PATH=/usr/bin:/bin\n\n"
@@ -172,7 +163,7 @@ static void srv_answer(srv_t *s, int fd)
         text = first ? "{\"busy\":true}" : "{\"second\":true}";
     } else if (strncmp(buf, "GET /slow503 ", 13) == 0) {
         atomic_fetch_add(&s->hits_slow, 1);
-        nap_ms(SLOW_MS);
+        yt_nap_ms(SLOW_MS);
         status = 503, reason = "Service Unavailable", text = "{\"slow\":true}";
     } else if (strncmp(buf, "GET /missing ", 13) == 0) {
         atomic_fetch_add(&s->hits_missing, 1);
@@ -244,7 +235,7 @@ static void srv_stop(srv_t *s)
 
 static void submit(const char *body, char id[YT_JOB_ID_MAX])
 {
-    int st = yt_job_submit(g.port, body, id);
+    int st = yt_job_submit(g.c.port, body, id);
     if (st != 202)
         fail_msg("%s: expected 202, got %d", body, st);
 }
@@ -252,8 +243,8 @@ static void submit(const char *body, char id[YT_JOB_ID_MAX])
 static void wait_status(const char *id, const char *what, const char *want, int timeout_ms)
 {
     char got[64];
-    if (yt_job_wait_status(g.port, id, want, timeout_ms, got, sizeof got) != 0) {
-        yt_worker_log_tail(g.env, &g.exec);
+    if (yt_job_wait_status(g.c.port, id, want, timeout_ms, got, sizeof got) != 0) {
+        yt_worker_log_tail(g.c.env, &g.c.exec);
         fail_msg("%s job %s: expected status %s within %d ms, got %s", what, id, want,
                  timeout_ms, got);
     }
@@ -262,7 +253,7 @@ static void wait_status(const char *id, const char *what, const char *want, int 
 /* The job's attempts as "1:retry,2:succeeded" into out. */
 static void attempts_text(const char *id, char *out, size_t cap)
 {
-    yt_sql_text(g.env, out, cap,
+    yt_sql_text(g.c.env, out, cap,
                 "SELECT coalesce(string_agg(attempt || ':' || outcome, ',' ORDER BY attempt), '')"
                 " FROM job_attempts WHERE job_id = '%s'", id);
 }
@@ -280,7 +271,7 @@ static pid_t read_pid(const char *name)
 {
     char path[400];
     int pid = 0;
-    snprintf(path, sizeof path, "%s/%s", g.env->dir, name);
+    snprintf(path, sizeof path, "%s/%s", g.c.env->dir, name);
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
@@ -300,7 +291,7 @@ static int gone_within(pid_t pid, int ms)
             return 1;
         if (yt_now_ms() >= deadline)
             return 0;
-        nap_ms(10);
+        yt_nap_ms(10);
     }
 }
 
@@ -328,26 +319,16 @@ static int setup(void **state)
     /* Orphans of the worker's programs come to us, so we can reap them. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
         return -1;
-    if (yt_env_create(&g.env, YT_NATS | YT_PG | YT_MIGRATE) != 0 || write_exec_files() != 0 ||
-        srv_start(&g.srv) != 0)
-        return -1;
-    g.gw = yt_e2e_gateway_start(g.env, &g.port, NULL);
-    if (g.gw < 0 || yt_worker_start(&g.audit, g.env, "audit", NULL, NULL, 0) != 0)
+    if (yt_cluster_start(&g.c, NULL) != 0 || write_exec_files() != 0 || srv_start(&g.srv) != 0)
         return -1;
     char *exec_env[] = {g.exec_var, "YARD_RETRY_BASE_MS=100", NULL};
-    return yt_worker_start(&g.exec, g.env, "execute", NULL, exec_env, 0);
+    return yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, exec_env, 0);
 }
 
 static int teardown(void **state)
 {
-    yt_worker_t *ws[] = {&g.exec, &g.audit};
-    for (size_t i = 0; i < 2; i++)
-        if (ws[i]->pid > 0 && yt_worker_stop(g.env, ws[i], SIGTERM, 40000) < 0)
-            yt_worker_stop(g.env, ws[i], SIGKILL, 5000);
-    if (g.gw > 0 && yt_kill_wait(g.gw, SIGTERM, 10000) < 0)
-        yt_kill_wait(g.gw, SIGKILL, 5000);
+    yt_cluster_stop(&g.c);
     srv_stop(&g.srv);
-    yt_env_destroy(g.env);
     while (waitpid(-1, NULL, WNOHANG) > 0) /* orphans reparented to us */
         ;
     return 0;
@@ -361,12 +342,12 @@ static void test_exec_stdout_is_the_result(void **state)
     submit("{\"type\":\"exec-ok\",\"payload\":{\"n\":42,\"s\":\"hi\"}}", id);
     wait_status(id, "exec-ok", "succeeded", 10000);
     expect_attempts("exec-ok", id, "1:succeeded");
-    long long ok = yt_sql_int(g.env,
+    long long ok = yt_sql_int(g.c.env,
                               "SELECT (result->'got' = '{\"n\":42,\"s\":\"hi\"}'::jsonb"
                               " AND result->>'job' = '%s' AND result->>'attempt' = '1')::int"
                               " FROM jobs WHERE id = '%s'", id, id);
     if (ok != 1) {
-        yt_sql_text(g.env, result, sizeof result, "SELECT result::text FROM jobs WHERE id = '%s'",
+        yt_sql_text(g.c.env, result, sizeof result, "SELECT result::text FROM jobs WHERE id = '%s'",
                     id);
         fail_msg("exec-ok job %s: expected result {\"got\":{\"n\":42,\"s\":\"hi\"},\"attempt\":1,"
                  "\"job\":\"<id>\"}, got %s", id, result);
@@ -379,7 +360,7 @@ static void test_exec_exit_75_is_retried(void **state)
     submit("{\"type\":\"exec-tempfail\",\"max_attempts\":5}", id);
     wait_status(id, "exec-tempfail", "succeeded", 15000);
     expect_attempts("exec-tempfail", id, "1:retry,2:retry,3:succeeded");
-    yt_sql_text(g.env, err, sizeof err,
+    yt_sql_text(g.c.env, err, sizeof err,
                 "SELECT coalesce(error, '') FROM job_attempts WHERE job_id = '%s' AND attempt = 1",
                 id);
     if (!strstr(err, "75") || !strstr(err, "not yet (attempt 1)"))
@@ -391,15 +372,15 @@ static void test_exec_timeout_kills_the_program_and_its_child(void **state)
 {
     char id[YT_JOB_ID_MAX], outcome[64];
     submit("{\"type\":\"exec-slow\",\"max_attempts\":2}", id);
-    long long n = yt_wait_sql(g.env, 1, 15000,
+    long long n = yt_wait_sql(g.c.env, 1, 15000,
                               "SELECT count(*) FROM job_attempts WHERE job_id = '%s'"
                               " AND attempt = 1", id);
     if (n != 1) {
-        yt_worker_log_tail(g.env, &g.exec);
+        yt_worker_log_tail(g.c.env, &g.c.exec);
         fail_msg("exec-slow job %s: expected attempt 1 recorded within 15 s, got %lld rows", id,
                  n);
     }
-    yt_sql_text(g.env, outcome, sizeof outcome,
+    yt_sql_text(g.c.env, outcome, sizeof outcome,
                 "SELECT outcome || ' ' || duration_ms FROM job_attempts WHERE job_id = '%s'"
                 " AND attempt = 1", id);
     long long ms = strchr(outcome, ' ') ? strtoll(strchr(outcome, ' ') + 1, NULL, 10) : -1;
@@ -441,12 +422,12 @@ static void test_http_200_succeeds(void **state)
     http_job("/ok", 3, id);
     wait_status(id, "http /ok", "succeeded", 10000);
     expect_attempts("http /ok", id, "1:succeeded");
-    long long ok = yt_sql_int(g.env,
+    long long ok = yt_sql_int(g.c.env,
                               "SELECT ((result->>'status')::int = 200 AND"
                               " result->>'body' = '{\"hello\":\"world\"}')::int"
                               " FROM jobs WHERE id = '%s'", id);
     if (ok != 1) {
-        yt_sql_text(g.env, result, sizeof result, "SELECT result::text FROM jobs WHERE id = '%s'",
+        yt_sql_text(g.c.env, result, sizeof result, "SELECT result::text FROM jobs WHERE id = '%s'",
                     id);
         fail_msg("http /ok job %s: expected result {\"status\":200,\"body\":"
                  "\"{\\\"hello\\\":\\\"world\\\"}\"}, got %s", id, result);
@@ -472,12 +453,12 @@ static void test_http_404_is_dead(void **state)
     char id[YT_JOB_ID_MAX], err[512];
     http_job("/missing", 3, id);
     wait_status(id, "http /missing", "dead", 10000);
-    nap_ms(300); /* a wrong retry would show up as a second request */
+    yt_nap_ms(300); /* a wrong retry would show up as a second request */
     expect_attempts("http /missing (404)", id, "1:failed");
     if (atomic_load(&g.srv.hits_missing) != 1)
         fail_msg("http /missing: expected 1 request to the server (no retry), got %d",
                  atomic_load(&g.srv.hits_missing));
-    yt_sql_text(g.env, err, sizeof err, "SELECT coalesce(last_error, '') FROM jobs WHERE id = '%s'",
+    yt_sql_text(g.c.env, err, sizeof err, "SELECT coalesce(last_error, '') FROM jobs WHERE id = '%s'",
                 id);
     if (!strstr(err, "404"))
         fail_msg("http /missing job %s: expected last_error to name the 404, got `%s`", id, err);
@@ -491,12 +472,12 @@ static void test_http_cancel_while_waiting_is_not_retried(void **state)
     http_job("/slow503", 3, id);
     long long deadline = yt_now_ms() + 10000;
     while (atomic_load(&g.srv.hits_slow) == 0 && yt_now_ms() < deadline)
-        nap_ms(5);
+        yt_nap_ms(5);
     if (atomic_load(&g.srv.hits_slow) != 1)
         fail_msg("http /slow503 job %s: expected its request to reach the server within 10 s, "
                  "got %d requests", id, atomic_load(&g.srv.hits_slow));
-    nap_ms(50);
-    int st = yt_job_cancel(g.port, id, status, sizeof status);
+    yt_nap_ms(50);
+    int st = yt_job_cancel(g.c.port, id, status, sizeof status);
     long long t0 = yt_now_ms();
     if (st != 202)
         fail_msg("DELETE of running http job %s: expected 202, got %d (status `%s`)", id, st,
@@ -507,14 +488,14 @@ static void test_http_cancel_while_waiting_is_not_retried(void **state)
     status[0] = '\0';
     deadline = t0 + 8000;
     for (int done = 0; !done && yt_now_ms() < deadline;) {
-        yt_job_status(g.port, id, status, sizeof status);
+        yt_job_status(g.c.port, id, status, sizeof status);
         for (size_t i = 0; i < 3; i++)
             done |= strcmp(status, final[i]) == 0;
         if (!done)
-            nap_ms(20);
+            yt_nap_ms(20);
     }
     long long took = yt_now_ms() - t0;
-    nap_ms(1000); /* a retry would reach the server by now */
+    yt_nap_ms(1000); /* a retry would reach the server by now */
     int hits = atomic_load(&g.srv.hits_slow);
     attempts_text(id, attempts, sizeof attempts);
     if (strcmp(status, "cancelled") != 0 || took > 2000 || hits != 1)

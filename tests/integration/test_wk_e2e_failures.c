@@ -44,33 +44,23 @@
 #define DLQ_DEFAULT "dlq.jobs.execute.default"
 
 static struct {
-    yt_env_t *env;
-    pid_t gw;
-    int port;
-    yt_worker_t audit, exec;
-    yard_js_t *js;
+    yt_cluster_t c;
 } g;
 
 static char *const exec_env[] = {"YARD_RETRY_BASE_MS=200", NULL};
 
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void ensure_exec_worker(void)
 {
-    if (g.exec.pid > 0 && !yt_worker_exited(g.env, &g.exec))
+    if (g.c.exec.pid > 0 && !yt_worker_exited(g.c.env, &g.c.exec))
         return;
-    if (yt_worker_start(&g.exec, g.env, "execute", NULL, exec_env, 0) != 0)
+    if (yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, exec_env, 0) != 0)
         fail_msg("expected a ready execute worker, but it did not start (log above)");
 }
 
 /* Pending plus ack-pending of execute_default, or -1. */
 static long long exec_depth(uint64_t *pending, uint64_t *ack_pending)
 {
-    if (yard_js_consumer_depth(pending, ack_pending, g.js, "JOBS", "execute_default") != 0)
+    if (yard_js_consumer_depth(pending, ack_pending, g.c.js, "JOBS", "execute_default") != 0)
         return -1;
     return (long long)(*pending + *ack_pending);
 }
@@ -79,14 +69,14 @@ static long long wait_exec_depth_zero(int timeout_ms, uint64_t *pending, uint64_
 {
     long long deadline = yt_now_ms() + timeout_ms, d;
     while ((d = exec_depth(pending, ack_pending)) != 0 && yt_now_ms() < deadline)
-        nap_ms(50);
+        yt_nap_ms(50);
     return d;
 }
 
 /* Submits body and expects 202; copies the id. */
 static void submit(const char *body, char id[YT_JOB_ID_MAX])
 {
-    int st = yt_job_submit(g.port, body, id);
+    int st = yt_job_submit(g.c.port, body, id);
     if (st != 202)
         fail_msg("%s: expected 202, got %d", body, st);
 }
@@ -94,8 +84,8 @@ static void submit(const char *body, char id[YT_JOB_ID_MAX])
 static void wait_status(const char *id, const char *want, int timeout_ms)
 {
     char got[64];
-    if (yt_job_wait_status(g.port, id, want, timeout_ms, got, sizeof got) != 0) {
-        yt_worker_log_tail(g.env, &g.exec);
+    if (yt_job_wait_status(g.c.port, id, want, timeout_ms, got, sizeof got) != 0) {
+        yt_worker_log_tail(g.c.env, &g.c.exec);
         fail_msg("job %s: expected status %s within %d ms, got %s", id, want, timeout_ms, got);
     }
 }
@@ -108,9 +98,9 @@ static void expect_dlq(const char *id, unsigned attempts, const char *error_part
     char want_attempts[16];
     long long deadline = yt_now_ms() + 5000;
     int found;
-    while ((found = yt_js_find(&m, g.js, "DLQ", DLQ_DEFAULT, "Yard-Job-Id", id)) == 0 &&
+    while ((found = yt_js_find(&m, g.c.js, "DLQ", DLQ_DEFAULT, "Yard-Job-Id", id)) == 0 &&
            yt_now_ms() < deadline)
-        nap_ms(100);
+        yt_nap_ms(100);
     if (found != 1)
         fail_msg("job %s: expected a message on %s with Yard-Job-Id %s, found %s", id,
                  DLQ_DEFAULT, id, found == 0 ? "none" : "an error (above)");
@@ -145,24 +135,12 @@ static void expect_dlq(const char *id, unsigned attempts, const char *error_part
 static int setup(void **state)
 {
     yard_log_init("test_wk_e2e_failures", YARD_LOG_ERROR);
-    if (yt_env_create(&g.env, YT_NATS | YT_PG | YT_MIGRATE) != 0)
-        return -1;
-    g.gw = yt_e2e_gateway_start(g.env, &g.port, NULL);
-    if (g.gw < 0 || yt_js_open(&g.js, g.env) != 0)
-        return -1;
-    return yt_worker_start(&g.audit, g.env, "audit", NULL, NULL, 0);
+    return yt_cluster_start(&g.c, NULL);
 }
 
 static int teardown(void **state)
 {
-    yt_worker_t *ws[] = {&g.exec, &g.audit};
-    for (size_t i = 0; i < 2; i++)
-        if (ws[i]->pid > 0 && yt_worker_stop(g.env, ws[i], SIGTERM, 40000) < 0)
-            yt_worker_stop(g.env, ws[i], SIGKILL, 5000);
-    if (g.gw > 0 && yt_kill_wait(g.gw, SIGTERM, 10000) < 0)
-        yt_kill_wait(g.gw, SIGKILL, 5000);
-    yard_js_destroy(g.js, 1000);
-    yt_env_destroy(g.env);
+    yt_cluster_stop(&g.c);
     return 0;
 }
 
@@ -172,10 +150,10 @@ static void test_cancel_before_start_never_runs(void **state)
 {
     char id[YT_JOB_ID_MAX], status[32];
     uint64_t pending = 0, ack_pending = 0;
-    assert_int_equal(g.exec.pid, 0); /* no execute worker yet */
+    assert_int_equal(g.c.exec.pid, 0); /* no execute worker yet */
     submit("{\"type\":\"sleep\",\"payload\":{\"ms\":100}}", id);
     wait_status(id, "queued", 2000);
-    int st = yt_job_cancel(g.port, id, status, sizeof status);
+    int st = yt_job_cancel(g.c.port, id, status, sizeof status);
     if (st != 200 || strcmp(status, "cancelled") != 0)
         fail_msg("DELETE of queued job %s: expected 200 with status cancelled, got %d with "
                  "status `%s`", id, st, status);
@@ -190,13 +168,13 @@ static void test_cancel_before_start_never_runs(void **state)
         fail_msg("expected the worker to drop the cancelled job's message (execute_default "
                  "empty) within 10 s, got pending %llu, ack pending %llu",
                  (unsigned long long)pending, (unsigned long long)ack_pending);
-    nap_ms(2500);
-    long long attempts = yt_sql_int(g.env, "SELECT count(*) FROM job_attempts WHERE job_id = '%s'",
+    yt_nap_ms(2500);
+    long long attempts = yt_sql_int(g.c.env, "SELECT count(*) FROM job_attempts WHERE job_id = '%s'",
                                     id);
     if (attempts != 0)
         fail_msg("job %s cancelled before start: expected no attempt row, got %lld", id,
                  attempts);
-    if (yt_job_status(g.port, id, status, sizeof status) != 200 ||
+    if (yt_job_status(g.c.port, id, status, sizeof status) != 200 ||
         strcmp(status, "cancelled") != 0)
         fail_msg("job %s cancelled before start: expected status to stay cancelled, got `%s`",
                  id, status);
@@ -212,21 +190,21 @@ static void test_cancel_while_running_stops_the_job(void **state)
     ensure_exec_worker();
     submit("{\"type\":\"sleep\",\"payload\":{\"ms\":20000}}", id);
     wait_status(id, "running", 10000);
-    nap_ms(200); /* let the handler start sleeping */
-    int st = yt_job_cancel(g.port, id, status, sizeof status);
+    yt_nap_ms(200); /* let the handler start sleeping */
+    int st = yt_job_cancel(g.c.port, id, status, sizeof status);
     long long t0 = yt_now_ms();
     if (st != 202)
         fail_msg("DELETE of running job %s: expected 202, got %d (status `%s`)", id, st, status);
-    if (yt_job_wait_status(g.port, id, "cancelled", 2000, got, sizeof got) != 0) {
-        yt_worker_log_tail(g.env, &g.exec);
+    if (yt_job_wait_status(g.c.port, id, "cancelled", 2000, got, sizeof got) != 0) {
+        yt_worker_log_tail(g.c.env, &g.c.exec);
         fail_msg("running job %s: expected status cancelled within 2 s of the 202, got %s", id,
                  got);
     }
     long long took = yt_now_ms() - t0;
     char outcome[64];
-    long long rows = yt_sql_int(g.env, "SELECT count(*) FROM job_attempts WHERE job_id = '%s'",
+    long long rows = yt_sql_int(g.c.env, "SELECT count(*) FROM job_attempts WHERE job_id = '%s'",
                                 id);
-    yt_sql_text(g.env, outcome, sizeof outcome,
+    yt_sql_text(g.c.env, outcome, sizeof outcome,
                 "SELECT outcome || ' after ' || duration_ms || ' ms' FROM job_attempts"
                 " WHERE job_id = '%s' AND attempt = 1", id);
     if (rows != 1 || strncmp(outcome, "cancelled ", 10) != 0)
@@ -249,7 +227,7 @@ static void test_retryable_failure_backs_off_then_dead_letters(void **state)
     submit(body, id);
     wait_status(id, "dead", 20000);
 
-    PGresult *r = yt_sql_query(g.env,
+    PGresult *r = yt_sql_query(g.c.env,
                                "SELECT attempt, outcome, coalesce(error, ''),"
                                " round(extract(epoch FROM started_at) * 1000)::bigint"
                                " FROM job_attempts WHERE job_id = '%s' ORDER BY attempt", id);
@@ -295,7 +273,7 @@ static void test_retryable_failure_backs_off_then_dead_letters(void **state)
     }
     if (why[0])
         fail_msg("job %s, backoff with base %d ms: %s", id, RETRY_BASE_MS, why);
-    long long attempts = yt_sql_int(g.env, "SELECT attempts FROM jobs WHERE id = '%s'", id);
+    long long attempts = yt_sql_int(g.c.env, "SELECT attempts FROM jobs WHERE id = '%s'", id);
     if (attempts != 4)
         fail_msg("job %s: expected jobs.attempts 4, got %lld", id, attempts);
     expect_dlq(id, 4, msg);
@@ -311,10 +289,10 @@ static void test_non_retryable_failure_is_dead_at_once(void **state)
              "\"max_attempts\":4}", msg);
     submit(body, id);
     wait_status(id, "dead", 10000);
-    nap_ms(300); /* a wrong retry would show up as a second row */
-    long long rows = yt_sql_int(g.env, "SELECT count(*) FROM job_attempts WHERE job_id = '%s'",
+    yt_nap_ms(300); /* a wrong retry would show up as a second row */
+    long long rows = yt_sql_int(g.c.env, "SELECT count(*) FROM job_attempts WHERE job_id = '%s'",
                                 id);
-    yt_sql_text(g.env, outcome, sizeof outcome,
+    yt_sql_text(g.c.env, outcome, sizeof outcome,
                 "SELECT outcome FROM job_attempts WHERE job_id = '%s' AND attempt = 1", id);
     if (rows != 1 || strcmp(outcome, "failed") != 0)
         fail_msg("job %s (non-retryable fail): expected exactly one attempt with outcome "
@@ -325,7 +303,7 @@ static void test_non_retryable_failure_is_dead_at_once(void **state)
 /* The job's attempts as "1:retry,2:dead" into out. */
 static void attempts_text(const char *id, char *out, size_t cap)
 {
-    yt_sql_text(g.env, out, cap,
+    yt_sql_text(g.c.env, out, cap,
                 "SELECT coalesce(string_agg(attempt || ':' || outcome, ',' ORDER BY attempt), '')"
                 " FROM job_attempts WHERE job_id = '%s'", id);
 }
@@ -339,15 +317,15 @@ static void test_unknown_type_and_bad_payload_end_dead(void **state)
     wait_status(unknown, "dead", 10000);
     wait_status(bad, "dead", 10000);
     attempts_text(unknown, attempts, sizeof attempts);
-    yt_sql_text(g.env, err, sizeof err, "SELECT coalesce(last_error, '') FROM jobs WHERE id = '%s'",
+    yt_sql_text(g.c.env, err, sizeof err, "SELECT coalesce(last_error, '') FROM jobs WHERE id = '%s'",
                 unknown);
     if (strcmp(attempts, "1:retry,2:dead") != 0 || !strstr(err, "no-such-handler"))
         fail_msg("job %s of an unknown type (max_attempts 2): expected attempts "
                  "`1:retry,2:dead` and last_error naming the type, got `%s` and `%s`", unknown,
                  attempts, err);
-    nap_ms(300);
+    yt_nap_ms(300);
     attempts_text(bad, attempts, sizeof attempts);
-    yt_sql_text(g.env, err, sizeof err, "SELECT coalesce(last_error, '') FROM jobs WHERE id = '%s'",
+    yt_sql_text(g.c.env, err, sizeof err, "SELECT coalesce(last_error, '') FROM jobs WHERE id = '%s'",
                 bad);
     if (strcmp(attempts, "1:failed") != 0 || !strstr(err, "sleep"))
         fail_msg("sleep job %s with payload {\"ms\":\"x\"}: expected attempts `1:failed` and "

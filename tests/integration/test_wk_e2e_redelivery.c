@@ -43,11 +43,7 @@
 #define MAX_DELIVER 3
 
 static struct {
-    yt_env_t *env;
-    pid_t gw;
-    int port;
-    yt_worker_t audit, exec;
-    yard_js_t *js;
+    yt_cluster_t c;
 } g;
 
 static char *const js_env[] = {"YARD_JS_MAX_DELIVER=3", "YARD_JS_ACK_WAIT_S=2",
@@ -56,51 +52,33 @@ static char *const exec_env[] = {"YARD_JS_MAX_DELIVER=3", "YARD_JS_ACK_WAIT_S=2"
                            "YARD_JOB_MAX_ATTEMPTS=2", "YARD_HANDLERS_ALLOW_CRASH=true",
                            "YARD_RETRY_BASE_MS=100", NULL};
 
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
     /* The crash handler aborts: no core files from the workers. */
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     yard_log_init("test_wk_e2e_redelivery", YARD_LOG_ERROR);
-    if (yt_env_create(&g.env, YT_NATS | YT_PG | YT_MIGRATE) != 0)
-        return -1;
-    g.gw = yt_e2e_gateway_start(g.env, &g.port, js_env);
-    if (g.gw < 0 || yt_js_open(&g.js, g.env) != 0)
-        return -1;
-    return yt_worker_start(&g.audit, g.env, "audit", NULL, js_env, 0);
+    return yt_cluster_start(&g.c, js_env);
 }
 
 static int teardown(void **state)
 {
-    yt_worker_t *ws[] = {&g.exec, &g.audit};
-    for (size_t i = 0; i < 2; i++)
-        if (ws[i]->pid > 0 && yt_worker_stop(g.env, ws[i], SIGTERM, 40000) < 0)
-            yt_worker_stop(g.env, ws[i], SIGKILL, 5000);
-    if (g.gw > 0 && yt_kill_wait(g.gw, SIGTERM, 10000) < 0)
-        yt_kill_wait(g.gw, SIGKILL, 5000);
-    yard_js_destroy(g.js, 1000);
-    yt_env_destroy(g.env);
+    yt_cluster_stop(&g.c);
     return 0;
 }
 
 static void ensure_exec_worker(void)
 {
-    if (g.exec.pid > 0 && !yt_worker_exited(g.env, &g.exec))
+    if (g.c.exec.pid > 0 && !yt_worker_exited(g.c.env, &g.c.exec))
         return;
-    if (yt_worker_start(&g.exec, g.env, "execute", NULL, exec_env, 0) != 0)
+    if (yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, exec_env, 0) != 0)
         fail_msg("expected a ready execute worker, but it did not start (log above)");
 }
 
 /* The job's attempts as "1:retry,2:succeeded" into out. */
 static void attempts_text(const char *id, char *out, size_t cap)
 {
-    yt_sql_text(g.env, out, cap,
+    yt_sql_text(g.c.env, out, cap,
                 "SELECT coalesce(string_agg(attempt || ':' || outcome, ',' ORDER BY attempt), '')"
                 " FROM job_attempts WHERE job_id = '%s'", id);
 }
@@ -109,15 +87,15 @@ static void test_heartbeats_keep_a_long_job_past_ack_wait(void **state)
 {
     char id[YT_JOB_ID_MAX], got[64], attempts[256];
     ensure_exec_worker();
-    int st = yt_job_submit(g.port, "{\"type\":\"sleep\",\"payload\":{\"ms\":5000}}", id);
+    int st = yt_job_submit(g.c.port, "{\"type\":\"sleep\",\"payload\":{\"ms\":5000}}", id);
     if (st != 202)
         fail_msg("expected 202 for a sleep job, got %d", st);
-    if (yt_job_wait_status(g.port, id, "succeeded", 15000, got, sizeof got) != 0) {
-        yt_worker_log_tail(g.env, &g.exec);
+    if (yt_job_wait_status(g.c.port, id, "succeeded", 15000, got, sizeof got) != 0) {
+        yt_worker_log_tail(g.c.env, &g.c.exec);
         fail_msg("5 s sleep job %s (ack wait 2 s): expected succeeded within 15 s, got %s", id,
                  got);
     }
-    nap_ms(500); /* a second run started by a redelivery would add a row */
+    yt_nap_ms(500); /* a second run started by a redelivery would add a row */
     attempts_text(id, attempts, sizeof attempts);
     if (strcmp(attempts, "1:succeeded") != 0)
         fail_msg("5 s sleep job %s (ack wait 2 s): expected heartbeats to prevent any "
@@ -128,13 +106,13 @@ static void test_max_deliver_caps_attempts(void **state)
 {
     char id[YT_JOB_ID_MAX], got[64], attempts[256];
     ensure_exec_worker();
-    int st = yt_job_submit(g.port,
+    int st = yt_job_submit(g.c.port,
                            "{\"type\":\"fail\",\"payload\":{\"retryable\":true,"
                            "\"message\":\"again\"},\"max_attempts\":10}", id);
     if (st != 202)
         fail_msg("expected 202 for a fail job with max_attempts 10, got %d", st);
-    if (yt_job_wait_status(g.port, id, "dead", 15000, got, sizeof got) != 0) {
-        yt_worker_log_tail(g.env, &g.exec);
+    if (yt_job_wait_status(g.c.port, id, "dead", 15000, got, sizeof got) != 0) {
+        yt_worker_log_tail(g.c.env, &g.c.exec);
         fail_msg("fail job %s (max_attempts 10, MaxDeliver 3): expected dead within 15 s, got "
                  "%s", id, got);
     }
@@ -143,7 +121,7 @@ static void test_max_deliver_caps_attempts(void **state)
         fail_msg("fail job %s (max_attempts 10, MaxDeliver 3): expected attempts "
                  "`1:retry,2:retry,3:dead`, got `%s`", id, attempts);
     natsMsg *m = NULL;
-    int found = yt_js_find(&m, g.js, "DLQ", "dlq.jobs.execute.default", "Yard-Job-Id", id);
+    int found = yt_js_find(&m, g.c.js, "DLQ", "dlq.jobs.execute.default", "Yard-Job-Id", id);
     const char *n = found == 1 ? yt_js_header(m, "Yard-Attempts") : "";
     int ok = found == 1 && strcmp(n, "3") == 0;
     char seen[16];
@@ -160,30 +138,30 @@ static void test_poison_message_reaches_the_dlq(void **state)
     char id[YT_JOB_ID_MAX], status[32] = "", why[512] = "";
     int crashes = 0, other_exits = 0, last_status = 0;
     ensure_exec_worker();
-    int st = yt_job_submit(g.port, "{\"type\":\"crash\"}", id);
+    int st = yt_job_submit(g.c.port, "{\"type\":\"crash\"}", id);
     if (st != 202)
         fail_msg("expected 202 for a crash job, got %d", st);
 
     long long deadline = yt_now_ms() + 60000;
     while (yt_now_ms() < deadline) {
-        if (yt_worker_exited(g.env, &g.exec)) {
-            int ws = g.exec.status;
+        if (yt_worker_exited(g.c.env, &g.c.exec)) {
+            int ws = g.c.exec.status;
             if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGABRT)
                 crashes++;
             else
                 other_exits++;
             last_status = ws;
-            if (yt_worker_start(&g.exec, g.env, "execute", NULL, exec_env, YT_WORKER_NO_WAIT) != 0)
+            if (yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, exec_env, YT_WORKER_NO_WAIT) != 0)
                 fail_msg("expected to restart the execute worker after crash %d", crashes);
         }
-        if (yt_sql_text(g.env, status, sizeof status, "SELECT status FROM jobs WHERE id = '%s'",
+        if (yt_sql_text(g.c.env, status, sizeof status, "SELECT status FROM jobs WHERE id = '%s'",
                         id) == 1 &&
             strcmp(status, "dead") == 0)
             break;
-        nap_ms(100);
+        yt_nap_ms(100);
     }
     if (strcmp(status, "dead") != 0) {
-        yt_worker_log_tail(g.env, &g.exec);
+        yt_worker_log_tail(g.c.env, &g.c.exec);
         fail_msg("poison job %s: expected status dead within 60 s, got `%s` after %d worker "
                  "crashes", id, status, crashes);
     }
@@ -194,7 +172,7 @@ static void test_poison_message_reaches_the_dlq(void **state)
 
     /* The DLQ copy, with the headers of DESIGN.md. */
     natsMsg *m = NULL;
-    int found = yt_js_find(&m, g.js, "DLQ", "dlq.jobs.execute.default", "Yard-Job-Id", id);
+    int found = yt_js_find(&m, g.c.js, "DLQ", "dlq.jobs.execute.default", "Yard-Job-Id", id);
     if (found != 1)
         fail_msg("poison job %s: expected a message on dlq.jobs.execute.default with its "
                  "Yard-Job-Id, found %s", id, found == 0 ? "none" : "an error (above)");
@@ -214,22 +192,22 @@ static void test_poison_message_reaches_the_dlq(void **state)
 
     /* Gone from JOBS (deleted right after the row was marked dead). */
     deadline = yt_now_ms() + 5000;
-    while ((found = yt_js_find(&m, g.js, "JOBS", NULL, "Nats-Msg-Id", id)) == 1 &&
+    while ((found = yt_js_find(&m, g.c.js, "JOBS", NULL, "Nats-Msg-Id", id)) == 1 &&
            yt_now_ms() < deadline) {
         natsMsg_Destroy(m);
         m = NULL;
-        nap_ms(100);
+        yt_nap_ms(100);
     }
     natsMsg_Destroy(m);
     if (found != 0)
         fail_msg("poison job %s: expected JOBS to no longer hold its message, %s", id,
                  found == 1 ? "it is still there after 5 s" : "the lookup failed (above)");
     uint64_t pending = 0, ack_pending = 0;
-    if (yard_js_consumer_depth(&pending, &ack_pending, g.js, "JOBS", "execute_default") != 0 ||
+    if (yard_js_consumer_depth(&pending, &ack_pending, g.c.js, "JOBS", "execute_default") != 0 ||
         pending + ack_pending != 0)
         fail_msg("poison job %s: expected execute_default empty, got pending %llu, ack pending "
                  "%llu", id, (unsigned long long)pending, (unsigned long long)ack_pending);
-    long long attempts = yt_sql_int(g.env, "SELECT attempts FROM jobs WHERE id = '%s'", id);
+    long long attempts = yt_sql_int(g.c.env, "SELECT attempts FROM jobs WHERE id = '%s'", id);
     if (attempts != MAX_DELIVER)
         fail_msg("poison job %s: expected jobs.attempts %d, got %lld", id, MAX_DELIVER, attempts);
 }
@@ -239,12 +217,12 @@ static void test_poison_message_reaches_the_dlq(void **state)
 static int wait_exec_exit(int timeout_ms)
 {
     long long deadline = yt_now_ms() + timeout_ms;
-    while (!yt_worker_exited(g.env, &g.exec)) {
+    while (!yt_worker_exited(g.c.env, &g.c.exec)) {
         if (yt_now_ms() >= deadline)
             return -1;
-        nap_ms(20);
+        yt_nap_ms(20);
     }
-    return g.exec.status;
+    return g.c.exec.status;
 }
 
 static void test_cancelled_running_job_is_not_run_again(void **state)
@@ -252,7 +230,7 @@ static void test_cancelled_running_job_is_not_run_again(void **state)
     char id[YT_JOB_ID_MAX], status[32] = "", cancel_status[32];
     int crashes_after = 0;
     ensure_exec_worker();
-    int st = yt_job_submit(g.port, "{\"type\":\"crash\"}", id);
+    int st = yt_job_submit(g.c.port, "{\"type\":\"crash\"}", id);
     if (st != 202)
         fail_msg("expected 202 for a crash job, got %d", st);
     int ws = wait_exec_exit(10000);
@@ -261,29 +239,29 @@ static void test_cancelled_running_job_is_not_run_again(void **state)
                  ws < 0 ? "still running after 10 s" : yt_wait_status_text(ws));
     /* Its worker is gone while the job is `running`: the cancel is only a
      * request (202), and the job must not run again when it is redelivered. */
-    st = yt_job_cancel(g.port, id, cancel_status, sizeof cancel_status);
+    st = yt_job_cancel(g.c.port, id, cancel_status, sizeof cancel_status);
     if (st != 202)
         fail_msg("DELETE of running job %s: expected 202, got %d (status `%s`)", id, st,
                  cancel_status);
-    if (yt_worker_start(&g.exec, g.env, "execute", NULL, exec_env, YT_WORKER_NO_WAIT) != 0)
+    if (yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, exec_env, YT_WORKER_NO_WAIT) != 0)
         fail_msg("expected to restart the execute worker");
     long long deadline = yt_now_ms() + 15000, settled_at = 0;
     while (yt_now_ms() < deadline) {
-        if (yt_worker_exited(g.env, &g.exec)) {
+        if (yt_worker_exited(g.c.env, &g.c.exec)) {
             crashes_after++;
-            if (yt_worker_start(&g.exec, g.env, "execute", NULL, exec_env, YT_WORKER_NO_WAIT) != 0)
+            if (yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, exec_env, YT_WORKER_NO_WAIT) != 0)
                 fail_msg("expected to restart the execute worker");
         }
-        yt_sql_text(g.env, status, sizeof status, "SELECT status FROM jobs WHERE id = '%s'", id);
+        yt_sql_text(g.c.env, status, sizeof status, "SELECT status FROM jobs WHERE id = '%s'", id);
         int final = strcmp(status, "cancelled") == 0 || strcmp(status, "dead") == 0;
         uint64_t pending = 0, ack_pending = 0;
-        int empty = yard_js_consumer_depth(&pending, &ack_pending, g.js, "JOBS",
+        int empty = yard_js_consumer_depth(&pending, &ack_pending, g.c.js, "JOBS",
                                            "execute_default") == 0 && pending + ack_pending == 0;
         if (final && empty && !settled_at)
             settled_at = yt_now_ms();
         if (settled_at && yt_now_ms() - settled_at > 1000)
             break;
-        nap_ms(100);
+        yt_nap_ms(100);
     }
     if (crashes_after != 0 || strcmp(status, "cancelled") != 0)
         fail_msg("crash job %s cancelled (202) while its worker was down: expected it never to "

@@ -42,18 +42,8 @@
 #define VISIBLE_P99_MAX_MS 100
 
 static struct {
-    yt_env_t *env;
-    pid_t gw;
-    int port;
-    yt_worker_t audit, exec, sched;
-    yard_js_t *js;
+    yt_cluster_t c;
 } g;
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static int64_t wall_ms(void)
 {
@@ -64,16 +54,10 @@ static int64_t wall_ms(void)
 
 static void start_worker(yt_worker_t *w, const char *role)
 {
-    if (w->pid > 0 && !yt_worker_exited(g.env, w))
+    if (w->pid > 0 && !yt_worker_exited(g.c.env, w))
         return;
-    if (yt_worker_start(w, g.env, role, NULL, NULL, 0) != 0)
+    if (yt_worker_start(w, g.c.env, role, NULL, NULL, 0) != 0)
         fail_msg("expected a ready %s worker, but it did not start (log above)", role);
-}
-
-static void stop_worker(yt_worker_t *w)
-{
-    if (w->pid > 0 && yt_worker_stop(g.env, w, SIGTERM, 40000) < 0)
-        yt_worker_stop(g.env, w, SIGKILL, 5000);
 }
 
 static int cmp_ll(const void *a, const void *b)
@@ -87,27 +71,12 @@ static int cmp_ll(const void *a, const void *b)
 static int setup(void **state)
 {
     yard_log_init("test_wk_e2e_run", YARD_LOG_ERROR);
-    if (yt_env_create(&g.env, YT_NATS | YT_PG | YT_MIGRATE) != 0)
-        return -1;
-    g.gw = yt_e2e_gateway_start(g.env, &g.port, NULL);
-    if (g.gw < 0)
-        return -1;
-    if (yt_js_open(&g.js, g.env) != 0)
-        return -1;
-    if (yt_worker_start(&g.audit, g.env, "audit", NULL, NULL, 0) != 0)
-        return -1;
-    return 0;
+    return yt_cluster_start(&g.c, NULL);
 }
 
 static int teardown(void **state)
 {
-    stop_worker(&g.sched);
-    stop_worker(&g.exec);
-    stop_worker(&g.audit);
-    if (g.gw > 0 && yt_kill_wait(g.gw, SIGTERM, 10000) < 0)
-        yt_kill_wait(g.gw, SIGKILL, 5000);
-    yard_js_destroy(g.js, 1000);
-    yt_env_destroy(g.env);
+    yt_cluster_stop(&g.c);
     return 0;
 }
 
@@ -126,11 +95,11 @@ static void test_10000_noop_jobs_succeed_exactly_once(void **state)
         len += (size_t)snprintf(body + len, cap - len, "%s%s", i ? "," : "", job);
     snprintf(body + len, cap - len, "]}");
 
-    start_worker(&g.exec, "execute");
+    start_worker(&g.c.exec, "execute");
     long long t0 = yt_now_ms();
     for (int b = 0; b < NOOP_BATCHES; b++) {
         size_t accepted = 0;
-        int st = yt_job_submit_batch(g.port, body, ids + b * NOOP_BATCH_SIZE, NOOP_BATCH_SIZE,
+        int st = yt_job_submit_batch(g.c.port, body, ids + b * NOOP_BATCH_SIZE, NOOP_BATCH_SIZE,
                                      &accepted);
         if (st != 202 || accepted != NOOP_BATCH_SIZE)
             fail_msg("batch %d: expected 202 with %d jobs accepted, got HTTP %d with %zu", b,
@@ -139,16 +108,16 @@ static void test_10000_noop_jobs_succeed_exactly_once(void **state)
     long long posted = yt_now_ms();
     char *arr = yt_sql_id_array(ids, NOOP_TOTAL);
     assert_non_null(arr);
-    long long done = yt_wait_sql(g.env, NOOP_TOTAL, 60000,
+    long long done = yt_wait_sql(g.c.env, NOOP_TOTAL, 60000,
                                  "SELECT count(*) FROM jobs WHERE id = ANY(%s)"
                                  " AND status = 'succeeded'", arr);
     long long t1 = yt_now_ms();
     if (done != NOOP_TOTAL) {
         char states[512];
-        yt_sql_text(g.env, states, sizeof states,
+        yt_sql_text(g.c.env, states, sizeof states,
                     "SELECT string_agg(status || ': ' || n, ', ') FROM (SELECT status, count(*)"
                     " AS n FROM jobs WHERE id = ANY(%s) GROUP BY status) s", arr);
-        yt_worker_log_tail(g.env, &g.exec);
+        yt_worker_log_tail(g.c.env, &g.c.exec);
         fail_msg("expected %d noop jobs succeeded within 60 s, got %lld (by status: %s)",
                  NOOP_TOTAL, done, states);
     }
@@ -157,16 +126,16 @@ static void test_10000_noop_jobs_succeed_exactly_once(void **state)
            NOOP_TOTAL, (posted - t0) / 1000.0, (t1 - t0) / 1000.0,
            NOOP_TOTAL * 1000.0 / (double)(t1 - t0 > 0 ? t1 - t0 : 1));
 
-    long long rows = yt_sql_int(g.env, "SELECT count(*) FROM job_attempts WHERE job_id = ANY(%s)",
+    long long rows = yt_sql_int(g.c.env, "SELECT count(*) FROM job_attempts WHERE job_id = ANY(%s)",
                                 arr);
-    long long good = yt_sql_int(g.env,
+    long long good = yt_sql_int(g.c.env,
                                 "SELECT count(*) FROM job_attempts WHERE job_id = ANY(%s)"
                                 " AND attempt = 1 AND outcome = 'succeeded'", arr);
-    long long jobs_with_one = yt_sql_int(g.env,
+    long long jobs_with_one = yt_sql_int(g.c.env,
                                          "SELECT count(*) FROM (SELECT job_id FROM job_attempts"
                                          " WHERE job_id = ANY(%s) GROUP BY job_id"
                                          " HAVING count(*) = 1) s", arr);
-    long long attempts_col = yt_sql_int(g.env,
+    long long attempts_col = yt_sql_int(g.c.env,
                                         "SELECT count(*) FROM jobs WHERE id = ANY(%s)"
                                         " AND attempts = 1", arr);
     free(arr);
@@ -185,19 +154,19 @@ static void test_queued_is_visible_without_execute_workers(void **state)
 {
     long long lat[VISIBLE_JOBS];
     char id[YT_JOB_ID_MAX], status[32];
-    if (g.exec.pid > 0) {
-        int ws = yt_worker_stop(g.env, &g.exec, SIGTERM, 40000);
+    if (g.c.exec.pid > 0) {
+        int ws = yt_worker_stop(g.c.env, &g.c.exec, SIGTERM, 40000);
         if (ws < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
             fail_msg("expected the execute worker to exit 0 on SIGTERM, got %s",
                      ws < 0 ? "still running after 40 s" : yt_wait_status_text(ws));
     }
     for (int i = 0; i < VISIBLE_JOBS; i++) {
-        int st = yt_job_submit(g.port, "{\"type\":\"noop\"}", id);
+        int st = yt_job_submit(g.c.port, "{\"type\":\"noop\"}", id);
         if (st != 202)
             fail_msg("job %d: expected 202, got %d", i, st);
         long long t202 = yt_now_ms(), deadline = t202 + 5000;
         for (;;) {
-            st = yt_job_status(g.port, id, status, sizeof status);
+            st = yt_job_status(g.c.port, id, status, sizeof status);
             if (st == 200 && strcmp(status, "queued") == 0)
                 break;
             if (st == 200)
@@ -208,7 +177,7 @@ static void test_queued_is_visible_without_execute_workers(void **state)
             if (yt_now_ms() >= deadline)
                 fail_msg("job %s: expected GET /v1/jobs/{id} to answer 200 queued within 5 s "
                          "of its 202, still 404", id);
-            nap_ms(1);
+            yt_nap_ms(1);
         }
         lat[i] = yt_now_ms() - t202;
     }
@@ -234,33 +203,33 @@ static void rfc3339(char out[40], int64_t ms)
 static void test_run_at_is_scheduled_then_runs_no_earlier(void **state)
 {
     char id[YT_JOB_ID_MAX], got[64], at[40], body[160];
-    start_worker(&g.exec, "execute");
-    start_worker(&g.sched, "schedule");
+    start_worker(&g.c.exec, "execute");
+    start_worker(&g.c.sched, "schedule");
     int64_t run_at = wall_ms() + 2000;
     rfc3339(at, run_at);
     snprintf(body, sizeof body, "{\"type\":\"sleep\",\"payload\":{\"ms\":10},\"run_at\":\"%s\"}",
              at);
-    int st = yt_job_submit(g.port, body, id);
+    int st = yt_job_submit(g.c.port, body, id);
     if (st != 202)
         fail_msg("%s: expected 202, got %d", body, st);
-    if (yt_job_wait_status(g.port, id, "scheduled", 1500, got, sizeof got) != 0)
+    if (yt_job_wait_status(g.c.port, id, "scheduled", 1500, got, sizeof got) != 0)
         fail_msg("job %s (run_at %s): expected status scheduled within 1.5 s, got %s", id, at,
                  got);
     if (wall_ms() >= run_at)
         fail_msg("job %s: saw `scheduled` only after run_at; the test cannot tell", id);
-    if (yt_job_wait_status(g.port, id, "succeeded", 15000, got, sizeof got) != 0)
+    if (yt_job_wait_status(g.c.port, id, "succeeded", 15000, got, sizeof got) != 0)
         fail_msg("job %s (run_at %s): expected succeeded within 15 s, got %s", id, at, got);
     int64_t seen = wall_ms();
     if (seen < run_at)
         fail_msg("job %s: succeeded at %lld, %lld ms before its run_at", id, (long long)seen,
                  (long long)(run_at - seen));
-    long long stored = yt_sql_int(g.env,
+    long long stored = yt_sql_int(g.c.env,
                                   "SELECT round(extract(epoch FROM run_at) * 1000)::bigint"
                                   " FROM jobs WHERE id = '%s'", id);
     if (stored < run_at - 1 || stored > run_at + 1)
         fail_msg("job %s: expected jobs.run_at = %lld ms, got %lld", id, (long long)run_at,
                  stored);
-    PGresult *r = yt_sql_query(g.env,
+    PGresult *r = yt_sql_query(g.c.env,
                                "SELECT attempt, outcome, round(extract(epoch FROM started_at)"
                                " * 1000)::bigint FROM job_attempts WHERE job_id = '%s'"
                                " ORDER BY attempt", id);
@@ -278,33 +247,33 @@ static void test_run_at_is_scheduled_then_runs_no_earlier(void **state)
 static void test_scheduled_job_cancelled_before_run_at_never_runs(void **state)
 {
     char id[YT_JOB_ID_MAX], got[64], at[40], body[160], status[32];
-    start_worker(&g.exec, "execute");
-    start_worker(&g.sched, "schedule");
+    start_worker(&g.c.exec, "execute");
+    start_worker(&g.c.sched, "schedule");
     int64_t run_at = wall_ms() + 1500;
     rfc3339(at, run_at);
     snprintf(body, sizeof body, "{\"type\":\"sleep\",\"payload\":{\"ms\":10},\"run_at\":\"%s\"}",
              at);
-    int st = yt_job_submit(g.port, body, id);
+    int st = yt_job_submit(g.c.port, body, id);
     if (st != 202)
         fail_msg("%s: expected 202, got %d", body, st);
-    if (yt_job_wait_status(g.port, id, "scheduled", 1000, got, sizeof got) != 0)
+    if (yt_job_wait_status(g.c.port, id, "scheduled", 1000, got, sizeof got) != 0)
         fail_msg("job %s (run_at %s): expected status scheduled within 1 s, got %s", id, at, got);
-    st = yt_job_cancel(g.port, id, status, sizeof status);
+    st = yt_job_cancel(g.c.port, id, status, sizeof status);
     if (st != 200 || strcmp(status, "cancelled") != 0)
         fail_msg("DELETE of scheduled job %s: expected 200 with status cancelled, got %d with "
                  "`%s`", id, st, status);
     while (wall_ms() < run_at + 2500)
-        nap_ms(50);
+        yt_nap_ms(50);
     uint64_t p1 = 0, a1 = 0, p2 = 0, a2 = 0;
-    long long attempts = yt_sql_int(g.env, "SELECT count(*) FROM job_attempts WHERE job_id = '%s'",
+    long long attempts = yt_sql_int(g.c.env, "SELECT count(*) FROM job_attempts WHERE job_id = '%s'",
                                     id);
-    yt_job_status(g.port, id, status, sizeof status);
+    yt_job_status(g.c.port, id, status, sizeof status);
     if (attempts != 0 || strcmp(status, "cancelled") != 0)
         fail_msg("scheduled job %s cancelled before run_at: expected no attempt and status "
                  "cancelled 2.5 s after run_at, got %lld attempts and status `%s`", id, attempts,
                  status);
-    if (yard_js_consumer_depth(&p1, &a1, g.js, "JOBS", "schedule") != 0 ||
-        yard_js_consumer_depth(&p2, &a2, g.js, "JOBS", "execute_default") != 0 ||
+    if (yard_js_consumer_depth(&p1, &a1, g.c.js, "JOBS", "schedule") != 0 ||
+        yard_js_consumer_depth(&p2, &a2, g.c.js, "JOBS", "execute_default") != 0 ||
         p1 + a1 + p2 + a2 != 0)
         fail_msg("scheduled job %s cancelled: expected consumers schedule and execute_default "
                  "empty 2.5 s after run_at, got schedule %llu/%llu, execute_default %llu/%llu "
@@ -316,18 +285,18 @@ static void test_echo_result_is_the_payload(void **state)
 {
     static const char payload[] = "{\"a\":[1,2.5,{\"b\":\"c\"}],\"s\":\"caf\u00e9\",\"n\":null}";
     char id[YT_JOB_ID_MAX], got[64], body[256], result[512];
-    start_worker(&g.exec, "execute");
+    start_worker(&g.c.exec, "execute");
     snprintf(body, sizeof body, "{\"type\":\"echo\",\"payload\":%s}", payload);
-    int st = yt_job_submit(g.port, body, id);
+    int st = yt_job_submit(g.c.port, body, id);
     if (st != 202)
         fail_msg("%s: expected 202, got %d", body, st);
-    if (yt_job_wait_status(g.port, id, "succeeded", 10000, got, sizeof got) != 0)
+    if (yt_job_wait_status(g.c.port, id, "succeeded", 10000, got, sizeof got) != 0)
         fail_msg("echo job %s: expected succeeded within 10 s, got %s", id, got);
-    long long same = yt_sql_int(g.env,
+    long long same = yt_sql_int(g.c.env,
                                 "SELECT (result = '%s'::jsonb)::int FROM jobs WHERE id = '%s'",
                                 payload, id);
     if (same != 1) {
-        yt_sql_text(g.env, result, sizeof result, "SELECT result::text FROM jobs WHERE id = '%s'",
+        yt_sql_text(g.c.env, result, sizeof result, "SELECT result::text FROM jobs WHERE id = '%s'",
                     id);
         fail_msg("echo job %s: expected result %s, got %s", id, payload, result);
     }
