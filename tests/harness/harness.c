@@ -304,8 +304,7 @@ int yt_run_program(yt_env_t *env, const char *prog, const char *const *args, cha
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Prints the last lines of a server's log to stderr, to explain a failure. */
-static void yt_dump_log(const yt_env_t *env, const char *name)
+void yt_log_tail(const yt_env_t *env, const char *name)
 {
     char path[400], buf[2048];
     snprintf(path, sizeof path, "%s/%s.log", env->dir, name);
@@ -387,7 +386,7 @@ int yt_nats_start(yt_env_t *env)
         if (waitpid(pid, &status, WNOHANG) == pid) {
             env->nats_pid = 0;
             yt_fail("nats-server exited during start");
-            yt_dump_log(env, "nats");
+            yt_log_tail(env, "nats");
             return YARD_EUNAVAIL;
         }
         if ((env->nats_port || yt_nats_read_ports(env, pid) == 0) &&
@@ -398,7 +397,7 @@ int yt_nats_start(yt_env_t *env)
         yt_sleep_ms(20);
     }
     yt_fail("nats-server not ready after %d ms", START_TIMEOUT_MS);
-    yt_dump_log(env, "nats");
+    yt_log_tail(env, "nats");
     return YARD_ETIMEOUT;
 }
 
@@ -434,7 +433,7 @@ static int yt_pg_initdb(yt_env_t *env)
                     "-E", "UTF8", "--locale=C", "-N", "--no-instructions", NULL};
     if (yt_run(env, "initdb", 1, argv) != 0) {
         yt_fail("initdb failed");
-        yt_dump_log(env, "initdb");
+        yt_log_tail(env, "initdb");
         return YARD_EIO;
     }
     return 0;
@@ -473,7 +472,7 @@ static int yt_pg_launch(yt_env_t *env)
         yt_sleep_ms(20);
     }
     yt_fail("postgres not ready after %d ms", START_TIMEOUT_MS);
-    yt_dump_log(env, "postgres");
+    yt_log_tail(env, "postgres");
     return YARD_ETIMEOUT;
 }
 
@@ -487,7 +486,7 @@ int yt_pg_start(yt_env_t *env)
     }
     if (rc < 0) {
         yt_fail("postgres did not start");
-        yt_dump_log(env, "postgres");
+        yt_log_tail(env, "postgres");
         return rc;
     }
     snprintf(env->pg_dsn, sizeof env->pg_dsn,

@@ -81,6 +81,10 @@ int yt_kill_wait(pid_t pid, int sig, int timeout_ms);
  * (kill returns before that). Returns 0, or -1 if it did not stop in 2 s. */
 int yt_freeze(pid_t pid);
 
+/* Prints the last 2 KiB of <dir>/<name>.log to stderr, to explain a
+ * failure. */
+void yt_log_tail(const yt_env_t *env, const char *name);
+
 /* Milliseconds on a monotonic clock. */
 long long yt_now_ms(void);
 

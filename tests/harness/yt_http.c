@@ -473,24 +473,6 @@ int yt_http_request(yt_http_resp_t *resp, int port, const char *method, const ch
 
 /* ---- the gateway ------------------------------------------------------------ */
 
-void yt_log_tail(const yt_env_t *env, const char *name)
-{
-    char path[400], buf[3001];
-    snprintf(path, sizeof path, "%s/%s.log", env->dir, name);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "yt_http: no log at %s\n", path);
-        return;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    fprintf(stderr, "yt_http: last bytes of %s:\n%s\n", path, buf);
-}
-
 pid_t yt_gateway_start(yt_env_t *env, int *port_out, char *const extra_env[])
 {
     char bin[700], port_var[32], nats_var[128], pg_var[600];

@@ -117,7 +117,4 @@ const char *yt_http_error_code(const yt_http_resp_t *resp);
  * Stop it with yt_kill_wait(pid, SIGTERM, ...). */
 pid_t yt_gateway_start(yt_env_t *env, int *port_out, char *const extra_env[]);
 
-/* Prints the last bytes (at most 3000) of <env dir>/<name>.log to stderr. */
-void yt_log_tail(const yt_env_t *env, const char *name);
-
 #endif

@@ -480,3 +480,16 @@ void yt_cluster_stop(yt_cluster_t *c)
     yt_env_destroy(c->env);
     c->env = NULL;
 }
+
+char *yt_batch_body(const char *job, int n)
+{
+    size_t jl = strlen(job), cap = sizeof "{\"jobs\":[]}" + (size_t)n * (jl + 1);
+    char *body = malloc(cap);
+    if (!body)
+        return NULL;
+    size_t len = (size_t)snprintf(body, cap, "{\"jobs\":[");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(body + len, cap - len, "%s%s", i ? "," : "", job);
+    snprintf(body + len, cap - len, "]}");
+    return body;
+}

@@ -91,6 +91,10 @@ void yt_cluster_stop(yt_cluster_t *c);
 /* Stops w if it runs: SIGTERM, then SIGKILL after 40 s. */
 void yt_cluster_stop_worker(yt_cluster_t *c, yt_worker_t *w);
 
+/* A batch body {"jobs":[job,job,...]} with n copies of job; malloc'd (free
+ * it), or NULL when out of memory. */
+char *yt_batch_body(const char *job, int n);
+
 /* Sleeps ms milliseconds. */
 void yt_nap_ms(int ms);
 

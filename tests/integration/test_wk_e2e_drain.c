@@ -67,14 +67,9 @@ static void test_sigterm_drains_without_losing_or_repeating_jobs(void **state)
 {
     static const char job[] = "{\"type\":\"sleep\",\"payload\":{\"ms\":50}}";
     char(*ids)[YT_JOB_ID_MAX] = calloc(DRAIN_JOBS, sizeof *ids);
-    size_t cap = sizeof "{\"jobs\":[]}" + DRAIN_BATCH * sizeof job;
-    char *body = malloc(cap);
+    char *body = yt_batch_body(job, DRAIN_BATCH);
     assert_non_null(ids);
     assert_non_null(body);
-    size_t len = (size_t)snprintf(body, cap, "{\"jobs\":[");
-    for (int i = 0; i < DRAIN_BATCH; i++)
-        len += (size_t)snprintf(body + len, cap - len, "%s%s", i ? "," : "", job);
-    snprintf(body + len, cap - len, "]}");
 
     if (yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, exec_env, 0) != 0)
         fail_msg("expected a ready execute worker, but it did not start (log above)");

@@ -86,14 +86,9 @@ static void test_10000_noop_jobs_succeed_exactly_once(void **state)
 {
     static const char job[] = "{\"type\":\"noop\"}";
     char(*ids)[YT_JOB_ID_MAX] = calloc(NOOP_TOTAL, sizeof *ids);
-    size_t cap = sizeof "{\"jobs\":[]}" + NOOP_BATCH_SIZE * sizeof job;
-    char *body = malloc(cap);
+    char *body = yt_batch_body(job, NOOP_BATCH_SIZE);
     assert_non_null(ids);
     assert_non_null(body);
-    size_t len = (size_t)snprintf(body, cap, "{\"jobs\":[");
-    for (int i = 0; i < NOOP_BATCH_SIZE; i++)
-        len += (size_t)snprintf(body + len, cap - len, "%s%s", i ? "," : "", job);
-    snprintf(body + len, cap - len, "]}");
 
     start_worker(&g.c.exec, "execute");
     long long t0 = yt_now_ms();
