@@ -362,14 +362,18 @@ static void *exec_handler(void *arg)
             pthread_mutex_unlock(&rt->mu);
             continue;
         }
+        /* Set under the lock: the committer reads them to heartbeat. The
+         * first in-progress ack goes out a third of AckWait from now, so a
+         * short job sends none. */
+        it->started_wall_ms = wk_wall_ms();
+        it->started_us = wk_clock_us();
+        it->last_progress_ms = wk_clock_ms();
+        it->deadline_ms = it->last_progress_ms + (int64_t)it->env.timeout_s * 1000;
         atomic_store(&it->running, 1);
         pthread_mutex_unlock(&rt->mu);
 
         char queue[YARD_ENV_NAME_MAX + 1] = "";
         memcpy(queue, it->env.queue.ptr, it->env.queue.len);
-        it->started_wall_ms = wk_wall_ms();
-        it->started_us = wk_clock_us();
-        it->deadline_ms = wk_clock_ms() + (int64_t)it->env.timeout_s * 1000;
         wk_job_t job = {.id = it->id,
                         .type = it->type,
                         .queue = queue,
