@@ -42,6 +42,10 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 extern const char ctl_migrate_help[];
 int ctl_cmd_migrate(const yard_config_t *cfg, int argc, char **argv);
 
+/* dlq: lists and replays dead jobs (ctl_dlq.c). */
+extern const char ctl_dlq_help[];
+int ctl_cmd_dlq(const yard_config_t *cfg, int argc, char **argv);
+
 /* keys: creates, lists and revokes the gateway's API keys (ctl_keys.c). */
 extern const char ctl_keys_help[];
 int ctl_cmd_keys(const yard_config_t *cfg, int argc, char **argv);

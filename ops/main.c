@@ -21,6 +21,7 @@ static const ctl_command_t ctl_commands[] = {
     {"migrate", "apply the database migrations built into yardctl", ctl_migrate_help,
      ctl_cmd_migrate},
     {"keys", "create, list and revoke API keys", ctl_keys_help, ctl_cmd_keys},
+    {"dlq", "list and replay dead jobs", ctl_dlq_help, ctl_cmd_dlq},
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 
