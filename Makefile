@@ -31,7 +31,7 @@ TESTS    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC) $(INTG_SRC))
 PROGS    := $(BIN)/yard-gateway $(BIN)/yard-worker $(BIN)/yardctl
 LOADGEN  := $(BUILD)/bench/yard-load
 
-.PHONY: all deps test asan up down bench fuzz install clean
+.PHONY: all deps test asan up down bench fuzz install clean FORCE
 # Keep test objects between builds (they are intermediate files to make).
 .SECONDARY:
 all: $(PROGS) $(TESTS) $(LOADGEN)
@@ -45,7 +45,12 @@ $(BUILD)/obj/%.o: %.c
 
 # The SQL migrations are compiled into libyard, so a deployed binary needs no files.
 MIG_SQL  := $(sort $(wildcard schemas/migrations/*.sql))
-$(BUILD)/gen/migrations.c: schemas/embed.sh $(MIG_SQL)
+# The list of migration files, rewritten only when it changes, so that a
+# removed or renamed migration rebuilds the embedded set too.
+$(BUILD)/gen/migrations.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(MIG_SQL)" | cmp -s - $@ 2>/dev/null || echo "$(MIG_SQL)" > $@
+$(BUILD)/gen/migrations.c: schemas/embed.sh $(MIG_SQL) $(BUILD)/gen/migrations.list
 	@mkdir -p $(dir $@)
 	sh schemas/embed.sh $@ $(MIG_SQL)
 $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c
