@@ -11,6 +11,7 @@
 #include "err.h"
 #include "gw.h"
 #include "log.h"
+#include "queue_stats.h"
 
 #define GW_POOL_THREADS 4
 #define GW_POOL_QUEUE 4096
@@ -298,6 +299,8 @@ int gw_create(gw_t **out, const yard_config_t *cfg)
     uv_timer_init(gw->loop, &gw->keys_timer);
     gw->keys_timer.data = gw;
     uv_timer_start(&gw->keys_timer, gw_keys_refresh, 0, (uint64_t)cfg->auth_refresh_s * 1000);
+    if ((rc = gw_queue_stats_start(gw)) < 0)
+        goto fail;
 
     if ((rc = yard_http_router_create(&gw->router)) < 0 || (rc = gw_jobs_submit_routes(gw)) < 0 ||
         (rc = gw_jobs_read_routes(gw)) < 0 || (rc = gw_health_routes(gw)) < 0)
@@ -338,6 +341,7 @@ static void gw_on_http_done(yard_http_server_t *server, void *ud)
     gw_t *gw = ud;
     YARD_LOG_INFO(NULL, "gateway: all requests answered; stopping");
     gw_close_handle((uv_handle_t *)&gw->keys_timer);
+    gw_close_handle((uv_handle_t *)&gw->stats_timer);
     /* The signal handles stay (unreferenced, so the loop can end) until
      * gw_destroy: a second SIGTERM while the NATS connection drains must not
      * kill the process. */

@@ -62,12 +62,15 @@ typedef struct gw {
     gw_ack_t *acks_head;
 
     uv_signal_t sig_term, sig_int;
+    uv_timer_t stats_timer; /* queue depth gauges (queue_stats.c) */
+    int stats_busy;
     int stopping;
     int exit_code;
 
     /* metrics */
     yard_metrics_t *metrics;
     yard_metrics_family_t *m_requests, *m_latency, *m_published, *m_auth_fail;
+    yard_metrics_gauge_t *m_queue[3][GW_MAX_QUEUES]; /* pending, in flight, dead */
 } gw_t;
 
 /* Starts everything cfg describes: connects to NATS (retrying until it

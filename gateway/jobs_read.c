@@ -14,6 +14,7 @@
 #include "err.h"
 #include "gw.h"
 #include "log.h"
+#include "queue_stats.h"
 
 /* Subject on which a cancel is announced to execute workers (core NATS; the
  * workers also find cancel_requested_at in PostgreSQL). */
@@ -212,17 +213,13 @@ static void queues_work(PGconn *conn, void *ud)
     json_t *list = json_array();
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < gw->nqueues; i++) {
-        char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX], dlq[YARD_JS_NAME_MAX + 8];
-        uint64_t pending = 0, ack_pending = 0, dead = 0;
-        yard_js_execute_names(durable, subject, gw->queues[i]);
-        snprintf(dlq, sizeof dlq, "%s%s", YARD_SUBJ_DLQ_PREFIX, subject);
-        rc = yard_js_consumer_depth(&pending, &ack_pending, gw->js, YARD_STREAM_JOBS, durable);
+        gw_queue_stats_t st;
+        rc = gw_queue_stats_read(gw, i, &st);
         if (rc == 0)
-            rc = yard_js_subject_count(&dead, gw->js, YARD_STREAM_DLQ, dlq);
-        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I}", "name", gw->queues[i],
-                                              "pending", (json_int_t)pending, "in_flight",
-                                              (json_int_t)ack_pending, "dead",
-                                              (json_int_t)dead));
+            json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I}", "name", gw->queues[i],
+                                                  "pending", (json_int_t)st.pending, "in_flight",
+                                                  (json_int_t)st.in_flight, "dead",
+                                                  (json_int_t)st.dead));
     }
     if (rc < 0) {
         task_fail(t, 503, "unavailable", "JetStream did not answer; retry");

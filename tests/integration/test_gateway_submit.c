@@ -544,6 +544,23 @@ static void test_queues_show_pending(void **state)
                  (unsigned long long)pending, yt_http_body_excerpt(&r));
     json_decref(doc);
     yt_http_resp_free(&r);
+
+    /* The same depth reaches /metrics (refreshed every 5 s) for dashboards
+     * and autoscalers. */
+    char want[96];
+    snprintf(want, sizeof want, "yard_queue_pending{queue=\"default\"} %llu",
+             (unsigned long long)pending);
+    int seen = 0;
+    for (int i = 0; i < 80 && !seen; i++) {
+        st = yt_http_request(&r, g.port, "GET", "/metrics", NULL, NULL, 0);
+        expect_status("GET /metrics", &r, st, 200);
+        seen = r.body && strstr(r.body, want) && strstr(r.body, "yard_dlq_size{queue=\"default\"} 0");
+        yt_http_resp_free(&r);
+        if (!seen)
+            usleep(100000);
+    }
+    if (!seen)
+        fail_msg("GET /metrics: expected `%s` and a zero yard_dlq_size within 8 s", want);
 }
 
 #define OUTAGE_POSTS 50
