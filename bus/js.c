@@ -35,6 +35,8 @@ struct yard_js {
     size_t count;
     size_t max_pending;
     atomic_int closing; /* yard_js_destroy began: a disconnect is expected */
+    int closed;         /* nats.c's closed callback ran (under mu) */
+    pthread_cond_t closed_cv;
 };
 
 int yard_js_status(natsStatus s, jsErrCode jerr, const char *what)
@@ -165,6 +167,17 @@ static void js_on_disconnect(natsConnection *nc, void *closure)
         YARD_LOG_WARN(NULL, "nats: disconnected; reconnecting");
 }
 
+/* The last callback nats.c delivers for a connection: after it, none will
+ * touch js again, so yard_js_destroy waits for it before freeing js. */
+static void js_on_closed(natsConnection *nc, void *closure)
+{
+    yard_js_t *js = closure;
+    pthread_mutex_lock(&js->mu);
+    js->closed = 1;
+    pthread_cond_broadcast(&js->closed_cv);
+    pthread_mutex_unlock(&js->mu);
+}
+
 static void js_on_reconnect(natsConnection *nc, void *closure)
 {
     char url[256] = "";
@@ -203,6 +216,7 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
     }
     pthread_mutex_init(&js->mu, NULL);
     pthread_cond_init(&js->drained, NULL);
+    pthread_cond_init(&js->closed_cv, NULL);
 
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
@@ -223,6 +237,8 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
         s = natsOptions_SetReconnectedCB(opts, js_on_reconnect, js);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(opts, js_on_error, js);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(opts, js_on_closed, js);
     if (s != NATS_OK) {
         rc = yard_js_status(s, 0, "nats: options");
         goto fail;
@@ -300,10 +316,27 @@ void yard_js_destroy(yard_js_t *js, int64_t timeout_ms)
     }
     if (js->nc) {
         natsConnection_Close(js->nc);
+        /* Callbacks run on nats.c's thread after Close returns: wait for the
+         * closed callback, the last one, before js goes away. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        pthread_mutex_lock(&js->mu);
+        while (!js->closed &&
+               pthread_cond_timedwait(&js->closed_cv, &js->mu, &until) == 0)
+            ;
+        int closed = js->closed;
+        pthread_mutex_unlock(&js->mu);
         natsConnection_Destroy(js->nc);
+        if (!closed) {
+            /* Never seen in practice; leaking beats a use after free. */
+            YARD_LOG_WARN(NULL, "nats: no closed callback within 5 s; leaking the handle");
+            return;
+        }
     }
     pthread_mutex_destroy(&js->mu);
     pthread_cond_destroy(&js->drained);
+    pthread_cond_destroy(&js->closed_cv);
     free(js->slots);
     free(js);
 }
