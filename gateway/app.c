@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "err.h"
 #include "gw.h"
 #include "log.h"
@@ -74,11 +75,20 @@ typedef struct {
     gw_t *gw;
     gw_keyset_t *loaded;
     int rc;
+    char *used; /* '{id,id,...}' of keys seen since the last refresh, or NULL */
 } gw_keys_task_t;
 
 static void gw_keys_work(PGconn *conn, void *ud)
 {
     gw_keys_task_t *t = ud;
+    if (conn && t->used) {
+        PGresult *res = NULL;
+        const char *params[1] = {t->used};
+        if (yard_db_query(&res, conn, "auth: last_used_at",
+                          "UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1::uuid[])", 1,
+                          params) == 0)
+            PQclear(res);
+    }
     t->rc = conn ? gw_auth_keyset_load(&t->loaded, conn) : YARD_EUNAVAIL;
     if (t->rc < 0)
         gw_pool_conn_check(conn);
@@ -96,7 +106,36 @@ static void gw_keys_done(void *ud)
         gw->keys = t->loaded;
         gw->keys_loaded_ms = gw_now_ms();
     }
+    free(t->used);
     free(t);
+}
+
+/* The keys seen since the last refresh as an SQL array literal (malloc'd),
+ * emptying the set; NULL when none. */
+static char *gw_keys_used_take(gw_t *gw)
+{
+    if (gw->nkeys_used == 0)
+        return NULL;
+    size_t cap = gw->nkeys_used * (GW_AUTH_ID_MAX + 1) + 3, len = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    s[len++] = '{';
+    for (size_t i = 0; i < gw->nkeys_used; i++)
+        len += (size_t)snprintf(s + len, cap - len, "%s%s", i ? "," : "", gw->keys_used[i]);
+    snprintf(s + len, cap - len, "}");
+    gw->nkeys_used = 0;
+    return s;
+}
+
+/* Remembers that key id was used (loop thread). */
+static void gw_keys_used_add(gw_t *gw, const char *id)
+{
+    for (size_t i = 0; i < gw->nkeys_used; i++)
+        if (strcmp(gw->keys_used[i], id) == 0)
+            return;
+    if (gw->nkeys_used < GW_KEYS_USED_MAX)
+        snprintf(gw->keys_used[gw->nkeys_used++], GW_AUTH_ID_MAX + 1, "%s", id);
 }
 
 /* With auth off there are no keys to load, but /readyz still needs to know
@@ -128,10 +167,13 @@ static void gw_keys_refresh(uv_timer_t *timer)
     if (!(t = calloc(1, sizeof *t)))
         return;
     t->gw = gw;
-    if (gw_pool_submit(gw->pool, gw_keys_work, gw_keys_done, t) == 0)
+    t->used = gw_keys_used_take(gw);
+    if (gw_pool_submit(gw->pool, gw_keys_work, gw_keys_done, t) == 0) {
         gw->keys_loading = 1;
-    else
+    } else {
+        free(t->used);
         free(t);
+    }
 }
 
 int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_principal_t *who)
@@ -167,6 +209,7 @@ int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_pr
                                             "WWW-Authenticate: Bearer\r\n");
             return rc;
         }
+        gw_keys_used_add(gw, who->key_id);
     }
     double rate = who->rate_per_s > 0 ? who->rate_per_s : (double)gw->cfg.rate_per_s;
     double burst = who->burst > 0 ? who->burst : (double)gw->cfg.rate_burst;

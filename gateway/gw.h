@@ -29,6 +29,7 @@
 #include "ratelimit.h"
 
 #define GW_MAX_QUEUES 64
+#define GW_KEYS_USED_MAX 256
 
 typedef struct gw_ack gw_ack_t;
 
@@ -55,6 +56,10 @@ typedef struct gw {
     int keys_loading;
     gw_rate_t *rate;
     uv_timer_t keys_timer;
+    /* Keys seen since the last refresh; their api_keys.last_used_at is
+     * written with the next one (bounded: more keys wait a period). */
+    char keys_used[GW_KEYS_USED_MAX][GW_AUTH_ID_MAX + 1];
+    size_t nkeys_used;
 
     /* PubAcks come back on nats.c threads and are handed to the loop here */
     uv_async_t acks_async;

@@ -341,6 +341,18 @@ static void test_submit_key_is_accepted_and_named_in_the_envelope(void **state)
     st = call(&r, &keys[K_ADMIN], "POST", "/v1/jobs", "{\"type\":\"noop\"}");
     expect_status("an admin key POSTing", &r, st, 202);
     yt_http_resp_free(&r);
+
+    /* The gateway records the use with its next key refresh (every 1 s here). */
+    char used[8] = "f";
+    const char *params[1] = {keys[K_ALICE].id};
+    for (int i = 0; i < 40 && strcmp(used, "t") != 0; i++) {
+        usleep(100000);
+        sql1(used, sizeof used, "SELECT last_used_at IS NOT NULL FROM api_keys WHERE id = $1::uuid",
+             1, params);
+    }
+    if (strcmp(used, "t") != 0)
+        fail_msg("expected api_keys.last_used_at of key %s set within 4 s of its use",
+                 keys[K_ALICE].id);
 }
 
 static void test_jobs_are_visible_to_their_submitter_and_admin(void **state)
