@@ -157,7 +157,7 @@ int yard_config_set(yard_config_t *cfg, const char *key, const char *value)
     return cfg_set_key(cfg, k, value);
 }
 
-static char *cfg_trim(char *s)
+char *yard_config_trim(char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
@@ -184,7 +184,7 @@ int yard_config_load_file(yard_config_t *cfg, const char *path)
             rc = YARD_ERANGE;
             break;
         }
-        char *s = cfg_trim(line);
+        char *s = yard_config_trim(line);
         if (*s == '\0' || *s == '#')
             continue;
         char *eq = strchr(s, '=');
@@ -194,7 +194,7 @@ int yard_config_load_file(yard_config_t *cfg, const char *path)
             break;
         }
         *eq = '\0';
-        char *key = cfg_trim(s), *value = cfg_trim(eq + 1);
+        char *key = yard_config_trim(s), *value = yard_config_trim(eq + 1);
         size_t vl = strlen(value);
         if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
             value[vl - 1] = '\0';

@@ -85,6 +85,10 @@ int yard_config_validate(const yard_config_t *cfg);
  * environment, then validate. Returns 0 or the first error. */
 int yard_config_load(yard_config_t *cfg, const char *path);
 
+/* Strips blanks (isspace) from both ends of s in place and returns the
+ * first non-blank character: for parsers of `key = value` files. */
+char *yard_config_trim(char *s);
+
 /* Prints every key as `key = value`, secrets masked, to out. */
 void yard_config_print(const yard_config_t *cfg, FILE *out);
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "err.h"
 #include "exec_config.h"
 #include "log.h"
@@ -112,16 +113,6 @@ void wk_exec_config_destroy(wk_exec_config_t *c)
     free(c);
 }
 
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
-
 static int env_name_valid(const char *s, size_t n)
 {
     if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
@@ -137,7 +128,7 @@ static int parse_env(parse_t *p, wk_exec_entry_t *e, char *value)
 {
     for (char *save = NULL, *item = strtok_r(value, ",", &save); item;
          item = strtok_r(NULL, ",", &save)) {
-        item = trim(item);
+        item = yard_config_trim(item);
         if (*item == '\0')
             continue;
         char *eq = strchr(item, '=');
@@ -153,7 +144,7 @@ static int parse_env(parse_t *p, wk_exec_entry_t *e, char *value)
                 return parse_error(p, "env: %.*s is given twice", (int)name_len, item);
         char buf[4096];
         if (eq) {
-            snprintf(buf, sizeof buf, "%.*s=%s", (int)name_len, item, trim(eq + 1));
+            snprintf(buf, sizeof buf, "%.*s=%s", (int)name_len, item, yard_config_trim(eq + 1));
         } else {
             const char *v = getenv(item);
             if (!v)
@@ -280,7 +271,7 @@ static int open_section(parse_t *p, char *line)
     if (line[n - 1] != ']')
         return parse_error(p, "a section header must be [type]");
     line[n - 1] = '\0';
-    char *type = trim(line + 1);
+    char *type = yard_config_trim(line + 1);
     if (!wk_type_valid(type))
         return parse_error(p, "'%s' is not a valid job type (1-64 of A-Z a-z 0-9 . _ : -)",
                            type);
@@ -306,7 +297,7 @@ static int open_section(parse_t *p, char *line)
 
 static int parse_line(parse_t *p, char *line)
 {
-    line = trim(line);
+    line = yard_config_trim(line);
     if (*line == '\0' || *line == '#' || *line == ';')
         return 0;
     if (*line == '[') {
@@ -317,7 +308,7 @@ static int parse_line(parse_t *p, char *line)
     if (!eq)
         return parse_error(p, "expected `key = value` or [type], got '%s'", line);
     *eq = '\0';
-    return parse_key(p, trim(line), trim(eq + 1));
+    return parse_key(p, yard_config_trim(line), yard_config_trim(eq + 1));
 }
 
 int wk_exec_config_parse(wk_exec_config_t **out, const char *text, const char *name)

@@ -195,25 +195,36 @@ static void rfc3339(char out[40], int64_t ms)
     snprintf(out + n, 40 - n, ".%03dZ", (int)(ms % 1000));
 }
 
-static void test_run_at_is_scheduled_then_runs_no_earlier(void **state)
+/* Starts the execute and schedule workers and submits a 10 ms sleep job to
+ * run run_in_ms from now; waits until it shows `scheduled` (within
+ * wait_ms). Sets id, and *run_at to its run_at. */
+static void submit_scheduled(char id[YT_JOB_ID_MAX], int64_t *run_at, int run_in_ms, int wait_ms)
 {
-    char id[YT_JOB_ID_MAX], got[64], at[40], body[160];
+    char got[64], at[40], body[160];
     start_worker(&g.c.exec, "execute");
     start_worker(&g.c.sched, "schedule");
-    int64_t run_at = wall_ms() + 2000;
-    rfc3339(at, run_at);
+    *run_at = wall_ms() + run_in_ms;
+    rfc3339(at, *run_at);
     snprintf(body, sizeof body, "{\"type\":\"sleep\",\"payload\":{\"ms\":10},\"run_at\":\"%s\"}",
              at);
     int st = yt_job_submit(g.c.port, body, id);
     if (st != 202)
         fail_msg("%s: expected 202, got %d", body, st);
-    if (yt_job_wait_status(g.c.port, id, "scheduled", 1500, got, sizeof got) != 0)
-        fail_msg("job %s (run_at %s): expected status scheduled within 1.5 s, got %s", id, at,
-                 got);
+    if (yt_job_wait_status(g.c.port, id, "scheduled", wait_ms, got, sizeof got) != 0)
+        fail_msg("job %s (run_at %s): expected status scheduled within %d ms, got %s", id, at,
+                 wait_ms, got);
+}
+
+static void test_run_at_is_scheduled_then_runs_no_earlier(void **state)
+{
+    char id[YT_JOB_ID_MAX], got[64];
+    int64_t run_at;
+    submit_scheduled(id, &run_at, 2000, 1500);
     if (wall_ms() >= run_at)
         fail_msg("job %s: saw `scheduled` only after run_at; the test cannot tell", id);
     if (yt_job_wait_status(g.c.port, id, "succeeded", 15000, got, sizeof got) != 0)
-        fail_msg("job %s (run_at %s): expected succeeded within 15 s, got %s", id, at, got);
+        fail_msg("job %s (run_at %lld): expected succeeded within 15 s, got %s", id,
+                 (long long)run_at, got);
     int64_t seen = wall_ms();
     if (seen < run_at)
         fail_msg("job %s: succeeded at %lld, %lld ms before its run_at", id, (long long)seen,
@@ -241,19 +252,10 @@ static void test_run_at_is_scheduled_then_runs_no_earlier(void **state)
 
 static void test_scheduled_job_cancelled_before_run_at_never_runs(void **state)
 {
-    char id[YT_JOB_ID_MAX], got[64], at[40], body[160], status[32];
-    start_worker(&g.c.exec, "execute");
-    start_worker(&g.c.sched, "schedule");
-    int64_t run_at = wall_ms() + 1500;
-    rfc3339(at, run_at);
-    snprintf(body, sizeof body, "{\"type\":\"sleep\",\"payload\":{\"ms\":10},\"run_at\":\"%s\"}",
-             at);
-    int st = yt_job_submit(g.c.port, body, id);
-    if (st != 202)
-        fail_msg("%s: expected 202, got %d", body, st);
-    if (yt_job_wait_status(g.c.port, id, "scheduled", 1000, got, sizeof got) != 0)
-        fail_msg("job %s (run_at %s): expected status scheduled within 1 s, got %s", id, at, got);
-    st = yt_job_cancel(g.c.port, id, status, sizeof status);
+    char id[YT_JOB_ID_MAX], status[32];
+    int64_t run_at;
+    submit_scheduled(id, &run_at, 1500, 1000);
+    int st = yt_job_cancel(g.c.port, id, status, sizeof status);
     if (st != 200 || strcmp(status, "cancelled") != 0)
         fail_msg("DELETE of scheduled job %s: expected 200 with status cancelled, got %d with "
                  "`%s`", id, st, status);
