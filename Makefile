@@ -7,9 +7,21 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter
 OPT     ?= -O2 -g
 SAN     ?=
-CFLAGS  += $(CSTD) $(WARN) $(OPT) $(SAN) -MMD -MP -Ibus -Igateway -Iworkers -Iops -Itests/harness \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+
+# The libraries' flags are computed when make reads this file. Targets that
+# need them (up, test, asan, bench, fuzz) first run `deps`, then make again,
+# which reads the file anew; any other build stops here if one is missing.
+MISSING := $(shell for p in $(PKGS) cmocka; do pkg-config --exists $$p 2>/dev/null || echo $$p; done) \
+           $(if $(wildcard /usr/include/http_parser.h),,http_parser)
+ifneq ($(strip $(MISSING)),)
+ifneq ($(filter-out deps up test asan bench fuzz down clean,$(or $(MAKECMDGOALS),all)),)
+$(error missing libraries: $(strip $(MISSING)); run `make deps`)
+endif
+endif
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS      += $(CSTD) $(WARN) $(OPT) $(SAN) -MMD -MP $(PKG_CFLAGS)
+LDLIBS      += $(PKG_LIBS) -lhttp_parser -lpthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 # Each build flavour (plain, asan) has its own object and binary folders.
@@ -39,9 +51,18 @@ all: $(PROGS) $(TESTS) $(LOADGEN)
 deps:
 	@ops/install-deps.sh
 
+# Each program sees only its own headers and libyard's: a module that reaches
+# into another program's folder does not compile.
+$(BUILD)/obj/bus/%.o:     INC = -Ibus
+$(BUILD)/obj/gateway/%.o: INC = -Ibus -Igateway
+$(BUILD)/obj/workers/%.o: INC = -Ibus -Iworkers
+$(BUILD)/obj/ops/%.o:     INC = -Ibus -Iops
+$(BUILD)/obj/tests/%.o:   INC = -Ibus -Itests/harness
+$(BUILD)/obj/tests/unit/test_gw_%.o $(BUILD)/obj/tests/integration/test_gw_%.o: INC += -Igateway
+$(BUILD)/obj/tests/unit/test_wk_%.o $(BUILD)/obj/tests/integration/test_wk_%.o: INC += -Iworkers
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(INC) -c $< -o $@
 
 # The SQL migrations are compiled into libyard, so a deployed binary needs no files.
 MIG_SQL  := $(sort $(wildcard schemas/migrations/*.sql))
@@ -55,7 +76,7 @@ $(BUILD)/gen/migrations.c: schemas/embed.sh $(MIG_SQL) $(BUILD)/gen/migrations.l
 	sh schemas/embed.sh $@ $(MIG_SQL)
 $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -Ibus -c $< -o $@
 
 $(LIB): $(call obj,$(LIB_SRC)) $(BUILD)/obj/gen/migrations.o
 	@mkdir -p $(dir $@)
@@ -105,8 +126,8 @@ bench: deps
 # libFuzzer targets (clang): each runs FUZZ_SECONDS from a seed corpus.
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(CSTD) \
-              -Ibus -Igateway $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZ_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+              -Ibus -Igateway $(PKG_CFLAGS)
+FUZZ_LIBS  := $(PKG_LIBS) -lhttp_parser -lpthread -lm
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 # What fuzz targets may reach: libyard without PostgreSQL, and the gateway's
 # input decoding.
@@ -136,8 +157,10 @@ asan: deps
 		YARD_BIN=$(abspath build-asan/bin) YARD_TEST_TIMEOUT_SCALE=3 \
 		tests/run.sh $(patsubst $(BUILD)/%,build-asan/%,$(TESTS))
 
-up: deps all
-	@ops/cluster.sh up
+# `make up` needs only the programs.
+up: deps
+	@$(MAKE) --no-print-directory $(PROGS)
+	@YARD_BIN=$(abspath $(BIN)) ops/cluster.sh up
 
 down:
 	@ops/cluster.sh down

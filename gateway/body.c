@@ -14,10 +14,8 @@
 int gw_body_kind(gw_body_kind_t *out, const char *ct, size_t len)
 {
     size_t n = 0;
-    if (!ct || len == 0) {
-        *out = GW_BODY_JSON;
-        return 0;
-    }
+    if (!ct || len == 0)
+        return YARD_EINVAL;
     while (n < len && ct[n] != ';' && ct[n] != ' ')
         n++;
     if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) {

@@ -18,8 +18,8 @@
 typedef enum { GW_BODY_JSON = 0, GW_BODY_MSGPACK = 1 } gw_body_kind_t;
 
 /* Picks the body kind from a Content-Type header value (parameters such as
- * charset are ignored; NULL or empty means JSON). Returns 0 and sets *out,
- * or YARD_EINVAL for anything else (answer 415). */
+ * charset are ignored). Returns 0 and sets *out, or YARD_EINVAL for anything
+ * else, a missing (NULL) or empty value included (answer 415). */
 int gw_body_kind(gw_body_kind_t *out, const char *content_type, size_t len);
 
 /* Decodes len bytes of body into a new json_t (*out, json_decref it).

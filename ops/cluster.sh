@@ -3,14 +3,20 @@
 # PostgreSQL, the gateway and one worker per role.
 #
 #   ops/cluster.sh up      start whatever is not running (idempotent)
-#   ops/cluster.sh down    stop everything (PIDs in .yard/run/*.pid)
+#   ops/cluster.sh down    stop everything (PIDs in .yard/run/*.pid): the
+#                          gateway, then the workers, then NATS, then PostgreSQL
 #   ops/cluster.sh status  show what runs
 #
 # Ports (override with the environment): YARD_UP_HTTP_PORT=8080,
-# YARD_UP_NATS_PORT=4222, YARD_UP_NATS_MON_PORT=8222, YARD_UP_PG_PORT=55432.
-# Logs are in .yard/log/<name>.log; .yard/env holds YARD_URL, YARD_API_KEY,
-# YARD_NATS_URL and YARD_PG_DSN as exported shell assignments: after
-# `. .yard/env`, curl examples and yardctl work as they are.
+# YARD_UP_NATS_PORT=4222, YARD_UP_NATS_MON_PORT=8222, YARD_UP_PG_PORT=55432;
+# the workers' /metrics ports are YARD_UP_METRICS_PORT_BASE=9101 and the next
+# ones, in the order of `roles` (execute 9101, schedule 9102, audit 9103).
+# The data folder is YARD_DATA_DIR (default .yard); the programs are taken
+# from YARD_BIN (default bin/, where `make` builds them).
+# Logs are in .yard/log/<name>.log (PostgreSQL's in .yard/pg/server.log);
+# nats-server reads .yard/nats/nats.conf (max_payload). .yard/env holds
+# YARD_URL, YARD_API_KEY, YARD_NATS_URL and YARD_PG_DSN as exported shell
+# assignments: after `. .yard/env`, curl examples and yardctl work as they are.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -22,6 +28,12 @@ http_port=${YARD_UP_HTTP_PORT:-8080}
 nats_port=${YARD_UP_NATS_PORT:-4222}
 nats_mon=${YARD_UP_NATS_MON_PORT:-8222}
 pg_port=${YARD_UP_PG_PORT:-55432}
+metrics_base=${YARD_UP_METRICS_PORT_BASE:-9101}
+bin=${YARD_BIN:-$root/bin}
+# The largest message nats-server takes: a job of the largest body the
+# gateway accepts (1 MiB) plus its envelope and headers fits (JOBS takes up to
+# YARD_JS_MAX_MSG_SIZE, 2 MiB). nats-server's default is 1 MiB.
+nats_max_payload=4194304
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 roles=(execute schedule audit)
 
@@ -65,7 +77,10 @@ start_bg() { # name command...
 
 up_nats() {
     mkdir -p "$data/nats"
-    start_bg nats nats-server -a 127.0.0.1 -p "$nats_port" -m "$nats_mon" -js -sd "$data/nats"
+    # max_payload has no command-line flag: it goes in a config file.
+    echo "max_payload: $nats_max_payload" >"$data/nats/nats.conf"
+    start_bg nats nats-server -c "$data/nats/nats.conf" -a 127.0.0.1 -p "$nats_port" \
+        -m "$nats_mon" -js -sd "$data/nats"
     wait_http "http://127.0.0.1:$nats_mon/healthz?js-enabled-only=true" 30 ||
         die "nats-server did not become ready; see .yard/log/nats.log"
 }
@@ -105,9 +120,9 @@ write_env() {
     export YARD_NATS_URL="nats://127.0.0.1:$nats_port"
     export YARD_PG_DSN="postgresql://postgres@127.0.0.1:$pg_port/yard"
     export YARD_ID_SECRET=$secret
-    "$root/bin/yardctl" migrate >/dev/null 2>&1 || die "migrations failed; run bin/yardctl migrate to see why"
-    if [ -z "$key" ] || ! "$root/bin/yardctl" keys list 2>/dev/null | grep -q "${key:3:8}"; then
-        key=$("$root/bin/yardctl" keys create --name local-admin --scopes admin --quiet)
+    "$bin/yardctl" migrate >/dev/null 2>&1 || die "migrations failed; run $bin/yardctl migrate to see why"
+    if [ -z "$key" ] || ! "$bin/yardctl" keys list 2>/dev/null | grep -q "${key:3:8}"; then
+        key=$("$bin/yardctl" keys create --name local-admin --scopes admin --quiet)
     fi
     umask 077
     cat >"$data/env" <<ENV
@@ -128,32 +143,65 @@ up() {
     up_postgres
     write_env
     YARD_HTTP_PORT=$http_port YARD_HTTP_ADDR=127.0.0.1 \
-        start_bg gateway "$root/bin/yard-gateway"
-    for role in "${roles[@]}"; do
-        start_bg "worker-$role" "$root/bin/yard-worker" --role "$role" --metrics-port 0
+        start_bg gateway "$bin/yard-gateway"
+    local i
+    for i in "${!roles[@]}"; do
+        start_bg "worker-${roles[i]}" "$bin/yard-worker" --role "${roles[i]}" \
+            --metrics-port $((metrics_base + i))
     done
     wait_http "http://127.0.0.1:$http_port/readyz" 30 ||
         die "the gateway is not ready; see .yard/log/gateway.log"
     say "ready: http://127.0.0.1:$http_port"
     say "admin API key: $YARD_API_KEY"
     say "settings for scripts and yardctl: . .yard/env"
+    for i in "${!roles[@]}"; do
+        say "worker-${roles[i]} metrics: http://127.0.0.1:$((metrics_base + i))/metrics"
+    done
 }
 
+# Stops the named processes together: SIGTERM to each, then up to 40 s for
+# all of them to exit (a worker drains its jobs first), then SIGKILL.
+stop_group() { # name...
+    local name i alive stopping=()
+    for name in "$@"; do
+        if running "$name"; then
+            kill -TERM "$(cat "$run/$name.pid")"
+            stopping+=("$name")
+        else
+            rm -f "$run/$name.pid"
+        fi
+    done
+    for ((i = 0; i < 400; i++)); do
+        alive=0
+        for name in "${stopping[@]}"; do running "$name" && alive=1; done
+        [ "$alive" -eq 0 ] && break
+        sleep 0.1
+    done
+    for name in "${stopping[@]}"; do
+        running "$name" && kill -KILL "$(cat "$run/$name.pid")"
+        say "$name stopped"
+        rm -f "$run/$name.pid"
+    done
+}
+
+# Stops in the order that loses nothing: the gateway (no new jobs), the
+# workers (they finish or hand back what they run), anything else, NATS,
+# and PostgreSQL last.
 down() {
-    local f name pid i
+    local f name workers=() others=()
     for f in "$run"/*.pid; do
         [ -e "$f" ] || continue
         name=$(basename "$f" .pid)
-        [ "$name" = postgres ] && continue
-        pid=$(cat "$f")
-        if running "$name"; then
-            kill -TERM "$pid"
-            for ((i = 0; i < 400; i++)); do running "$name" || break; sleep 0.1; done
-            running "$name" && kill -KILL "$pid"
-            say "$name stopped"
-        fi
-        rm -f "$f"
+        case $name in
+        gateway | nats | postgres) ;;
+        worker-*) workers+=("$name") ;;
+        *) others+=("$name") ;;
+        esac
     done
+    stop_group gateway
+    [ "${#workers[@]}" -eq 0 ] || stop_group "${workers[@]}"
+    [ "${#others[@]}" -eq 0 ] || stop_group "${others[@]}"
+    stop_group nats
     if [ -f "$data/pg/PG_VERSION" ] && as_pg "$pg_bin/pg_ctl" -D "$data/pg" status >/dev/null 2>&1; then
         as_pg "$pg_bin/pg_ctl" -D "$data/pg" -m fast -w stop >/dev/null && say "postgres stopped"
     fi

@@ -3,6 +3,7 @@
  * of subcommands, help, and dispatch.
  *
  *   yardctl [--config FILE] COMMAND [ARGS...]
+ *   yardctl [--config FILE] --print-config
  *   yardctl --help | yardctl help COMMAND | yardctl COMMAND --help
  *
  * Exit status: 0 done, 1 the command failed (the JSON log on stderr says
@@ -29,6 +30,7 @@ static void ctl_print_usage(FILE *out)
 {
     fprintf(out,
             "usage: yardctl [--config FILE] COMMAND [ARGS...]\n"
+            "       yardctl [--config FILE] --print-config\n"
             "\n"
             "Operates a Switchyard cluster. Settings come from built-in defaults, then\n"
             "FILE (or $YARD_CONFIG), then YARD_* environment variables (YARD_PG_DSN,\n"
@@ -41,8 +43,9 @@ static void ctl_print_usage(FILE *out)
     fprintf(out,
             "\n"
             "options:\n"
-            "  --config FILE  read settings from FILE (`key = value` lines)\n"
-            "  -h, --help     show this help\n"
+            "  --config FILE   read settings from FILE (`key = value` lines)\n"
+            "  --print-config  print every setting (secrets masked) and exit\n"
+            "  -h, --help      show this help\n"
             "\n"
             "Run 'yardctl help COMMAND' for a command's options.\n");
 }
@@ -143,7 +146,7 @@ int main(int argc, char **argv)
     yard_log_level_t level;
     const ctl_command_t *c;
     const char *config_path = NULL;
-    int i = 1;
+    int i = 1, print = 0;
 
     yard_log_init("yardctl", YARD_LOG_INFO);
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -158,6 +161,8 @@ int main(int argc, char **argv)
             config_path = argv[i];
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             config_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--print-config") == 0) {
+            print = 1;
         } else if (strcmp(argv[i], "--") == 0) {
             i++;
             break;
@@ -166,6 +171,17 @@ int main(int argc, char **argv)
                     argv[i]);
             return CTL_EXIT_USAGE;
         }
+    }
+    if (print) {
+        if (i < argc) {
+            fprintf(stderr, "yardctl: --print-config takes no command (got '%s').\n"
+                            "Run 'yardctl --help' for usage.\n", argv[i]);
+            return CTL_EXIT_USAGE;
+        }
+        if (yard_config_load(&cfg, config_path) != 0)
+            return CTL_EXIT_FAIL; /* logged by the config loader */
+        yard_config_print(&cfg, stdout);
+        return CTL_EXIT_OK;
     }
     if (i == argc) {
         ctl_print_usage(stderr);

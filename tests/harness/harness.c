@@ -366,15 +366,38 @@ static int yt_nats_read_ports(yt_env_t *env, pid_t pid)
     return 0;
 }
 
+/* Writes <dir>/nats.conf for the next start: max_payload is a setting no
+ * command-line flag reaches. Returns 0 or YARD_EIO. */
+static int yt_nats_write_conf(const yt_env_t *env, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/nats.conf", env->dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        yt_fail("cannot write %s: %s", path, strerror(errno));
+        return YARD_EIO;
+    }
+    if (env->flags & YT_NATS_DEFAULT_PAYLOAD)
+        fprintf(f, "# max_payload: the default (1 MiB)\n");
+    else
+        fprintf(f, "max_payload: %d\n", YT_NATS_MAX_PAYLOAD);
+    if (fclose(f) != 0) {
+        yt_fail("cannot write %s: %s", path, strerror(errno));
+        return YARD_EIO;
+    }
+    return 0;
+}
+
 int yt_nats_start(yt_env_t *env)
 {
-    char port[16], mon[16];
+    char port[16], mon[16], conf[300];
     int first = env->nats_port == 0;
+    if (yt_nats_write_conf(env, conf, sizeof conf) < 0)
+        return YARD_EIO;
     snprintf(port, sizeof port, "%d", first ? -1 : env->nats_port);
     snprintf(mon, sizeof mon, "%d", first ? -1 : env->nats_mon_port);
     /* Debian puts it in /usr/sbin, which a non-root PATH may lack. */
     char *bin = access("/usr/sbin/nats-server", X_OK) == 0 ? "/usr/sbin/nats-server" : "nats-server";
-    char *argv[] = {bin, "-a", "127.0.0.1", "-p", port, "-m", mon, "-js",
+    char *argv[] = {bin, "-c", conf, "-a", "127.0.0.1", "-p", port, "-m", mon, "-js",
                     "-sd", env->nats_store, "--ports_file_dir", env->dir, NULL};
     pid_t pid = yt_spawn(env, "nats", argv, NULL);
     if (pid < 0)

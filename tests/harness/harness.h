@@ -21,7 +21,15 @@ enum {
     YT_PG = 2,      /* start PostgreSQL and create database "yard" */
     YT_MIGRATE = 4, /* with YT_PG: apply schemas/migrations */
     YT_PG_DURABLE = 8, /* with YT_PG: keep fsync and synchronous commit on (benchmarks) */
+    /* With YT_NATS: nats-server keeps its default max_payload (1 MiB) instead
+     * of YT_NATS_MAX_PAYLOAD. Read by every yt_nats_start, so a test may set
+     * or clear it in env->flags and restart the server. */
+    YT_NATS_DEFAULT_PAYLOAD = 16,
 };
+
+/* The max_payload of the tests' nats-server (as in ops/cluster.sh): a job of
+ * the largest body the gateway accepts fits, with its envelope and headers. */
+#define YT_NATS_MAX_PAYLOAD (4 * 1024 * 1024)
 
 typedef struct {
     char dir[256];       /* the test's temporary folder */
@@ -51,8 +59,9 @@ void yt_env_destroy(yt_env_t *env);
 /* Stops nats-server (SIGTERM and wait); its store is kept. Returns 0 or < 0. */
 int yt_nats_stop(yt_env_t *env);
 
-/* Starts nats-server again on the same port with the same store and waits
- * until JetStream answers. Returns 0 or < 0. */
+/* Starts nats-server again on the same port with the same store (and the
+ * max_payload env->flags asks for now) and waits until JetStream answers.
+ * Returns 0 or < 0. */
 int yt_nats_start(yt_env_t *env);
 
 /* Stops / starts PostgreSQL on the same port and data folder. */

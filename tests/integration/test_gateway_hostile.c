@@ -286,6 +286,14 @@ static const hostile_t cases[] = {
     {.name = "Content-Type application/jsonx", .ctype = "application/jsonx",
      .body = "{\"type\":\"noop\"}", .want = 415, .code = "unsupported_media_type",
      .after = AFTER_OPEN},
+    {.name = "a job without Content-Type",
+     .raw = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{\"type\":\"noop\"}",
+     .want = 415, .code = "unsupported_media_type", .in_message = "Content-Type",
+     .after = AFTER_OPEN},
+    {.name = "a batch without Content-Type",
+     .raw = "POST /v1/jobs/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 26\r\n\r\n"
+            "{\"jobs\":[{\"type\":\"noop\"}]}",
+     .want = 415, .code = "unsupported_media_type", .after = AFTER_OPEN},
     /* msgpack. */
     {.name = "msgpack: the never-used byte", .ctype = MP, .body = "\xc1", .want = 400,
      .code = "bad_request", .after = AFTER_OPEN},
