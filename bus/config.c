@@ -65,6 +65,10 @@ static const cfg_key_t cfg_keys[] = {
     INT(worker_batch, 64, 1, 1024),
     INT(worker_concurrency, 16, 1, 4096),
     INT(worker_drain_timeout_s, 30, 0, 86400),
+    INT(worker_unready_after_s, 5, 1, 3600),
+    BOOL(worker_retry_unknown_types, 0),
+    INT(rescue_after_s, 120, 1, 86400),
+    INT(rescue_interval_s, 10, 1, 3600),
     STR(exec_config, "", 0),
     BOOL(handlers_allow_crash, 0),
 };

@@ -56,6 +56,10 @@ typedef struct {
     int64_t worker_batch;          /* messages per fetch */
     int64_t worker_concurrency;    /* handler threads (jobs in flight) */
     int64_t worker_drain_timeout_s; /* SIGTERM: let in-flight jobs finish this long */
+    int64_t worker_unready_after_s; /* /readyz fails once store writes failed this long */
+    int64_t worker_retry_unknown_types; /* 1 = retry jobs of a type without handler */
+    int64_t rescue_after_s;        /* republish a job stuck this long whose message is gone */
+    int64_t rescue_interval_s;     /* how often the schedule role looks for such jobs */
     char exec_config[YARD_CONFIG_STR_MAX]; /* file mapping job types to programs ("" = none) */
     int64_t handlers_allow_crash;  /* register the `crash` handler (tests only) */
 } yard_config_t;

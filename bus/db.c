@@ -207,3 +207,32 @@ int yard_db_query(PGresult **out, PGconn *c, const char *what, const char *sql, 
     PQclear(res);
     return rc;
 }
+
+int yard_db_prepare(PGconn *c, const char *name, const char *sql)
+{
+    char what[96];
+    PGresult *res = PQprepare(c, name, sql, 0, NULL);
+    snprintf(what, sizeof what, "prepare %s", name);
+    int rc = db_check(c, res, what);
+    PQclear(res);
+    return rc;
+}
+
+int yard_db_query_prepared(PGresult **out, PGconn *c, const char *name, const char *what,
+                           int nparams, const char *const *params)
+{
+    PGresult *res = PQexecPrepared(c, name, nparams, params, NULL, NULL, 0);
+    int rc = db_check(c, res, what);
+
+    if (rc == 0 && out) {
+        *out = res;
+        res = NULL;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int yard_db_ok(const PGconn *c)
+{
+    return c && PQstatus(c) == CONNECTION_OK;
+}

@@ -42,4 +42,15 @@ int yard_db_exec_as(PGconn *c, const char *what, const char *sql);
 int yard_db_query(PGresult **out, PGconn *c, const char *what, const char *sql, int nparams,
                   const char *const *params);
 
+/* Prepares sql as the named statement on c (once per connection). Returns 0
+ * or a code above, logged naming the statement. */
+int yard_db_prepare(PGconn *c, const char *name, const char *sql);
+
+/* Like yard_db_query, for a statement prepared with yard_db_prepare. */
+int yard_db_query_prepared(PGresult **out, PGconn *c, const char *name, const char *what,
+                           int nparams, const char *const *params);
+
+/* Nonzero while c is connected (a broken connection must be reopened). */
+int yard_db_ok(const PGconn *c);
+
 #endif

@@ -13,11 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "names.h"
+
 #define YARD_ENV_VERSION 1
 
 /* Bounds shared with whoever validates input before building an envelope. */
 #define YARD_ENV_ID_LEN 36                /* canonical lowercase UUID text */
-#define YARD_ENV_NAME_MAX 64              /* type, queue, key, wf, step, sched */
+#define YARD_ENV_NAME_MAX YARD_NAME_MAX   /* type, queue, key, wf, step, sched */
 #define YARD_ENV_PAYLOAD_MAX (1u << 20)   /* payload: 1 MiB */
 #define YARD_ENV_NOTIFY_MAX (64u << 10)   /* notify: 64 KiB */
 #define YARD_ENV_IDEM_MAX 255             /* idempotency key */

@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "err.h"
-#include "js.h"
+#include "js_internal.h"
 #include "log.h"
 
 typedef struct {
@@ -457,4 +457,9 @@ int yard_js_publish_wait(yard_js_t *js, int64_t timeout_ms)
     int left = js->count > 0;
     pthread_mutex_unlock(&js->mu);
     return left ? YARD_ETIMEOUT : 0;
+}
+
+int64_t yard_js_max_payload(yard_js_t *js)
+{
+    return js->nc ? natsConnection_GetMaxPayload(js->nc) : 0;
 }

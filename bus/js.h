@@ -7,7 +7,9 @@
  * ensures the stream and consumer topology of DESIGN.md, binds durable pull
  * consumers, fetches in batches, and acks / naks with delay / terms / marks
  * in progress. nats.c statuses are converted to YARD_E* codes here, once,
- * and logged with context.
+ * and logged with context. Programs see no nats.c type: a message is a
+ * yard_js_msg_t, read through the accessors below; bus/js_internal.h gives
+ * libyard's own files (and raw tests) the nats.c handles.
  */
 #ifndef YARD_JS_H
 #define YARD_JS_H
@@ -15,9 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <nats/nats.h>
-
 #include "config.h"
+#include "names.h"
 
 /* Stream names and subject roots (contract: DESIGN.md). */
 #define YARD_STREAM_JOBS "JOBS"
@@ -31,11 +32,59 @@
 #define YARD_CONSUMER_SCHEDULE "schedule"
 #define YARD_CONSUMER_NOTIFY "notify"
 #define YARD_CONSUMER_AUDIT "audit"
-#define YARD_CONSUMER_SUBMISSIONS "submissions" /* every job, for the audit role */
+#define YARD_CONSUMER_SUBMISSIONS "submissions" /* accepted events, for the audit role */
+
+/* ---- wire conventions (js_wire.c): the one home of subjects, headers and
+ * message ids that several programs write or read ------------------------ */
+
+/* EVENTS subject of a job the gateway accepted: the message carries the
+ * job's envelope and YARD_HDR_JOBS_SEQ. The audit role's `submissions`
+ * consumer reads it to record the job (JOBS is a work queue, so no second
+ * consumer may read jobs.> there). */
+#define YARD_SUBJ_EVENT_ACCEPTED "events.job.accepted"
+/* Core NATS (not JetStream) subject announcing a cancel to execute workers:
+ * YARD_SUBJ_CANCEL + job id; YARD_SUBJ_CANCEL_ANY subscribes to all. At most
+ * once: PostgreSQL's cancel_requested_at backs it. */
+#define YARD_SUBJ_CANCEL "yard.cancel."
+#define YARD_SUBJ_CANCEL_ANY "yard.cancel.*"
+/* Headers. A DLQ message carries the five Yard-* ones of DESIGN.md. */
+#define YARD_HDR_ORIGINAL_SUBJECT "Yard-Original-Subject"
+#define YARD_HDR_ATTEMPTS "Yard-Attempts"
+#define YARD_HDR_LAST_ERROR "Yard-Last-Error"
+#define YARD_HDR_DIED_AT "Yard-Died-At"
+#define YARD_HDR_JOB_ID "Yard-Job-Id"
+#define YARD_HDR_JOBS_SEQ "Yard-Jobs-Seq" /* accepted event: the job's JOBS sequence */
+#define YARD_HDR_TRACEPARENT "traceparent"
+#define YARD_HDR_MSG_ID "Nats-Msg-Id"
+
+/* Nats-Msg-Id kinds. Each publish of a job has its own, so JetStream's
+ * duplicate window drops exactly the repeats of that publish:
+ *   JOB       <id>               the gateway's submit (an idempotent retry
+ *                                of the same submit is a no-op)
+ *   ACCEPTED  <id>.accepted      the gateway's accepted event (EVENTS)
+ *   RUN       <id>.run           the schedule role's release of a due job
+ *   DEAD      <id>.dead.<seq>    the DLQ copy of JOBS message seq
+ *   REPLAY    <id>.replay.<seq>  the replay of DLQ message seq
+ *   RESCUE    <id>.rescue.<seq>  the republish of a job whose JOBS message
+ *                                seq vanished (schedule role's rescuer) */
+typedef enum {
+    YARD_MSGID_JOB = 0,
+    YARD_MSGID_ACCEPTED,
+    YARD_MSGID_RUN,
+    YARD_MSGID_DEAD,
+    YARD_MSGID_REPLAY,
+    YARD_MSGID_RESCUE
+} yard_msgid_kind_t;
+#define YARD_MSGID_MAX 96
+
+/* Writes the Nats-Msg-Id of kind for job_id (seq is used by DEAD, REPLAY and
+ * RESCUE) into out; a NULL or empty job_id is written as "unknown". */
+void yard_js_msg_id(char out[YARD_MSGID_MAX], yard_msgid_kind_t kind, const char *job_id,
+                    uint64_t seq);
 /* Largest message the JOBS stream takes (1 MiB payload plus envelope). */
 #define YARD_JS_MAX_MSG_SIZE (2 * 1024 * 1024)
 /* Longest queue name; the rule is yard_name_valid (names.h). */
-#define YARD_QUEUE_NAME_MAX 64
+#define YARD_QUEUE_NAME_MAX YARD_NAME_MAX
 
 typedef struct yard_js yard_js_t;
 
@@ -71,18 +120,19 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
  * called with YARD_EUNAVAIL before this returns. NULL is a no-op. */
 void yard_js_destroy(yard_js_t *js, int64_t timeout_ms);
 
-/* The underlying handles, for calls this layer does not wrap. Owned by js. */
-natsConnection *yard_js_conn(yard_js_t *js);
-jsCtx *yard_js_ctx(yard_js_t *js);
-
 /* Nonzero while the connection is up. */
 int yard_js_connected(yard_js_t *js);
+
+/* The largest message (payload plus headers, bytes) the server accepts: its
+ * max_payload, as learned when the connection was last (re)established, or
+ * 0 when unknown. Does not block on the network; callable from any thread. */
+int64_t yard_js_max_payload(yard_js_t *js);
 
 /* ---- topology ------------------------------------------------------------ */
 
 /* Creates or updates the streams JOBS, EVENTS, DLQ and the durable pull
  * consumers schedule, notify, audit and execute_<q> for each of the nqueues
- * queue names (and submissions, on jobs.>), as cfg says (replicas, duplicate window, MaxDeliver, AckWait,
+ * queue names (and submissions, on EVENTS), as cfg says (replicas, duplicate window, MaxDeliver, AckWait,
  * retention). What already matches is left alone; *changes (may be NULL)
  * counts what was created or updated, so a second call reports 0. Returns 0,
  * YARD_EINVAL for a bad queue name, or the JetStream error. */
@@ -141,29 +191,68 @@ int yard_js_consumer_bind(yard_js_consumer_t **out, yard_js_t *js, const char *s
 /* Unsubscribes (the durable consumer stays on the server). NULL is a no-op. */
 void yard_js_consumer_destroy(yard_js_consumer_t *c);
 
-/* Fetches up to batch messages, waiting at most timeout_ms for the first.
- * Returns 0 with list filled (list->Count may be 0 when nothing came in
- * time; free with natsMsgList_Destroy), or YARD_EUNAVAIL / YARD_ENATS. */
-int yard_js_fetch(yard_js_consumer_t *c, natsMsgList *list, int batch, int64_t timeout_ms);
+/* ---- messages (js_msg.c) ---------------------------------------------------
+ * A message fetched from a consumer or read by sequence. Whoever holds it
+ * frees it with yard_js_msg_destroy (a batch frees those still in it). The
+ * pointers the accessors return are owned by the message and valid until it
+ * is destroyed. Reading a message is safe from any thread; acking it is
+ * done once, by its holder. */
+typedef struct yard_js_msg yard_js_msg_t;
 
+/* The subject m was published on. */
+const char *yard_js_msg_subject(const yard_js_msg_t *m);
+
+/* The payload of m (NULL when empty); its length in *len (must not be NULL). */
+const void *yard_js_msg_data(const yard_js_msg_t *m, size_t *len);
+
+/* The first value of header name of m, or NULL when m (may be NULL) has no
+ * such header. */
+const char *yard_js_msg_header(const yard_js_msg_t *m, const char *name);
+
+/* The stream sequence and delivery count (1 on the first delivery) of a
+ * message fetched from a consumer; either pointer may be NULL. Returns 0, or
+ * YARD_EINVAL (nothing set) when m did not come from a consumer. */
+int yard_js_msg_meta(const yard_js_msg_t *m, uint64_t *stream_seq, uint64_t *delivered);
+
+/* Frees m. NULL is a no-op. */
+void yard_js_msg_destroy(yard_js_msg_t *m);
+
+/* What one fetch returned: count messages, owned by the batch. A caller may
+ * take one over by setting its slot to NULL (it then destroys the message
+ * itself). */
+typedef struct {
+    yard_js_msg_t **msgs;
+    int count;
+} yard_js_batch_t;
+
+/* Destroys the messages still in b and frees its array; b is left empty and
+ * may be fetched into again. NULL is a no-op. */
+void yard_js_batch_destroy(yard_js_batch_t *b);
+
+/* Fetches up to batch messages into *out, waiting at most timeout_ms for
+ * the first. Returns 0 with *out filled (count may be 0 when nothing came
+ * in time; free it with yard_js_batch_destroy), or YARD_EUNAVAIL / YARD_ENATS
+ * with *out empty (destroying it is harmless). */
+int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms);
+
+/* The acks of a fetched message. Each returns 0 or an error (the message
+ * stays the caller's either way). */
 /* Acknowledges m (the job is done). */
-int yard_js_ack(natsMsg *m);
-/* Acknowledges m and waits for the server to confirm it. */
-int yard_js_ack_sync(natsMsg *m, int64_t timeout_ms);
+int yard_js_ack(yard_js_msg_t *m);
+/* Acknowledges m and waits up to timeout_ms for the server to confirm it. */
+int yard_js_ack_sync(yard_js_msg_t *m, int64_t timeout_ms);
 /* Negative ack: redeliver after delay_ms (0: at once). */
-int yard_js_nak(natsMsg *m, int64_t delay_ms);
+int yard_js_nak(yard_js_msg_t *m, int64_t delay_ms);
 /* Never redeliver m (fires a MSG_TERMINATED advisory). */
-int yard_js_term(natsMsg *m);
-/* Resets m's ack timer (heartbeat for long jobs). */
-int yard_js_in_progress(natsMsg *m);
+int yard_js_term(yard_js_msg_t *m);
+/* Resets m's ack timer: JetStream redelivers it AckWait after the last
+ * in-progress ack (or the delivery) unless it is acked first. */
+int yard_js_in_progress(yard_js_msg_t *m);
 
-/* The stream sequence and delivery count of a JetStream message. Returns 0
- * or YARD_EINVAL if m is not one. */
-int yard_js_msg_meta(natsMsg *m, uint64_t *stream_seq, uint64_t *delivered);
-
-/* Gets message seq of stream. Returns 0 and sets *out (natsMsg_Destroy), or
+/* Gets message seq of stream (its headers, subject and data; no metadata).
+ * Returns 0 and sets *out (free with yard_js_msg_destroy), or
  * YARD_ENOTFOUND / YARD_EUNAVAIL / YARD_ENATS. */
-int yard_js_get_msg(natsMsg **out, yard_js_t *js, const char *stream, uint64_t seq);
+int yard_js_get_msg(yard_js_msg_t **out, yard_js_t *js, const char *stream, uint64_t seq);
 
 /* Deletes message seq from stream. Returns 0, YARD_ENOTFOUND, or an error. */
 int yard_js_delete_msg(yard_js_t *js, const char *stream, uint64_t seq);
@@ -176,6 +265,14 @@ int yard_js_consumer_depth(uint64_t *pending, uint64_t *ack_pending, yard_js_t *
 /* Number of messages of stream whose subject matches filter (wildcards
  * allowed). Returns 0 and sets *out, or an error. */
 int yard_js_subject_count(uint64_t *out, yard_js_t *js, const char *stream, const char *filter);
+
+/* The sequences of the first and last messages of stream and how many it
+ * holds (an empty stream: count 0; sequences may then be past the last
+ * message ever stored). Between first and last, deleted messages leave gaps
+ * (yard_js_get_msg says YARD_ENOTFOUND). Returns 0 and sets all three, or
+ * YARD_ENOTFOUND / YARD_EUNAVAIL / YARD_ENATS. */
+int yard_js_stream_state(uint64_t *first, uint64_t *last, uint64_t *count, yard_js_t *js,
+                         const char *stream);
 
 /* Called on a nats.c thread for each max-deliveries advisory. */
 typedef void (*yard_js_max_deliveries_cb)(void *ud, const char *stream, const char *consumer,
@@ -193,10 +290,32 @@ int yard_js_watch_max_deliveries(yard_js_watch_t **out, yard_js_t *js, const cha
 /* Stops the watch; when it returns no callback is running. NULL is a no-op. */
 void yard_js_watch_destroy(yard_js_watch_t *w);
 
-/* ---- shared with the other js_*.c files ----------------------------------- */
+/* ---- core NATS (js_core.c) -------------------------------------------------
+ * Plain NATS subjects beside JetStream, for announcements whose loss costs
+ * nothing because PostgreSQL backs them (a cancel): at most once, only to
+ * whoever listens at that moment. */
 
-/* Converts a nats.c status (and JetStream error code, 0 if none) into a
- * YARD_E* code, logging what failed with `what` when it is an error. */
-int yard_js_status(natsStatus s, jsErrCode jerr, const char *what);
+/* Publishes len bytes of data (may be NULL when len is 0) on subject. Does
+ * not wait for the server: the message is buffered (also while
+ * reconnecting) and lost if the connection closes first. Returns 0, or
+ * YARD_EINVAL / YARD_EUNAVAIL (connection closed) / YARD_ENATS. */
+int yard_js_notify(yard_js_t *js, const char *subject, const void *data, size_t len);
+
+/* Called on a nats.c thread for each message of a listen, one at a time:
+ * subject, data and len are valid only during the call. */
+typedef void (*yard_js_listen_cb)(void *ud, const char *subject, const void *data, size_t len);
+
+typedef struct yard_js_listen yard_js_listen_t;
+
+/* Subscribes to subject (wildcards allowed) and calls cb(ud, ...) for each
+ * message. Returns 0 and sets *out (free with yard_js_listen_destroy), or
+ * YARD_ENOMEM / YARD_EUNAVAIL / YARD_ENATS. */
+int yard_js_listen(yard_js_listen_t **out, yard_js_t *js, const char *subject,
+                   yard_js_listen_cb cb, void *ud);
+
+/* Stops listening: drains what already arrived (up to 5 s) and frees l;
+ * when it returns no callback is running or will run, so ud may be freed.
+ * NULL is a no-op. */
+void yard_js_listen_destroy(yard_js_listen_t *l);
 
 #endif

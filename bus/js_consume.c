@@ -1,6 +1,6 @@
 /*
  * js_consume.c - durable pull consumers: bind, fetch, ack/nak/term/progress,
- * message metadata, direct get/delete by sequence, consumer depth, and the
+ * direct get/delete by sequence, stream and consumer state, and the
  * max-deliveries advisory that routes poison messages to the DLQ.
  */
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "err.h"
-#include "js.h"
+#include "js_internal.h"
 #include "log.h"
 
 struct yard_js_consumer {
@@ -50,69 +50,61 @@ void yard_js_consumer_destroy(yard_js_consumer_t *c)
     free(c);
 }
 
-int yard_js_fetch(yard_js_consumer_t *c, natsMsgList *list, int batch, int64_t timeout_ms)
+int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms)
 {
     jsErrCode jerr = 0;
-    memset(list, 0, sizeof *list);
-    natsStatus s = natsSubscription_Fetch(list, c->sub, batch, timeout_ms, &jerr);
-    if (s == NATS_OK)
-        return 0;
-    if (s == NATS_TIMEOUT) {
-        /* Nothing arrived in time; list may hold a partial batch. */
+    natsMsgList list = {0};
+    out->msgs = NULL;
+    out->count = 0;
+    natsStatus s = natsSubscription_Fetch(&list, c->sub, batch, timeout_ms, &jerr);
+    /* NATS_TIMEOUT: nothing arrived in time; list may hold a partial batch. */
+    if (s == NATS_OK || s == NATS_TIMEOUT) {
+        /* A yard_js_msg_t is a natsMsg: the array is handed over as is. */
+        out->msgs = (yard_js_msg_t **)list.Msgs;
+        out->count = list.Msgs ? list.Count : 0;
         return 0;
     }
+    natsMsgList_Destroy(&list);
     char what[160];
     snprintf(what, sizeof what, "fetch from %s", c->name);
     return yard_js_status(s, jerr, what);
 }
 
-int yard_js_ack(natsMsg *m)
+int yard_js_ack(yard_js_msg_t *m)
 {
-    return yard_js_status(natsMsg_Ack(m, NULL), 0, NULL);
+    return yard_js_status(natsMsg_Ack(yard_js_nats_msg(m), NULL), 0, NULL);
 }
 
-int yard_js_ack_sync(natsMsg *m, int64_t timeout_ms)
+int yard_js_ack_sync(yard_js_msg_t *m, int64_t timeout_ms)
 {
     jsOptions o;
     jsErrCode jerr = 0;
     jsOptions_Init(&o);
     o.Wait = timeout_ms;
-    natsStatus s = natsMsg_AckSync(m, &o, &jerr);
+    natsStatus s = natsMsg_AckSync(yard_js_nats_msg(m), &o, &jerr);
     return s == NATS_OK ? 0 : yard_js_status(s, jerr, "ack (sync)");
 }
 
-int yard_js_nak(natsMsg *m, int64_t delay_ms)
+int yard_js_nak(yard_js_msg_t *m, int64_t delay_ms)
 {
-    natsStatus s = delay_ms > 0 ? natsMsg_NakWithDelay(m, delay_ms, NULL) : natsMsg_Nak(m, NULL);
+    natsMsg *nm = yard_js_nats_msg(m);
+    natsStatus s = delay_ms > 0 ? natsMsg_NakWithDelay(nm, delay_ms, NULL) : natsMsg_Nak(nm, NULL);
     return s == NATS_OK ? 0 : yard_js_status(s, 0, "nak");
 }
 
-int yard_js_term(natsMsg *m)
+int yard_js_term(yard_js_msg_t *m)
 {
-    natsStatus s = natsMsg_Term(m, NULL);
+    natsStatus s = natsMsg_Term(yard_js_nats_msg(m), NULL);
     return s == NATS_OK ? 0 : yard_js_status(s, 0, "term");
 }
 
-int yard_js_in_progress(natsMsg *m)
+int yard_js_in_progress(yard_js_msg_t *m)
 {
-    natsStatus s = natsMsg_InProgress(m, NULL);
+    natsStatus s = natsMsg_InProgress(yard_js_nats_msg(m), NULL);
     return s == NATS_OK ? 0 : yard_js_status(s, 0, "in-progress");
 }
 
-int yard_js_msg_meta(natsMsg *m, uint64_t *stream_seq, uint64_t *delivered)
-{
-    jsMsgMetaData *md = NULL;
-    if (natsMsg_GetMetaData(&md, m) != NATS_OK)
-        return YARD_EINVAL;
-    if (stream_seq)
-        *stream_seq = md->Sequence.Stream;
-    if (delivered)
-        *delivered = md->NumDelivered;
-    jsMsgMetaData_Destroy(md);
-    return 0;
-}
-
-int yard_js_get_msg(natsMsg **out, yard_js_t *js, const char *stream, uint64_t seq)
+int yard_js_get_msg(yard_js_msg_t **out, yard_js_t *js, const char *stream, uint64_t seq)
 {
     jsErrCode jerr = 0;
     natsMsg *m = NULL;
@@ -124,7 +116,7 @@ int yard_js_get_msg(natsMsg **out, yard_js_t *js, const char *stream, uint64_t s
                            natsStatus_GetText(s));
         return rc;
     }
-    *out = m;
+    *out = yard_js_msg_wrap(m);
     return 0;
 }
 
@@ -174,17 +166,34 @@ int yard_js_subject_count(uint64_t *out, yard_js_t *js, const char *stream, cons
     return 0;
 }
 
+int yard_js_stream_state(uint64_t *first, uint64_t *last, uint64_t *count, yard_js_t *js,
+                         const char *stream)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    char what[160];
+    snprintf(what, sizeof what, "stream %s info", stream);
+    natsStatus s = js_GetStreamInfo(&si, yard_js_ctx(js), stream, NULL, &jerr);
+    if (s != NATS_OK)
+        return yard_js_status(s, jerr, what);
+    *first = si->State.FirstSeq;
+    *last = si->State.LastSeq;
+    *count = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
 struct yard_js_watch {
-    natsSubscription *sub;
+    yard_js_listen_t *listen;
     yard_js_max_deliveries_cb cb;
     void *ud;
 };
 
-static void js_on_advisory(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+static void js_on_advisory(void *ud, const char *subject, const void *data, size_t len)
 {
-    yard_js_watch_t *w = closure;
+    yard_js_watch_t *w = ud;
     json_error_t jerr;
-    json_t *doc = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, &jerr);
+    json_t *doc = json_loadb(data, len, 0, &jerr);
     json_t *seq = doc ? json_object_get(doc, "stream_seq") : NULL;
     json_t *stream = doc ? json_object_get(doc, "stream") : NULL;
     json_t *consumer = doc ? json_object_get(doc, "consumer") : NULL;
@@ -192,10 +201,8 @@ static void js_on_advisory(natsConnection *nc, natsSubscription *sub, natsMsg *m
         w->cb(w->ud, json_string_value(stream), json_string_value(consumer),
               (uint64_t)json_integer_value(seq));
     else
-        YARD_LOG_ERROR(NULL, "max-deliveries advisory on %s is not understood",
-                       natsMsg_GetSubject(msg));
+        YARD_LOG_ERROR(NULL, "max-deliveries advisory on %s is not understood", subject);
     json_decref(doc);
-    natsMsg_Destroy(msg);
 }
 
 int yard_js_watch_max_deliveries(yard_js_watch_t **out, yard_js_t *js, const char *stream,
@@ -209,10 +216,10 @@ int yard_js_watch_max_deliveries(yard_js_watch_t **out, yard_js_t *js, const cha
     w->ud = ud;
     snprintf(subject, sizeof subject, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", stream,
              consumer);
-    natsStatus s = natsConnection_Subscribe(&w->sub, yard_js_conn(js), subject, js_on_advisory, w);
-    if (s != NATS_OK) {
+    int rc = yard_js_listen(&w->listen, js, subject, js_on_advisory, w);
+    if (rc < 0) {
         free(w);
-        return yard_js_status(s, 0, "subscribe to max-deliveries advisories");
+        return rc;
     }
     *out = w;
     return 0;
@@ -222,9 +229,7 @@ void yard_js_watch_destroy(yard_js_watch_t *w)
 {
     if (!w)
         return;
-    /* Drain so no callback is running or pending when w is freed. */
-    if (natsSubscription_Drain(w->sub) == NATS_OK)
-        natsSubscription_WaitForDrainCompletion(w->sub, 5000);
-    natsSubscription_Destroy(w->sub);
+    /* When it returns no callback runs: w may go. */
+    yard_js_listen_destroy(w->listen);
     free(w);
 }

@@ -1,32 +1,41 @@
 /*
  * js_topology.c - ensures the streams and durable consumers of DESIGN.md.
  *
- *   JOBS    jobs.>    interest: a job message leaves the stream once every
- *                     consumer whose filter matches it has acked (or
- *                     terminated) it; discard new when full, so a full
- *                     stream refuses (503) instead of dropping accepted jobs.
- *   EVENTS  events.>  limits (age): lifecycle events, read by `audit`.
+ *   JOBS    jobs.>    work queue: a job message leaves the stream once the
+ *                     one consumer of its subject acked (or terminated) it;
+ *                     discard new when full, so a full stream refuses (503)
+ *                     instead of dropping accepted jobs.
+ *   EVENTS  events.>  limits (age): lifecycle events, read by `audit` and,
+ *                     for accepted jobs, by `submissions`.
  *   DLQ     dlq.>     limits (age, 0 = forever): dead jobs for operators.
  *
  * Consumers (durable, pull, explicit ack): execute_<queue> on
- * jobs.execute.<queue>, schedule on jobs.schedule, notify on jobs.notify,
- * submissions on jobs.> (all on JOBS), and audit on events.> (EVENTS).
- * `submissions` is how the audit role sees every accepted job (and records it
- * `queued`) without a second publish on the gateway's accept path. That is
- * why JOBS uses interest retention: a work-queue stream refuses two consumers
- * with overlapping filters. Under interest retention a message nobody but
- * `submissions` wants would be dropped once it is acked, so every queue a
- * producer may use must have its execute consumer: the gateway ensures the
- * topology for its configured queues and refuses any other queue.
+ * jobs.execute.<queue>, schedule on jobs.schedule, notify on jobs.notify (on
+ * JOBS, whose filters never overlap), submissions on events.job.accepted
+ * and audit on events.> (EVENTS).
+ *
+ * Why a work queue: under interest retention (the first design) nats-server
+ * 2.9.10 lost accepted jobs across a restart (it restored the messages, then
+ * removed them as if every consumer had acked), and its duplicate table,
+ * rebuilt from the messages left, forgot the ids of removed ones. A work
+ * queue keeps a message until its own consumer acks it, which the workers
+ * do only after PostgreSQL recorded the outcome. A work queue refuses two
+ * consumers with overlapping filters, and a mirror of it blocks new
+ * consumers (error 10100) and takes messages away when no other consumer
+ * has interest (both measured on 2.9.10): so the audit role learns of
+ * submissions from the gateway's accepted event, not from JOBS.
  *
  * Ensuring compares what exists with what is wanted and only creates or
  * updates the difference, so running it on every start is cheap and safe.
+ * A JOBS stream made by an older version (interest retention) cannot be
+ * updated in place: an empty one is recreated; one still holding messages
+ * is refused with a message saying what to do.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "err.h"
-#include "js.h"
+#include "js_internal.h"
 #include "log.h"
 #include "names.h"
 
@@ -82,7 +91,7 @@ static void topo_stream_want(jsStreamConfig *sc, const yard_config_t *cfg, const
     sc->Duplicates = cfg->js_duplicate_window_s * NS_PER_S;
     sc->MaxMsgSize = YARD_JS_MAX_MSG_SIZE;
     if (strcmp(name, YARD_STREAM_JOBS) == 0) {
-        sc->Retention = js_InterestPolicy;
+        sc->Retention = js_WorkQueuePolicy;
         sc->Discard = js_DiscardNew;
     } else {
         sc->Retention = js_LimitsPolicy;
@@ -117,7 +126,29 @@ static int topo_ensure_stream(yard_js_t *js, const yard_config_t *cfg, const cha
         return 0;
     }
     int exists = s == NATS_OK;
-    jsStreamInfo_Destroy(si);
+    if (exists && si->Config->Retention != want.Retention) {
+        /* Retention cannot change in place: recreate an empty stream. */
+        uint64_t held = si->State.Msgs;
+        jsStreamInfo_Destroy(si);
+        if (held > 0) {
+            YARD_LOG_ERROR(NULL,
+                           "jetstream: stream %s has another retention policy and still holds "
+                           "%llu messages; let the workers drain it (or move them), then delete "
+                           "it (`nats stream rm %s`) and start again",
+                           name, (unsigned long long)held, name);
+            return YARD_ESTATE;
+        }
+        s = js_DeleteStream(yard_js_ctx(js), name, NULL, &jerr);
+        if (s != NATS_OK) {
+            snprintf(what, sizeof what, "stream %s: delete to change retention", name);
+            return yard_js_status(s, jerr, what);
+        }
+        YARD_LOG_WARN(NULL, "jetstream: recreating empty stream %s with a new retention", name);
+        exists = 0;
+        s = NATS_NOT_FOUND;
+    } else {
+        jsStreamInfo_Destroy(si);
+    }
     si = NULL;
     if (!exists && s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
         snprintf(what, sizeof what, "stream %s: info", name);
@@ -206,7 +237,7 @@ int yard_js_ensure_topology(yard_js_t *js, const yard_config_t *cfg, const char 
         const char *stream, *durable, *filter;
     } fixed[] = {{YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE, YARD_SUBJ_SCHEDULE},
                  {YARD_STREAM_JOBS, YARD_CONSUMER_NOTIFY, YARD_SUBJ_NOTIFY},
-                 {YARD_STREAM_JOBS, YARD_CONSUMER_SUBMISSIONS, "jobs.>"},
+                 {YARD_STREAM_EVENTS, YARD_CONSUMER_SUBMISSIONS, YARD_SUBJ_EVENT_ACCEPTED},
                  {YARD_STREAM_EVENTS, YARD_CONSUMER_AUDIT, "events.>"}};
     int n = 0, rc = 0;
     for (size_t i = 0; i < nqueues; i++) {

@@ -385,6 +385,7 @@ static void gw_on_http_done(yard_http_server_t *server, void *ud)
     YARD_LOG_INFO(NULL, "gateway: all requests answered; stopping");
     gw_close_handle((uv_handle_t *)&gw->keys_timer);
     gw_close_handle((uv_handle_t *)&gw->stats_timer);
+    gw_close_handle((uv_handle_t *)&gw->probe_timer);
     /* The signal handles stay (unreferenced, so the loop can end) until
      * gw_destroy: a second SIGTERM while the NATS connection drains must not
      * kill the process. */

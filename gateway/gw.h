@@ -69,6 +69,9 @@ typedef struct gw {
     uv_signal_t sig_term, sig_int;
     uv_timer_t stats_timer; /* queue depth gauges (queue_stats.c) */
     int stats_busy;
+    uv_timer_t probe_timer; /* readiness: the job tables answer (health.c) */
+    int probe_busy;
+    int tables_ok;          /* the last probe succeeded */
     int stopping;
     int exit_code;
 

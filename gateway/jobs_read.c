@@ -13,12 +13,10 @@
 #include "db.h"
 #include "err.h"
 #include "gw.h"
+#include "jobs.h"
 #include "log.h"
 #include "queue_stats.h"
 
-/* Subject on which a cancel is announced to execute workers (core NATS; the
- * workers also find cancel_requested_at in PostgreSQL). */
-#define GW_CANCEL_SUBJECT "yard.cancel."
 
 typedef struct {
     gw_t *gw;
@@ -139,58 +137,47 @@ static void get_job(yard_http_req_t *req, void *ud)
         read_submit(t, get_job_work);
 }
 
-/* Cancels a job that has not finished: one not yet running becomes
- * `cancelled` at once (a worker that later fetches it terminates it without
- * running it); a running one gets cancel_requested_at and its worker is told. */
+/* Cancels a job that has not finished (jobs.h yard_jobs_cancel): 200 when
+ * it is cancelled (also a second time: DELETE is idempotent), 202 when it
+ * runs and its worker is told, 409 when it finished otherwise. */
 static void cancel_job_work(PGconn *conn, void *ud)
 {
-    static const char cancel_sql[] =
-        "UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()),"
-        " status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,"
-        " finished_at = CASE WHEN status = 'running' THEN finished_at ELSE now() END"
-        " WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = $2::uuid)"
-        " AND status IN ('queued', 'scheduled', 'running', 'failed')"
-        " RETURNING json_build_object('id', id, 'status', status,"
-        " 'cancel_requested', true)::text";
-    static const char status_sql[] =
-        "SELECT status FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = "
-        "$2::uuid)";
     read_task_t *t = ud;
-    int found = read_query(t, conn, "cancel job", cancel_sql);
-    if (found == 1) {
-        t->status = strstr(t->body, "\"running\"") ? 202 : 200;
-        return;
-    }
-    if (found < 0)
-        return;
-    found = read_query(t, conn, "cancel job", status_sql);
-    if (found == 0) {
+    yard_job_state_t st;
+    int rc = conn ? yard_jobs_cancel(&st, conn, t->id, t->owner[0] ? t->owner : NULL)
+                  : YARD_EUNAVAIL;
+    if (rc == YARD_ENOTFOUND) {
         task_fail(t, 404, "not_found", "no such job");
-    } else if (found == 1 && strcmp(t->body, "cancelled") == 0) {
-        /* Cancelling twice is fine: DELETE is idempotent. */
-        free(t->body);
-        t->body = NULL;
-        json_t *doc = json_pack("{s:s, s:s}", "id", t->id, "status", "cancelled");
-        t->body = json_dumps(doc, JSON_COMPACT);
-        json_decref(doc);
-        t->status = t->body ? 200 : 500;
-    } else if (found == 1) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "the job has already finished: %s", t->body);
-        task_fail(t, 409, "conflict", msg);
-        free(t->body);
-        t->body = NULL;
+        return;
     }
+    if (rc < 0) {
+        gw_pool_conn_check(conn);
+        task_fail(t, 503, "unavailable", "PostgreSQL is unavailable; retry");
+        return;
+    }
+    if (st == YARD_JOB_CANCELLED || st == YARD_JOB_RUNNING) {
+        json_t *doc = json_pack("{s:s, s:s, s:b}", "id", t->id, "status", yard_job_state_name(st),
+                                "cancel_requested", 1);
+        t->body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
+        t->status = !t->body ? 500 : st == YARD_JOB_RUNNING ? 202 : 200;
+        if (!t->body)
+            task_fail(t, 500, "internal", "out of memory");
+        return;
+    }
+    char msg[96];
+    snprintf(msg, sizeof msg, "the job has already finished: %s", yard_job_state_name(st));
+    task_fail(t, 409, "conflict", msg);
 }
 
 static void cancel_done(void *ud)
 {
     read_task_t *t = ud;
     if (t->status == 202) {
-        char subject[sizeof GW_CANCEL_SUBJECT + YARD_ID_TEXT_LEN];
-        snprintf(subject, sizeof subject, "%s%s", GW_CANCEL_SUBJECT, t->id);
+        char subject[sizeof YARD_SUBJ_CANCEL + YARD_ID_TEXT_LEN];
+        snprintf(subject, sizeof subject, "%s%s", YARD_SUBJ_CANCEL, t->id);
         /* Buffered, never blocks the loop; at most once, PostgreSQL backs it. */
-        natsConnection_PublishString(yard_js_conn(t->gw->js), subject, t->id);
+        yard_js_notify(t->gw->js, subject, t->id, strlen(t->id));
     }
     read_done(t);
 }

@@ -17,21 +17,35 @@
 #include "envelope.h"
 #include "err.h"
 #include "gw.h"
+#include "jobs.h"
 #include "log.h"
 
 #define GW_BATCH_MAX 1000
 #define GW_TRACEPARENT_LEN 55
+/* Room left beside an envelope for the NATS headers of its message
+ * (Nats-Msg-Id and traceparent take about 140 bytes). */
+#define GW_NATS_HEADERS_ROOM 1024
 
 typedef struct gw_submit gw_submit_t;
 
-/* One job of a submission and its outcome. */
+/* One job of a submission and its outcome. A valid job goes through:
+ * (an idempotency key: PostgreSQL lookup, a known job is a duplicate) ->
+ * publish to JOBS -> publish the accepted event (EVENTS, with the JOBS
+ * sequence) -> answered. */
 typedef struct {
     gw_ack_t ack; /* first: the ack hop hands it back */
     gw_submit_t *owner;
     char id[YARD_ID_TEXT_LEN + 1];
     char queue[YARD_QUEUE_NAME_MAX + 1];
+    char subject[YARD_JS_NAME_MAX];
     int scheduled;
+    int idem;       /* has an idempotency key */
     int status;     /* 0 pending; 202 stored; 4xx/503 refused */
+    int duplicate;  /* JOBS or PostgreSQL had it already */
+    int event;      /* the pending publish is the accepted event */
+    uint64_t seq;   /* its JOBS sequence */
+    char *env;      /* the encoded envelope until both publishes are done */
+    size_t env_len;
     const char *code;
     char message[256];
 } gw_item_t;
@@ -41,6 +55,7 @@ struct gw_submit {
     yard_http_req_t *req;
     int batch;
     size_t n, outstanding;
+    char tp[GW_TRACEPARENT_LEN + 1];
     gw_item_t items[];
 };
 
@@ -57,6 +72,12 @@ static yard_str_t opt_str(const char *s)
     return s && *s ? (yard_str_t){s, strlen(s)} : (yard_str_t){NULL, 0};
 }
 
+static void item_release(gw_item_t *it)
+{
+    free(it->env);
+    it->env = NULL;
+}
+
 static void item_fail(gw_item_t *it, int status, const char *code, const char *message)
 {
     it->status = status;
@@ -69,7 +90,7 @@ static json_t *item_json(const gw_item_t *it)
     if (it->status == 202) {
         json_t *o = json_pack("{s:s, s:s}", "id", it->id, "status",
                               it->scheduled ? "scheduled" : "queued");
-        if (it->ack.duplicate)
+        if (it->duplicate)
             json_object_set_new(o, "duplicate", json_true());
         return o;
     }
@@ -78,7 +99,7 @@ static json_t *item_json(const gw_item_t *it)
 
 static void submit_count(gw_t *gw, const gw_item_t *it)
 {
-    const char *outcome = it->status == 202 ? (it->ack.duplicate ? "duplicate" : "accepted")
+    const char *outcome = it->status == 202 ? (it->duplicate ? "duplicate" : "accepted")
                           : it->status == 503 ? "unavailable"
                                               : "rejected";
     yard_metrics_counter_add(
@@ -92,6 +113,7 @@ static void submit_finish(gw_submit_t *s)
     gw_t *gw = s->gw;
     size_t ok = 0, unavailable = 0;
     for (size_t i = 0; i < s->n; i++) {
+        item_release(&s->items[i]);
         submit_count(gw, &s->items[i]);
         ok += s->items[i].status == 202;
         unavailable += s->items[i].status == 503;
@@ -117,18 +139,45 @@ static void submit_finish(gw_submit_t *s)
     free(s);
 }
 
+static void submit_on_puback(void *ud, int rc, const yard_js_puback_t *pa);
+
+/* Publishes the accepted event of a job JOBS stored (loop thread): the
+ * audit role records the job from it. Returns 0 (its ack will come) or an
+ * error. */
+static int submit_event(gw_item_t *it)
+{
+    char seq[24], msg_id[YARD_MSGID_MAX];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)it->seq);
+    yard_js_msg_id(msg_id, YARD_MSGID_ACCEPTED, it->id, 0);
+    yard_js_header_t hdrs[] = {{YARD_HDR_TRACEPARENT, it->owner->tp}, {YARD_HDR_JOBS_SEQ, seq}};
+    yard_js_pub_t pub = {YARD_SUBJ_EVENT_ACCEPTED, msg_id, hdrs, 2, it->env, it->env_len};
+    it->event = 1;
+    return yard_js_publish_async(it->owner->gw->js, &pub, submit_on_puback, it);
+}
+
 /* Loop thread: one PubAck (or its failure) came back. */
 static void submit_on_ack(gw_ack_t *ack)
 {
     gw_item_t *it = (gw_item_t *)ack;
     gw_submit_t *s = it->owner;
-    if (ack->rc == 0) {
+    yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
+    if (it->event) {
+        /* The job is in JOBS: it runs, and its claim records it, even if
+         * this event is lost; only the early `queued` row depends on it. */
+        if (ack->rc < 0)
+            YARD_LOG_WARN(&ctx, "accepted event not stored: %s", yard_strerror(ack->rc));
+    } else if (ack->rc == 0) {
         it->status = 202;
+        it->duplicate = ack->duplicate;
+        int rc = submit_event(it);
+        if (rc == 0)
+            return;
+        YARD_LOG_WARN(&ctx, "accepted event not published: %s", yard_strerror(rc));
     } else {
-        yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
         YARD_LOG_WARN(&ctx, "publish not confirmed: %s", yard_strerror(ack->rc));
         item_fail(it, 503, "unavailable", "JetStream did not confirm the job; retry");
     }
+    item_release(it);
     if (--s->outstanding == 0)
         submit_finish(s);
 }
@@ -139,6 +188,8 @@ static void submit_on_puback(void *ud, int rc, const yard_js_puback_t *pa)
     gw_item_t *it = ud;
     it->ack.rc = rc;
     it->ack.duplicate = pa ? pa->duplicate : 0;
+    if (pa && !it->event)
+        it->seq = pa->seq;
     gw_ack_post(it->owner->gw, &it->ack);
 }
 
@@ -197,7 +248,32 @@ static int printable_ascii(const char *s, size_t n)
     return 1;
 }
 
-/* Validates one job object and publishes it; on refusal marks the item. */
+/* Refuses (413, naming the limit) an envelope of size bytes that JOBS
+ * (YARD_JS_MAX_MSG_SIZE) or the NATS server (its max_payload, less room for
+ * headers) would not take. Returns 0 when it fits, -1 when refused. */
+static int submit_check_size(gw_t *gw, gw_item_t *it, size_t size)
+{
+    int64_t server = yard_js_max_payload(gw->js);
+    char msg[256];
+    if (size > YARD_JS_MAX_MSG_SIZE) {
+        snprintf(msg, sizeof msg,
+                 "the encoded job is %zu bytes, over the limit of %d; send a smaller payload",
+                 size, YARD_JS_MAX_MSG_SIZE);
+    } else if (server > 0 && (int64_t)size > server - GW_NATS_HEADERS_ROOM) {
+        snprintf(msg, sizeof msg,
+                 "the encoded job is %zu bytes, over this cluster's limit of %lld (NATS "
+                 "max_payload %lld less %d for headers); send a smaller payload",
+                 size, (long long)(server - GW_NATS_HEADERS_ROOM), (long long)server,
+                 GW_NATS_HEADERS_ROOM);
+    } else {
+        return 0;
+    }
+    item_fail(it, 413, "job_too_large", msg);
+    return -1;
+}
+
+/* Validates and encodes one job object, ready to publish (it->env); on
+ * refusal marks the item. */
 static void submit_one(gw_submit_t *s, gw_item_t *it, json_t *obj, const gw_principal_t *who,
                        const char *header_idem, const char *tp)
 {
@@ -244,36 +320,96 @@ static void submit_one(gw_submit_t *s, gw_item_t *it, json_t *obj, const gw_prin
     it->scheduled = env.run_at_ms != 0;
 
     size_t cap = yard_env_encoded_size_max(&env), len = 0;
-    if (cap > YARD_JS_MAX_MSG_SIZE) {
-        item_fail(it, 413, "job_too_large", "the encoded job exceeds 1 MiB; send a smaller payload");
+    if (submit_check_size(gw, it, cap) < 0)
+        goto out;
+    it->env = malloc(cap);
+    int rc = it->env ? yard_env_encode(&env, it->env, cap, &len) : YARD_ENOMEM;
+    if (rc < 0) {
+        yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
+        YARD_LOG_ERROR(&ctx, "cannot encode job: %s", yard_strerror(rc));
+        item_fail(it, 500, "internal", "the job could not be encoded");
+        item_release(it);
         goto out;
     }
-    char *buf = malloc(cap);
-    int rc = buf ? yard_env_encode(&env, buf, cap, &len) : YARD_ENOMEM;
-    if (rc == 0) {
-        char subject[YARD_JS_NAME_MAX];
-        if (it->scheduled)
-            snprintf(subject, sizeof subject, "%s", YARD_SUBJ_SCHEDULE);
-        else
-            snprintf(subject, sizeof subject, "%s%s", YARD_SUBJ_EXECUTE, spec.queue);
-        yard_js_header_t hdr = {"traceparent", tp};
-        yard_js_pub_t pub = {subject, it->id, &hdr, 1, buf, len};
-        rc = yard_js_publish_async(gw->js, &pub, submit_on_puback, it);
-    }
-    free(buf);
-    if (rc == 0) {
-        s->outstanding++;
-    } else if (rc == YARD_EUNAVAIL || rc == YARD_EBUSY) {
-        item_fail(it, 503, "unavailable",
-                  rc == YARD_EBUSY ? "too many jobs waiting for JetStream; retry"
-                                   : "JetStream is unavailable; retry");
-    } else {
-        yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
-        YARD_LOG_ERROR(&ctx, "cannot publish job: %s", yard_strerror(rc));
-        item_fail(it, 500, "internal", "the job could not be encoded or published");
-    }
+    it->env_len = len;
+    it->idem = idem != NULL;
+    if (it->scheduled)
+        snprintf(it->subject, sizeof it->subject, "%s", YARD_SUBJ_SCHEDULE);
+    else
+        snprintf(it->subject, sizeof it->subject, "%s%s", YARD_SUBJ_EXECUTE, spec.queue);
 out:
     gw_job_spec_clear(&spec);
+}
+
+/* Publishes every job still pending to JOBS (loop thread). */
+static void submit_publish(gw_submit_t *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        gw_item_t *it = &s->items[i];
+        if (it->status != 0 || !it->env)
+            continue;
+        yard_js_header_t hdr = {YARD_HDR_TRACEPARENT, s->tp};
+        char msg_id[YARD_MSGID_MAX];
+        yard_js_msg_id(msg_id, YARD_MSGID_JOB, it->id, 0);
+        yard_js_pub_t pub = {it->subject, msg_id, &hdr, 1, it->env, it->env_len};
+        int rc = yard_js_publish_async(s->gw->js, &pub, submit_on_puback, it);
+        if (rc == 0) {
+            s->outstanding++;
+            continue;
+        }
+        item_release(it);
+        if (rc == YARD_EUNAVAIL || rc == YARD_EBUSY) {
+            item_fail(it, 503, "unavailable",
+                      rc == YARD_EBUSY ? "too many jobs waiting for JetStream; retry"
+                                       : "JetStream is unavailable; retry");
+        } else {
+            yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
+            YARD_LOG_ERROR(&ctx, "cannot publish job: %s", yard_strerror(rc));
+            item_fail(it, 500, "internal", "the job could not be published");
+        }
+    }
+}
+
+/* Pool thread: which jobs with an idempotency key PostgreSQL has already.
+ * JetStream forgets the ids of jobs that left JOBS when it restarts, so
+ * PostgreSQL answers for them. When it cannot answer, JetStream's duplicate
+ * window (and the claim, which never runs a finished job) still holds. */
+static void submit_known_work(PGconn *conn, void *ud)
+{
+    gw_submit_t *s = ud;
+    const char **ids = calloc(s->n, sizeof *ids);
+    int *known = calloc(s->n, sizeof *known);
+    size_t *at = calloc(s->n, sizeof *at), k = 0;
+    for (size_t i = 0; ids && known && at && i < s->n; i++)
+        if (s->items[i].status == 0 && s->items[i].idem) {
+            at[k] = i;
+            ids[k++] = s->items[i].id;
+        }
+    if (conn && k && yard_jobs_known(conn, ids, k, known) == 0) {
+        for (size_t j = 0; j < k; j++)
+            if (known[j]) {
+                gw_item_t *it = &s->items[at[j]];
+                it->status = 202;
+                it->duplicate = 1;
+            }
+    } else if (conn && k) {
+        gw_pool_conn_check(conn);
+    }
+    free(ids);
+    free(known);
+    free(at);
+}
+
+/* Loop thread: the lookup is done; publish what is new. */
+static void submit_known_done(void *ud)
+{
+    gw_submit_t *s = ud;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->items[i].duplicate)
+            item_release(&s->items[i]);
+    submit_publish(s);
+    if (--s->outstanding == 0)
+        submit_finish(s);
 }
 
 /* Decodes the body per Content-Type; answers 415/400 itself on failure. */
@@ -287,7 +423,9 @@ static json_t *submit_body(yard_http_req_t *req)
     char err[256];
     if (gw_body_kind(&kind, ct, ct ? ctl : 0) < 0) {
         yard_http_respond_error(req, 415, "unsupported_media_type",
-                                "send application/json or application/msgpack");
+                                ct ? "send application/json or application/msgpack"
+                                   : "a Content-Type header is required: application/json or "
+                                     "application/msgpack");
         return NULL;
     }
     if (gw_body_decode(&doc, kind, body, len, err, sizeof err) < 0) {
@@ -341,14 +479,20 @@ static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
     s->req = req;
     s->batch = batch;
     s->n = n;
-    char tp[GW_TRACEPARENT_LEN + 1];
     const char *given_tp = yard_http_req_header(req, "traceparent", &tp_len);
-    submit_traceparent(gw, tp, given_tp, given_tp ? tp_len : 0);
+    submit_traceparent(gw, s->tp, given_tp, given_tp ? tp_len : 0);
     /* Count one extra so no ack can finish the submission while we loop. */
     s->outstanding = 1;
-    for (size_t i = 0; i < n; i++)
-        submit_one(s, &s->items[i], batch ? json_array_get(jobs, i) : doc, &who, idem, tp);
+    size_t with_idem = 0;
+    for (size_t i = 0; i < n; i++) {
+        submit_one(s, &s->items[i], batch ? json_array_get(jobs, i) : doc, &who, idem, s->tp);
+        with_idem += s->items[i].status == 0 && s->items[i].idem;
+    }
     json_decref(doc);
+    /* Repeats of an idempotency key are looked up first (then published). */
+    if (with_idem && gw_pool_submit(gw->pool, submit_known_work, submit_known_done, s) == 0)
+        return;
+    submit_publish(s);
     if (--s->outstanding == 0)
         submit_finish(s);
 }

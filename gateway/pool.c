@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "db.h"
+#include "jobs.h"
 #include "err.h"
 #include "log.h"
 #include "pool.h"
@@ -68,8 +69,12 @@ static void pool_ensure_conn(pool_thread_t *th)
         return;
     yard_db_close(th->conn);
     th->conn = NULL;
-    if (yard_db_connect(&th->conn, th->pool->dsn, 5) < 0)
+    /* Every connection can run the lifecycle's statements (jobs.h). */
+    if (yard_db_connect(&th->conn, th->pool->dsn, 5) == 0 &&
+        yard_jobs_prepare(th->conn, YARD_JOBS_DURABLE) < 0) {
+        yard_db_close(th->conn);
         th->conn = NULL;
+    }
     atomic_store(&th->pool->pg_ok, th->conn != NULL);
 }
 

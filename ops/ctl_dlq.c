@@ -19,6 +19,7 @@
 #include "db.h"
 #include "envelope.h"
 #include "err.h"
+#include "jobs.h"
 #include "js.h"
 #include "log.h"
 
@@ -50,37 +51,35 @@ typedef struct {
 } dlq_args_t;
 
 /* The value of header name of m, or fallback. */
-static const char *dlq_header(natsMsg *m, const char *name, const char *fallback)
+static const char *dlq_header(const yard_js_msg_t *m, const char *name, const char *fallback)
 {
-    const char *v = NULL;
-    return natsMsgHeader_Get(m, name, &v) == NATS_OK && v ? v : fallback;
+    const char *v = yard_js_msg_header(m, name);
+    return v ? v : fallback;
 }
 
 /* Nonzero if m belongs to the queue filter (NULL: every message). */
-static int dlq_matches(natsMsg *m, const char *queue)
+static int dlq_matches(const yard_js_msg_t *m, const char *queue)
 {
     char want[YARD_JS_NAME_MAX];
     if (!queue)
         return 1;
     snprintf(want, sizeof want, "%s%s", YARD_SUBJ_EXECUTE, queue);
-    return strcmp(dlq_header(m, "Yard-Original-Subject", ""), want) == 0;
+    return strcmp(dlq_header(m, YARD_HDR_ORIGINAL_SUBJECT, ""), want) == 0;
 }
 
 /* Calls fn on each DLQ message in order (or only on the given sequences),
  * until it returns nonzero. Returns 0 or an error. */
-typedef int (*dlq_visit_fn)(yard_js_t *js, natsMsg *m, uint64_t seq, void *ud);
+typedef int (*dlq_visit_fn)(yard_js_t *js, const yard_js_msg_t *m, uint64_t seq, void *ud);
 static int dlq_each(yard_js_t *js, const dlq_args_t *a, dlq_visit_fn fn, void *ud)
 {
-    jsStreamInfo *si = NULL;
-    natsStatus s = js_GetStreamInfo(&si, yard_js_ctx(js), YARD_STREAM_DLQ, NULL, NULL);
-    if (s != NATS_OK)
-        return yard_js_status(s, 0, "dlq: stream info");
-    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq, count = si->State.Msgs;
-    jsStreamInfo_Destroy(si);
+    uint64_t first = 0, last = 0, count = 0;
+    int src = yard_js_stream_state(&first, &last, &count, js, YARD_STREAM_DLQ);
+    if (src < 0)
+        return src;
     size_t n = a->nseqs ? a->nseqs : (count ? (size_t)(last - first + 1) : 0);
     for (size_t i = 0; i < n; i++) {
         uint64_t seq = a->nseqs ? a->seqs[i] : first + i;
-        natsMsg *m = NULL;
+        yard_js_msg_t *m = NULL;
         int rc = yard_js_get_msg(&m, js, YARD_STREAM_DLQ, seq);
         if (rc == YARD_ENOTFOUND) {
             if (a->nseqs)
@@ -90,7 +89,7 @@ static int dlq_each(yard_js_t *js, const dlq_args_t *a, dlq_visit_fn fn, void *u
         if (rc < 0)
             return rc;
         int stop = dlq_matches(m, a->queue) ? fn(js, m, seq, ud) : 0;
-        natsMsg_Destroy(m);
+        yard_js_msg_destroy(m);
         if (stop < 0)
             return stop;
         if (stop)
@@ -103,13 +102,13 @@ typedef struct {
     long shown, limit;
 } dlq_list_t;
 
-static int dlq_print(yard_js_t *js, natsMsg *m, uint64_t seq, void *ud)
+static int dlq_print(yard_js_t *js, const yard_js_msg_t *m, uint64_t seq, void *ud)
 {
     dlq_list_t *l = ud;
     printf("%-8llu %-36s %-28s %-8s %-20s %.60s\n", (unsigned long long)seq,
-           dlq_header(m, "Yard-Job-Id", "-"), dlq_header(m, "Yard-Original-Subject", "-"),
-           dlq_header(m, "Yard-Attempts", "-"), dlq_header(m, "Yard-Died-At", "-"),
-           dlq_header(m, "Yard-Last-Error", "-"));
+           dlq_header(m, YARD_HDR_JOB_ID, "-"), dlq_header(m, YARD_HDR_ORIGINAL_SUBJECT, "-"),
+           dlq_header(m, YARD_HDR_ATTEMPTS, "-"), dlq_header(m, YARD_HDR_DIED_AT, "-"),
+           dlq_header(m, YARD_HDR_LAST_ERROR, "-"));
     return ++l->shown >= l->limit;
 }
 
@@ -121,30 +120,16 @@ typedef struct {
     const char *who;
 } dlq_replay_t;
 
-/* Marks job id `queued` again (from dead) or back to dead (undo). */
-static int dlq_set_state(PGconn *db, const char *id, int queued)
-{
-    const char *params[1] = {id};
-    PGresult *res = NULL;
-    int rc = yard_db_query(&res, db, "dlq: job state",
-                           queued ? "UPDATE jobs SET status = 'queued', finished_at = NULL"
-                                    " WHERE id = $1::uuid AND status = 'dead'"
-                                  : "UPDATE jobs SET status = 'dead', finished_at = now()"
-                                    " WHERE id = $1::uuid AND status = 'queued'",
-                           1, params);
-    PQclear(res);
-    return rc;
-}
-
-static int dlq_replay_one(yard_js_t *js, natsMsg *m, uint64_t seq, void *ud)
+static int dlq_replay_one(yard_js_t *js, const yard_js_msg_t *m, uint64_t seq, void *ud)
 {
     dlq_replay_t *r = ud;
-    const char *subject = dlq_header(m, "Yard-Original-Subject", NULL);
-    unsigned used = (unsigned)atoi(dlq_header(m, "Yard-Attempts", "0"));
+    const char *subject = dlq_header(m, YARD_HDR_ORIGINAL_SUBJECT, NULL);
+    unsigned used = (unsigned)atoi(dlq_header(m, YARD_HDR_ATTEMPTS, "0"));
     yard_envelope_t env;
-    char id[YARD_ENV_ID_LEN + 1] = "", msg_id[80];
-    if (!subject || yard_env_decode(&env, natsMsg_GetData(m),
-                                    (size_t)natsMsg_GetDataLength(m)) < 0) {
+    char id[YARD_ENV_ID_LEN + 1] = "", msg_id[YARD_MSGID_MAX];
+    size_t dlen = 0;
+    const void *data = yard_js_msg_data(m, &dlen);
+    if (!subject || yard_env_decode(&env, data, dlen) < 0) {
         fprintf(stderr, "yardctl dlq: #%llu has no readable job; left in the DLQ\n",
                 (unsigned long long)seq);
         r->failed++;
@@ -165,13 +150,17 @@ static int dlq_replay_one(yard_js_t *js, natsMsg *m, uint64_t seq, void *ud)
     int rc = buf ? yard_env_encode(&env, buf, cap, &len) : YARD_ENOMEM;
     /* Queued first: a worker claims only a job that is not final. */
     if (rc == 0)
-        rc = dlq_set_state(r->db, id, 1);
+        rc = yard_jobs_replay(r->db, id);
     if (rc == 0) {
-        snprintf(msg_id, sizeof msg_id, "%s.replay.%llu", id, (unsigned long long)seq);
+        yard_js_msg_id(msg_id, YARD_MSGID_REPLAY, id, seq);
         yard_js_pub_t pub = {subject, msg_id, NULL, 0, buf, len};
-        rc = yard_js_publish(NULL, js, &pub, r->cfg->js_publish_timeout_ms);
+        yard_js_puback_t ack = {0};
+        rc = yard_js_publish(&ack, js, &pub, r->cfg->js_publish_timeout_ms);
+        /* The rescuer looks for the job's message by this sequence. */
+        if (rc == 0)
+            yard_jobs_track(r->db, id, 0, ack.seq);
         if (rc < 0)
-            dlq_set_state(r->db, id, 0);
+            yard_jobs_replay_undo(r->db, id);
     }
     free(buf);
     if (rc == 0)
@@ -247,6 +236,8 @@ int ctl_cmd_dlq(const yard_config_t *cfg, int argc, char **argv)
         struct passwd *pw = getpwuid(getuid());
         dlq_replay_t r = {cfg, NULL, a.dry_run, 0, 0, pw ? pw->pw_name : "unknown"};
         rc = a.dry_run ? 0 : yard_db_connect(&r.db, cfg->pg_dsn, 10);
+        if (rc == 0 && r.db)
+            rc = yard_jobs_prepare(r.db, YARD_JOBS_DURABLE);
         if (rc == 0)
             rc = dlq_each(js, &a, dlq_replay_one, &r);
         yard_db_close(r.db);

@@ -62,3 +62,19 @@ int wk_dlq_publish(wk_t *wk, const char *subject, const char *job_id, uint64_t s
     }
     return rc;
 }
+
+void wk_store_health(wk_t *wk, int rc)
+{
+    if (rc == 0) {
+        atomic_store(&wk->store_failing_ms, 0);
+        return;
+    }
+    int64_t none = 0;
+    atomic_compare_exchange_strong(&wk->store_failing_ms, &none, wk_clock_ms());
+}
+
+int wk_store_ready(wk_t *wk)
+{
+    int64_t since = atomic_load(&wk->store_failing_ms);
+    return since == 0 || wk_clock_ms() - since < wk->cfg.worker_unready_after_s * 1000;
+}

@@ -1,7 +1,8 @@
 /*
  * consume_loop.c - the fetch loop of the simple roles (consume_loop.h).
  * Its PostgreSQL connection commits without waiting for the WAL flush: the
- * roles using it (ingest) lose nothing if such a commit is lost.
+ * roles using it (ingest, the schedule role's release) lose nothing if such a
+ * commit is lost: the claim writes the same row again.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -9,7 +10,7 @@
 #include "db.h"
 #include "err.h"
 #include "log.h"
-#include "store.h"
+#include "jobs.h"
 #include "consume_loop.h"
 
 struct wk_loop {
@@ -25,12 +26,12 @@ struct wk_loop {
 
 static int loop_conn(wk_loop_t *l)
 {
-    if (l->conn && PQstatus(l->conn) == CONNECTION_OK)
+    if (yard_db_ok(l->conn))
         return 0;
     yard_db_close(l->conn);
     l->conn = NULL;
     int rc = yard_db_connect(&l->conn, l->wk->cfg.pg_dsn, 5);
-    if (rc == 0 && (rc = wk_store_prepare(l->conn, WK_STORE_FAST)) < 0) {
+    if (rc == 0 && (rc = yard_jobs_prepare(l->conn, YARD_JOBS_FAST)) < 0) {
         yard_db_close(l->conn);
         l->conn = NULL;
     }
@@ -46,17 +47,17 @@ static void *loop_main(void *arg)
             sleep(1);
             continue;
         }
-        natsMsgList list;
+        yard_js_batch_t batch;
         int64_t t0 = wk_clock_us();
-        if (yard_js_fetch(l->consumer, &list, (int)wk->cfg.worker_batch * 4, 1000) < 0) {
+        if (yard_js_fetch(l->consumer, &batch, (int)wk->cfg.worker_batch * 4, 1000) < 0) {
             sleep(1);
             continue;
         }
-        if (list.Count > 0) {
+        if (batch.count > 0) {
             wk_time_add(wk, "jetstream", wk_clock_us() - t0);
-            l->fn(wk, l->needs_pg ? l->conn : NULL, list.Msgs, list.Count, l->ud);
+            l->fn(wk, l->needs_pg ? l->conn : NULL, batch.msgs, batch.count, l->ud);
         }
-        natsMsgList_Destroy(&list);
+        yard_js_batch_destroy(&batch);
     }
     return NULL;
 }

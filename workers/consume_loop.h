@@ -13,7 +13,7 @@
 /* Handles one fetched batch; must ack, nak or term each message (they are
  * destroyed after it returns). conn is the loop's PostgreSQL connection
  * (statements prepared), or NULL if the role needs none. */
-typedef void (*wk_batch_fn)(wk_t *wk, PGconn *conn, natsMsg **msgs, int n, void *ud);
+typedef void (*wk_batch_fn)(wk_t *wk, PGconn *conn, yard_js_msg_t **msgs, int n, void *ud);
 
 typedef struct wk_loop wk_loop_t;
 

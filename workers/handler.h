@@ -15,7 +15,15 @@
  *   - return by job->deadline_ms and soon after *job->cancelled becomes
  *     nonzero (check wk_job_check in loops; wk_job_sleep for waits);
  *   - call job->heartbeat (or wk_job_heartbeat) at least every
- *     WK_HEARTBEAT_MS during long work, so JetStream does not redeliver;
+ *     WK_HEARTBEAT_MS while it works (wk_job_sleep and the built-in sleep,
+ *     http and exec handlers do). The runtime extends the job's JetStream
+ *     ack deadline (an in-progress ack every AckWait / 3) only while the
+ *     handler shows life: its start, then each heartbeat, the last one at
+ *     most 2 * WK_HEARTBEAT_MS ago. So a handler keeping this rhythm is
+ *     never redelivered while it runs, up to its deadline (plus 5 s of
+ *     grace); one that blocks without heartbeats is extended no more, and
+ *     JetStream redelivers its job about AckWait later, to another handler
+ *     even while this one still runs;
  *   - be safe to run again for the same job: handlers run at least once.
  * Handlers run concurrently on several threads: the `ud` given at
  * registration is shared by all of them.
@@ -47,7 +55,7 @@ typedef enum {
 
 /* Room for an error message: a reason plus a program's 2 KiB stderr tail. */
 #define WK_ERROR_MAX 3072
-/* Handlers call the heartbeat at least this often during long work. */
+/* Handlers call the heartbeat at least this often while they work. */
 #define WK_HEARTBEAT_MS 1000
 /* The helpers look at the cancellation flag at least this often. */
 #define WK_POLL_MS 10
@@ -66,8 +74,9 @@ typedef struct wk_job {
     int64_t deadline_ms;       /* wk_clock_ms() value when the job's timeout expires; 0 = none */
     const atomic_int *cancelled; /* nonzero once the job is cancelled or the worker drains
                                   * hard; NULL = never (tests) */
-    void (*heartbeat)(void *ud); /* extends the JetStream ack deadline; NULL = none. Cheap;
-                                  * call it from the handler thread only */
+    void (*heartbeat)(void *ud); /* says the handler is alive, which keeps the JetStream ack
+                                  * deadline extended; NULL = none. Cheap (an atomic
+                                  * store); call it from the handler thread only */
     void *heartbeat_ud;
 } wk_job_t;
 
@@ -112,12 +121,18 @@ int wk_registry_find(const wk_registry_t *r, const char *type, size_t type_len,
 int wk_registry_own(wk_registry_t *r, void *p, void (*destroy)(void *));
 
 /* Runs job->type's handler: zeroes *res, calls the handler, then checks what
- * it reported so the runtime can store it as is: an unknown type gives RETRY
- * (a newer worker may know it; max_attempts bounds the retries); an invalid
+ * it reported so the runtime can store it as is: an unknown type gives FAIL
+ * (or RETRY, see wk_registry_retry_unknown); an invalid
  * outcome, or a result_json that is not valid JSON, gives FAIL (result_json
  * freed); a missing error message is filled in; the error is made valid
  * UTF-8. The runtime owns res->result_json afterwards. Never fails. */
 void wk_registry_run(const wk_registry_t *r, const wk_job_t *job, wk_result_t *res);
+
+/* What wk_registry_run does with a type that has no handler: by default the
+ * job fails at once, not retryable, with an error starting "no_handler:"
+ * that names the type (it goes to the DLQ and can be replayed after a
+ * deploy); with on nonzero it is retried like any retryable failure. */
+void wk_registry_retry_unknown(wk_registry_t *r, int on);
 
 /* ---- built-in handlers -------------------------------------------------- */
 
@@ -202,8 +217,8 @@ int wk_job_payload_json(struct json_t **out, const wk_job_t *job, wk_result_t *r
 int wk_job_payload_unpack(struct json_t **root, const wk_job_t *job, wk_result_t *res,
                           const char *fmt, ...);
 
-/* Returns nonzero if type is a valid job type name: 1-64 bytes of
- * A-Z a-z 0-9 . _ : - (what wk_registry_add accepts). */
+/* Returns nonzero if type is a valid job type name: the rule of names.h
+ * (what wk_registry_add accepts, and what the gateway lets producers send). */
 int wk_type_valid(const char *type);
 
 /* Returns the outcome's stable lower-case name ("ok", "retry", "fail",

@@ -18,11 +18,10 @@
 #include "err.h"
 #include "handler.h"
 #include "log.h"
-
-#define TYPE_MAX 64
+#include "names.h"
 
 typedef struct {
-    char type[TYPE_MAX + 1];
+    char type[YARD_NAME_MAX + 1];
     size_t type_len;
     wk_handler_fn fn;
     void *ud;
@@ -34,6 +33,7 @@ typedef struct {
 } reg_owned_t;
 
 struct wk_registry {
+    int retry_unknown; /* a type without handler is retried, not dead */
     reg_entry_t *entries;
     size_t n, cap;
     reg_owned_t *owned;
@@ -56,16 +56,7 @@ static int reg_grow(void **arr, size_t *cap, size_t n, size_t size)
 
 int wk_type_valid(const char *type)
 {
-    size_t len = type ? strlen(type) : 0;
-    if (len == 0 || len > TYPE_MAX)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = type[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return type && yard_name_valid(type, strlen(type));
 }
 
 int wk_registry_create(wk_registry_t **out)
@@ -174,8 +165,10 @@ void wk_registry_run(const wk_registry_t *r, const wk_job_t *job, wk_result_t *r
     const char *type = job->type ? job->type : "";
     if (wk_registry_find(r, type, strlen(type), &fn, &ud) < 0) {
         yard_log_ctx_t ctx = wk_job_log_ctx(job);
+        /* Dead at once (replayable after a deploy), unless asked to wait. */
         YARD_LOG_WARN(&ctx, "no handler for job type '%s'", type);
-        wk_result_set(res, WK_OUTCOME_RETRY, "no handler for job type '%s' on this worker", type);
+        wk_result_set(res, r->retry_unknown ? WK_OUTCOME_RETRY : WK_OUTCOME_FAIL,
+                      "no_handler: no handler for job type \"%s\" on this worker", type);
         wk_utf8_scrub(res->error, strlen(res->error));
         return;
     }
@@ -379,4 +372,9 @@ void wk_utf8_scrub(char *s, size_t len)
         }
         i += n;
     }
+}
+
+void wk_registry_retry_unknown(wk_registry_t *r, int on)
+{
+    r->retry_unknown = on;
 }

@@ -1,13 +1,15 @@
 /*
  * schedule.c - the schedule role: holds delayed jobs (jobs.schedule) until
- * their run_at, then publishes them to jobs.execute.<queue>.
+ * their run_at, then publishes them to jobs.execute.<queue>; and runs the
+ * rescuer (rescue.c), which republishes accepted jobs whose message JOBS no
+ * longer holds.
  *
  * A job not yet due is nak'ed with a delay (at most an hour at a time), so
  * JetStream keeps it and no state lives in the worker; any number of
  * schedule workers can run. A due job is republished with Nats-Msg-Id
- * "<id>.run" (the plain id was used by its first publish, within the same
- * dedupe window) and acked only after the PubAck: a crash in between
- * republishes, and the dedupe window drops the copy.
+ * "<id>.run" and acked only after the PubAck: a crash in between
+ * republishes, and the duplicate window drops the copy. Its row moves from
+ * scheduled to queued with the new message's sequence (release).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,49 +18,61 @@
 #include "consume_loop.h"
 #include "envelope.h"
 #include "err.h"
+#include "jobs.h"
 #include "log.h"
 
 #define SCHED_MAX_DELAY_MS (3600 * 1000)
+#define SCHED_EARLY_MS 20     /* due when run_at is at most this far ahead */
+#define SCHED_RETRY_MS 1000
 
 struct wk_runtime {
     wk_loop_t *loop;
+    wk_rescue_t *rescue;
 };
 
-static void schedule_one(wk_t *wk, natsMsg *m)
+static void schedule_one(wk_t *wk, PGconn *conn, yard_js_msg_t *m)
 {
     yard_envelope_t env;
-    char subject[YARD_JS_NAME_MAX], msg_id[YARD_ENV_ID_LEN + 8];
-    if (yard_env_decode(&env, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m)) < 0) {
+    char subject[YARD_JS_NAME_MAX], durable[YARD_JS_NAME_MAX], msg_id[YARD_MSGID_MAX];
+    char id[YARD_ENV_ID_LEN + 1] = "", queue[YARD_ENV_NAME_MAX + 1] = "";
+    size_t len = 0;
+    const void *data = yard_js_msg_data(m, &len);
+    if (yard_env_decode(&env, data, len) < 0) {
         YARD_LOG_ERROR(NULL, "schedule: unreadable envelope; terminating the message");
         yard_js_term(m);
         return;
     }
     int64_t wait = env.run_at_ms - wk_wall_ms();
-    if (wait > 20) {
+    if (wait > SCHED_EARLY_MS) {
         yard_js_nak(m, wait < SCHED_MAX_DELAY_MS ? wait : SCHED_MAX_DELAY_MS);
         return;
     }
-    snprintf(subject, sizeof subject, "%s%.*s", YARD_SUBJ_EXECUTE, (int)env.queue.len,
-             env.queue.ptr);
-    snprintf(msg_id, sizeof msg_id, "%.*s.run", (int)env.id.len, env.id.ptr);
-    const char *tp = NULL;
-    natsMsgHeader_Get(m, "traceparent", &tp);
-    yard_js_header_t hdr = {"traceparent", tp ? tp : ""};
-    yard_js_pub_t pub = {subject, msg_id, &hdr, tp ? 1 : 0, natsMsg_GetData(m),
-                         (size_t)natsMsg_GetDataLength(m)};
+    memcpy(id, env.id.ptr, env.id.len);
+    memcpy(queue, env.queue.ptr, env.queue.len);
+    yard_js_execute_names(durable, subject, queue);
+    yard_js_msg_id(msg_id, YARD_MSGID_RUN, id, 0);
+    const char *tp = yard_js_msg_header(m, YARD_HDR_TRACEPARENT);
+    yard_js_header_t hdr = {YARD_HDR_TRACEPARENT, tp ? tp : ""};
+    yard_js_pub_t pub = {subject, msg_id, &hdr, tp ? 1 : 0, data, len};
+    yard_js_puback_t ack;
     int64_t t0 = wk_clock_us();
-    int rc = yard_js_publish(NULL, wk->js, &pub, wk->cfg.js_publish_timeout_ms);
+    int rc = yard_js_publish(&ack, wk->js, &pub, wk->cfg.js_publish_timeout_ms);
     wk_time_add(wk, "jetstream", wk_clock_us() - t0);
-    if (rc == 0)
-        yard_js_ack(m);
-    else
-        yard_js_nak(m, 1000);
+    if (rc < 0) {
+        yard_js_nak(m, SCHED_RETRY_MS);
+        return;
+    }
+    /* Best effort: the claim moves a scheduled row too, and the rescuer
+     * finds a due job whose message is gone. */
+    if (conn)
+        wk_store_health(wk, yard_jobs_release(conn, id, ack.seq));
+    yard_js_ack(m);
 }
 
-static void schedule_batch(wk_t *wk, PGconn *conn, natsMsg **msgs, int n, void *ud)
+static void schedule_batch(wk_t *wk, PGconn *conn, yard_js_msg_t **msgs, int n, void *ud)
 {
     for (int i = 0; i < n; i++)
-        schedule_one(wk, msgs[i]);
+        schedule_one(wk, conn, msgs[i]);
 }
 
 int wk_schedule_start(wk_runtime_t **out, wk_t *wk)
@@ -66,8 +80,12 @@ int wk_schedule_start(wk_runtime_t **out, wk_t *wk)
     wk_runtime_t *rt = calloc(1, sizeof *rt);
     if (!rt)
         return YARD_ENOMEM;
-    int rc = wk_loop_start(&rt->loop, wk, YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE, 0,
+    int rc = wk_loop_start(&rt->loop, wk, YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE, 1,
                            schedule_batch, NULL);
+    if (rc == 0 && (rc = wk_rescue_start(&rt->rescue, wk)) < 0) {
+        atomic_store(&wk->stopping, 1);
+        wk_loop_join(rt->loop);
+    }
     if (rc < 0) {
         free(rt);
         return rc;
@@ -82,5 +100,6 @@ void wk_schedule_join(wk_runtime_t *rt)
     if (!rt)
         return;
     wk_loop_join(rt->loop);
+    wk_rescue_join(rt->rescue);
     free(rt);
 }

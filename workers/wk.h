@@ -3,9 +3,9 @@
  *
  * yard-worker runs one role: execute (run jobs of some queues), schedule
  * (hold delayed jobs until run_at), or audit (record every submitted job as
- * queued in PostgreSQL). main.c parses the command line, serves /healthz,
- * /readyz and /metrics on its own port (libyard's HTTP server on the main
- * thread's loop) and starts the role, whose threads do the work.
+ * queued in PostgreSQL). main.c parses the command line; app.c serves
+ * /healthz, /readyz and /metrics on its own port (libyard's HTTP server on
+ * the main thread's loop) and starts the role, whose threads do the work.
  */
 #ifndef WK_WK_H
 #define WK_WK_H
@@ -35,6 +35,8 @@ typedef struct wk {
     atomic_int stopping; /* SIGTERM seen: stop fetching, drain */
     _Atomic int64_t stop_ms; /* wk_clock_ms() when it was seen: the drain counts from here */
     atomic_int ready;    /* the role's consumers are bound */
+    _Atomic int64_t store_failing_ms; /* wk_clock_ms() of the first failed store write in a
+                                       * row, 0 while they succeed (readiness) */
 
     yard_metrics_t *metrics;
     yard_metrics_family_t *m_completed, *m_duration, *m_latency, *m_time, *m_dlq;
@@ -50,6 +52,59 @@ int wk_schedule_start(wk_runtime_t **out, wk_t *wk);
 void wk_schedule_join(wk_runtime_t *rt);
 int wk_ingest_start(wk_runtime_t **out, wk_t *wk);
 void wk_ingest_join(wk_runtime_t *rt);
+
+/* Records the outcome rc of a PostgreSQL store write for readiness: a
+ * worker whose writes have failed for cfg.worker_unready_after_s is not
+ * ready (wk_store_ready). */
+void wk_store_health(wk_t *wk, int rc);
+
+/* Zero once the store writes have failed for cfg.worker_unready_after_s. */
+int wk_store_ready(wk_t *wk);
+
+/* The rescuer (rescue.c), run by the schedule role: a thread that looks
+ * every cfg.rescue_interval_s for jobs PostgreSQL holds as queued,
+ * scheduled (due), running or failed, unchanged for cfg.rescue_after_s,
+ * whose JOBS message is gone, and republishes them (same job id). Start
+ * returns 0 or an error; join waits for the thread after wk->stopping. */
+typedef struct wk_rescue wk_rescue_t;
+int wk_rescue_start(wk_rescue_t **out, wk_t *wk);
+void wk_rescue_join(wk_rescue_t *r);
+
+/* ---- the program (app.c, metrics.c) ---------------------------------------- */
+
+/* A role: its --role name and entry points. */
+typedef struct {
+    const char *name;
+    int (*start)(wk_runtime_t **out, wk_t *wk);
+    void (*join)(wk_runtime_t *rt);
+} wk_role_t;
+
+/* The role called name (may be NULL), or NULL if there is none. */
+const wk_role_t *wk_role_find(const char *name);
+
+typedef struct wk_app wk_app_t;
+
+/* Starts a worker of role with a copy of cfg: its handlers (execute), its
+ * metrics, NATS (waiting until it answers) and the topology, /healthz,
+ * /readyz and /metrics on cfg->http_addr:port (0: any free port, logged),
+ * then the role's threads. Returns 0 and sets *out (run it with wk_app_run,
+ * free it with wk_app_destroy), YARD_ECONFIG when the queues or the exec
+ * mappings are invalid, or another error; every error is logged. */
+int wk_app_create(wk_app_t **out, const yard_config_t *cfg, const wk_role_t *role, int port);
+
+/* Serves until SIGTERM or SIGINT, then drains the role (off the loop, so
+ * the health port keeps answering; running jobs get worker_drain_timeout_s,
+ * and a watchdog exits the process if the drain overruns it). Returns the
+ * exit status, 0. */
+int wk_app_run(wk_app_t *app);
+
+/* Drains the role if it still runs, stops the port and frees app. NULL is a
+ * no-op. */
+void wk_app_destroy(wk_app_t *app);
+
+/* Creates wk->metrics with the worker's families (wk->role labels the
+ * in-flight gauge). Returns 0 or an error (logged). */
+int wk_metrics_init(wk_t *wk);
 
 /* Wall-clock Unix milliseconds. */
 int64_t wk_wall_ms(void);

@@ -31,7 +31,7 @@
 #include "config.h"
 #include "err.h"
 #include "harness.h"
-#include "js.h"
+#include "js_internal.h" /* raw JetStream setup */
 #include "log.h"
 
 #define RAW_MSGS 100000
@@ -106,14 +106,14 @@ static void raw_jetstream(yt_env_t *env, double *pub_rate, double *sub_rate)
     long got = 0;
     t0 = now_s();
     while (got < RAW_MSGS) {
-        natsMsgList l;
+        yard_js_batch_t l;
         if (yard_js_fetch(c, &l, 256, 2000) < 0)
             break;
-        int n = l.Count;
+        int n = l.count;
         for (int i = 0; i < n; i++)
-            yard_js_ack(l.Msgs[i]);
+            yard_js_ack(l.msgs[i]);
         got += n;
-        natsMsgList_Destroy(&l);
+        yard_js_batch_destroy(&l);
         if (n == 0)
             break;
     }

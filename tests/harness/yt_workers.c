@@ -404,42 +404,36 @@ int yt_js_open(yard_js_t **out, const yt_env_t *env)
     return rc;
 }
 
-const char *yt_js_header(natsMsg *m, const char *name)
+const char *yt_js_header(const yard_js_msg_t *m, const char *name)
 {
-    const char *v = NULL;
-    if (!m || natsMsgHeader_Get(m, name, &v) != NATS_OK || !v)
-        return "";
-    return v;
+    const char *v = yard_js_msg_header(m, name);
+    return v ? v : "";
 }
 
-int yt_js_find(natsMsg **out, yard_js_t *js, const char *stream, const char *subject,
+int yt_js_find(yard_js_msg_t **out, yard_js_t *js, const char *stream, const char *subject,
                const char *header, const char *value)
 {
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetStreamInfo(&si, yard_js_ctx(js), stream, NULL, &jerr);
-    if (s != NATS_OK) {
-        fprintf(stderr, "yt_workers: stream %s info: %s (jetstream error %d)\n", stream,
-                natsStatus_GetText(s), (int)jerr);
-        return YARD_ENATS;
+    uint64_t first = 0, last = 0, msgs = 0;
+    int src = yard_js_stream_state(&first, &last, &msgs, js, stream);
+    if (src < 0) {
+        fprintf(stderr, "yt_workers: stream %s info: %s\n", stream, yard_strerror(src));
+        return src;
     }
-    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq, msgs = si->State.Msgs;
-    jsStreamInfo_Destroy(si);
     if (msgs == 0)
         return 0;
     for (uint64_t seq = first; seq <= last; seq++) {
-        natsMsg *m = NULL;
+        yard_js_msg_t *m = NULL;
         int rc = yard_js_get_msg(&m, js, stream, seq);
         if (rc == YARD_ENOTFOUND)
             continue; /* deleted, or acked away under interest retention */
         if (rc < 0)
             return rc;
-        if ((!subject || strcmp(natsMsg_GetSubject(m), subject) == 0) &&
+        if ((!subject || strcmp(yard_js_msg_subject(m), subject) == 0) &&
             strcmp(yt_js_header(m, header), value) == 0) {
             *out = m;
             return 1;
         }
-        natsMsg_Destroy(m);
+        yard_js_msg_destroy(m);
     }
     return 0;
 }
@@ -492,4 +486,82 @@ char *yt_batch_body(const char *job, int n)
         len += (size_t)snprintf(body + len, cap - len, "%s%s", i ? "," : "", job);
     snprintf(body + len, cap - len, "]}");
     return body;
+}
+
+/* ---- added for the lifecycle and restart tests ------------------------------ */
+
+int yt_js_find_header(yard_js_t *js, const char *stream, const char *subject,
+                      const char *header, const char *value, const char *want, char *out,
+                      size_t cap)
+{
+    uint64_t first = 0, last = 0, count = 0;
+    if (cap)
+        out[0] = '\0';
+    int rc = yard_js_stream_state(&first, &last, &count, js, stream);
+    if (rc < 0) {
+        fprintf(stderr, "yt_workers: stream %s state: %s\n", stream, yard_strerror(rc));
+        return rc;
+    }
+    for (uint64_t seq = first; count > 0 && seq <= last; seq++) {
+        yard_js_msg_t *m = NULL;
+        rc = yard_js_get_msg(&m, js, stream, seq);
+        if (rc == YARD_ENOTFOUND)
+            continue; /* deleted, or acked away */
+        if (rc < 0)
+            return rc;
+        const char *v = yard_js_msg_header(m, header);
+        int match = (!subject || strcmp(yard_js_msg_subject(m), subject) == 0) && v &&
+                    strcmp(v, value) == 0;
+        if (match && cap && want) {
+            const char *w = yard_js_msg_header(m, want);
+            snprintf(out, cap, "%s", w ? w : "");
+        }
+        yard_js_msg_destroy(m);
+        if (match)
+            return 1;
+    }
+    return 0;
+}
+
+int yt_sql_exec(yt_env_t *env, const char *fmt, ...)
+{
+    char *sql = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vasprintf(&sql, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return -1;
+    int rc = -1;
+    PGconn *c = PQconnectdb(env->pg_dsn);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "yt_workers: connect to PostgreSQL: %s", PQerrorMessage(c));
+    } else {
+        PGresult *res = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+            rc = 0;
+        else
+            fprintf(stderr, "yt_workers: statement `%.200s`: %s", sql, PQerrorMessage(c));
+        PQclear(res);
+    }
+    PQfinish(c);
+    free(sql);
+    return rc;
+}
+
+int yt_sql_status_counts(yt_env_t *env, char (*ids)[YT_JOB_ID_MAX], size_t n, char *out,
+                         size_t cap)
+{
+    char *arr = yt_sql_id_array(ids, n);
+    if (!arr)
+        return -1;
+    int rc = yt_sql_text(env, out, cap,
+                         "SELECT coalesce(string_agg(s || ':' || c, ',' ORDER BY s), '')"
+                         " FROM (SELECT coalesce(j.status, 'missing') AS s, count(*) AS c"
+                         " FROM unnest(%s) AS u(id) LEFT JOIN jobs j ON j.id = u.id"
+                         " GROUP BY 1) t",
+                         arr);
+    free(arr);
+    return rc < 0 ? -1 : 0;
 }

@@ -16,7 +16,6 @@
 #include <sys/types.h>
 
 #include <libpq-fe.h>
-#include <nats/nats.h>
 
 #include "harness.h"
 #include "js.h"
@@ -154,13 +153,34 @@ char *yt_sql_id_array(char (*ids)[YT_JOB_ID_MAX], size_t n);
 int yt_js_open(yard_js_t **out, const yt_env_t *env);
 
 /* Looks through every message of stream (on subject when not NULL) for one
- * whose header name has value. Returns 1 and sets *out (natsMsg_Destroy) for
- * the first found, 0 when there is none, < 0 on error. Reads the messages
- * one by one: meant for streams of a few hundred messages. */
-int yt_js_find(natsMsg **out, yard_js_t *js, const char *stream, const char *subject,
+ * whose header name has value. Returns 1 and sets *out (yard_js_msg_destroy)
+ * for the first found, 0 when there is none, < 0 on error. Reads the
+ * messages one by one: meant for streams of a few hundred messages. */
+int yt_js_find(yard_js_msg_t **out, yard_js_t *js, const char *stream, const char *subject,
                const char *header, const char *value);
 
-/* The value of header name of m, or "" (never NULL; owned by m). */
-const char *yt_js_header(natsMsg *m, const char *name);
+/* The value of header name of m (may be NULL), or "" (never NULL; owned by m). */
+const char *yt_js_header(const yard_js_msg_t *m, const char *name);
+
+/* ---- added for the lifecycle and restart tests -------------------------- */
+
+/* Looks through every message of stream (on subject when not NULL) for one
+ * whose header name has value, like yt_js_find, and copies the value of its
+ * header want (may be NULL) into out (cap bytes, may be 0; "" when it has
+ * none). Returns 1 when a message was found, 0 when none, < 0 on error
+ * (printed). Reads the messages one by one: for streams of a few thousand. */
+int yt_js_find_header(yard_js_t *js, const char *stream, const char *subject,
+                      const char *header, const char *value, const char *want, char *out,
+                      size_t cap);
+
+/* Runs a statement that returns no rows (ALTER, UPDATE, ...; printf format)
+ * on env's database. Returns 0, or -1 after printing the error. */
+int yt_sql_exec(yt_env_t *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Writes how many of the n jobs ids are in each status, e.g.
+ * "running:2,succeeded:18", with "missing:N" for ids that have no row, into
+ * out (cap bytes). Returns 0, or -1 after printing the error. */
+int yt_sql_status_counts(yt_env_t *env, char (*ids)[YT_JOB_ID_MAX], size_t n, char *out,
+                         size_t cap);
 
 #endif

@@ -36,7 +36,7 @@
 #include "err.h"
 #include "harness.h"
 #include "id.h"
-#include "js.h"
+#include "js_internal.h" /* raw JetStream checks */
 #include "log.h"
 #include "yt_http.h"
 

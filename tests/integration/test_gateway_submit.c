@@ -10,7 +10,9 @@
  * Nats-Msg-Id = its id and an envelope that says what was sent; the
  * Idempotency-Key dedupes (same id, "duplicate":true, one message); a batch
  * of 1000 is stored whole and one of 1001 is refused; run_at in the future
- * goes to jobs.schedule; msgpack bodies; GET /v1/queues; with nats-server
+ * goes to jobs.schedule; msgpack bodies; a body just under 1 MiB is stored,
+ * and against a nats-server with the default 1 MiB max_payload a job too big
+ * for it gets 413, never 500; GET /v1/queues; with nats-server
  * gone every POST gets 503 with Retry-After and none 202, and the gateway
  * recovers when it is back; SIGTERM answers the requests in flight and exits 0.
  */
@@ -37,7 +39,7 @@
 #include "err.h"
 #include "harness.h"
 #include "id.h"
-#include "js.h"
+#include "js_internal.h" /* raw JetStream checks */
 #include "log.h"
 #include "yt_http.h"
 
@@ -515,6 +517,118 @@ static void test_msgpack_empty_string_is_accepted(void **state)
     yt_http_resp_free(&r);
 }
 
+/* A body 161 bytes under the gateway's 1 MiB limit: its envelope is over
+ * 1 MiB, nats-server's default max_payload. */
+#define NEAR_LIMIT_BODY 1048415
+#define MIB (1024 * 1024)
+
+/* {"type":"noop","payload":"xx..."} of exactly n bytes (free it). */
+static char *job_of_size(size_t n)
+{
+    static const char head[] = "{\"type\":\"noop\",\"payload\":\"", tail[] = "\"}";
+    size_t h = sizeof head - 1, t = sizeof tail - 1;
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    assert_true(n >= h + t);
+    memcpy(s, head, h);
+    memset(s + h, 'x', n - h - t);
+    memcpy(s + n - t, tail, t);
+    s[n] = '\0';
+    return s;
+}
+
+static void test_body_near_1mib_is_stored(void **state)
+{
+    char *body = job_of_size(NEAR_LIMIT_BODY);
+    uint64_t before = subject_count(SUBJ_DEFAULT);
+    yt_http_resp_t r;
+    int st = post(&r, "/v1/jobs", NULL, body);
+    free(body);
+    expect_status("a job of 1,048,415 bytes", &r, st, 202);
+    yt_http_resp_free(&r);
+    if (subject_count(SUBJ_DEFAULT) != before + 1)
+        fail_msg("a job of 1,048,415 bytes: answered 202, expected it in JOBS");
+}
+
+/* Restarts nats-server with its default max_payload (1 MiB) or with the
+ * harness's, and waits until the gateway stores jobs again. */
+static void restart_nats(int default_payload)
+{
+    if (default_payload)
+        g.env->flags |= YT_NATS_DEFAULT_PAYLOAD;
+    else
+        g.env->flags &= ~(unsigned)YT_NATS_DEFAULT_PAYLOAD;
+    assert_int_equal(yt_nats_stop(g.env), 0);
+    assert_int_equal(yt_nats_start(g.env), 0);
+    long long deadline = yt_now_ms() + 10000;
+    yt_http_resp_t r;
+    int st;
+    do {
+        st = post(&r, "/v1/jobs", NULL, "{\"type\":\"noop\"}");
+        yt_http_resp_free(&r);
+    } while (st != 202 && yt_now_ms() < deadline && usleep(100 * 1000) == 0);
+    if (st != 202)
+        fail_msg("after restarting nats-server: expected 202 within 10 s, got %d", st);
+    while (!yard_js_connected(g.js) && yt_now_ms() < deadline)
+        usleep(50 * 1000);
+}
+
+/* Fails unless r is a 413 job_too_large that names the limit. */
+static void expect_too_large(const char *what, const yt_http_resp_t *r, int st)
+{
+    char why[512];
+    expect_status(what, r, st, 413);
+    if (yt_http_check_error(r, why, sizeof why) != 0)
+        fail_msg("%s: %s", what, why);
+    if (strcmp(yt_http_error_code(r), "job_too_large") != 0 || !strstr(r->body, "max_payload") ||
+        !strstr(r->body, "1048576"))
+        fail_msg("%s: expected job_too_large naming max_payload 1048576, got %s", what,
+                 yt_http_body_excerpt(r));
+}
+
+/* nats-server refuses messages over its max_payload: the gateway reads that
+ * limit and refuses the job itself (413), before nats.c would fail the
+ * publish (500). Sizes from 900 KiB to 1 MiB: 16 KiB apart, then 61 bytes
+ * apart across the last 2 KiB where the limit lies. */
+static void test_default_max_payload_gives_413_not_500(void **state)
+{
+    restart_nats(1);
+    char *body = job_of_size(NEAR_LIMIT_BODY), what[96];
+    uint64_t before = subject_count(SUBJ_DEFAULT);
+    yt_http_resp_t r;
+    int st = post(&r, "/v1/jobs", NULL, body);
+    free(body);
+    expect_too_large("a job of 1,048,415 bytes, nats-server max_payload 1 MiB", &r, st);
+    yt_http_resp_free(&r);
+
+    int n202 = 0, n413 = 0;
+    for (size_t n = 900 * 1024;; n += n < MIB - 2048 ? 16 * 1024 : 61) {
+        if (n > MIB)
+            n = MIB;
+        snprintf(what, sizeof what, "a job of %zu bytes, nats-server max_payload 1 MiB", n);
+        body = job_of_size(n);
+        st = post(&r, "/v1/jobs", NULL, body);
+        free(body);
+        if (st == 413)
+            expect_too_large(what, &r, st);
+        else if (st != 202)
+            fail_msg("%s: expected 202 or 413, got %d: %s", what, st,
+                     st > 0 ? yt_http_body_excerpt(&r) : "(no response)");
+        n202 += st == 202;
+        n413 += st == 413;
+        yt_http_resp_free(&r);
+        if (n == MIB)
+            break;
+    }
+    if (n202 == 0 || n413 == 0)
+        fail_msg("from 900 KiB to 1 MiB: expected some 202 and some 413, got %d and %d", n202,
+                 n413);
+    if (subject_count(SUBJ_DEFAULT) != before + (uint64_t)n202)
+        fail_msg("expected the %d jobs answered 202 in JOBS, found %llu", n202,
+                 (unsigned long long)(subject_count(SUBJ_DEFAULT) - before));
+    restart_nats(0);
+}
+
 static void test_queues_show_pending(void **state)
 {
     uint64_t pending = 0, ack_pending = 0;
@@ -714,7 +828,7 @@ static void test_sigterm_answers_in_flight_requests(void **state)
     }
     /* Every job answered 202 is stored. */
     for (int i = 0; i <= INFLIGHT; i++) {
-        natsMsg *m = NULL;
+        yard_js_msg_t *m = NULL;
         int found = 0;
         uint64_t last = 0;
         jsStreamInfo *si = NULL;
@@ -723,12 +837,11 @@ static void test_sigterm_answers_in_flight_requests(void **state)
         last = si->State.LastSeq;
         jsStreamInfo_Destroy(si);
         for (uint64_t seq = last; seq > 0 && seq + 40 > last && !found; seq--) {
-            const char *v = NULL;
             if (yard_js_get_msg(&m, g.js, YARD_STREAM_JOBS, seq) != 0)
                 continue;
-            found = natsMsgHeader_Get(m, "Nats-Msg-Id", &v) == NATS_OK && v &&
-                    strcmp(v, ids[i]) == 0;
-            natsMsg_Destroy(m);
+            const char *v = yard_js_msg_header(m, "Nats-Msg-Id");
+            found = v && strcmp(v, ids[i]) == 0;
+            yard_js_msg_destroy(m);
         }
         if (!found)
             fail_msg("in-flight job %s was answered 202 but is not in JOBS", ids[i]);
@@ -746,6 +859,8 @@ int main(void)
         cmocka_unit_test(test_run_at_in_the_future_is_scheduled),
         cmocka_unit_test(test_msgpack_body_is_accepted),
         cmocka_unit_test(test_msgpack_empty_string_is_accepted),
+        cmocka_unit_test(test_body_near_1mib_is_stored),
+        cmocka_unit_test(test_default_max_payload_gives_413_not_500),
         cmocka_unit_test(test_queues_show_pending),
         cmocka_unit_test(test_nats_down_gives_503_and_recovers),
         cmocka_unit_test(test_sigterm_answers_in_flight_requests),

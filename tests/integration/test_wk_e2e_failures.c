@@ -17,7 +17,7 @@
  *      50 ms), status dead, and its DLQ message with the headers of
  *      DESIGN.md;
  *   4. a non-retryable failure: dead after one attempt, in the DLQ;
- *   5. a type no handler knows is retried up to max_attempts, then dead;
+ *   5. a type no handler knows is dead at its first attempt (no_handler);
  *      a payload the handler refuses (sleep {"ms":"x"}) is dead at once.
  */
 #include <setjmp.h>
@@ -94,7 +94,7 @@ static void wait_status(const char *id, const char *want, int timeout_ms)
  * headers. */
 static void expect_dlq(const char *id, unsigned attempts, const char *error_part)
 {
-    natsMsg *m = NULL;
+    yard_js_msg_t *m = NULL;
     char want_attempts[16];
     long long deadline = yt_now_ms() + 5000;
     int found;
@@ -125,7 +125,7 @@ static void expect_dlq(const char *id, unsigned attempts, const char *error_part
             snprintf(why, sizeof why, "Yard-Died-At `%s`, expected an RFC 3339 time of the "
                      "last two minutes", died);
     }
-    natsMsg_Destroy(m);
+    yard_js_msg_destroy(m);
     if (why[0])
         fail_msg("job %s, DLQ message: %s", id, why);
 }
@@ -319,9 +319,11 @@ static void test_unknown_type_and_bad_payload_end_dead(void **state)
     attempts_text(unknown, attempts, sizeof attempts);
     yt_sql_text(g.c.env, err, sizeof err, "SELECT coalesce(last_error, '') FROM jobs WHERE id = '%s'",
                 unknown);
-    if (strcmp(attempts, "1:retry,2:dead") != 0 || !strstr(err, "no-such-handler"))
+    if (strcmp(attempts, "1:failed") != 0 || !strstr(err, "no_handler") ||
+        !strstr(err, "no-such-handler"))
         fail_msg("job %s of an unknown type (max_attempts 2): expected attempts "
-                 "`1:retry,2:dead` and last_error naming the type, got `%s` and `%s`", unknown,
+                 "`1:failed` and last_error `no_handler: ...` naming the type, got `%s` and "
+                 "`%s`", unknown,
                  attempts, err);
     yt_nap_ms(300);
     attempts_text(bad, attempts, sizeof attempts);

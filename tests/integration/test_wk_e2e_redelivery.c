@@ -120,13 +120,13 @@ static void test_max_deliver_caps_attempts(void **state)
     if (strcmp(attempts, "1:retry,2:retry,3:dead") != 0)
         fail_msg("fail job %s (max_attempts 10, MaxDeliver 3): expected attempts "
                  "`1:retry,2:retry,3:dead`, got `%s`", id, attempts);
-    natsMsg *m = NULL;
+    yard_js_msg_t *m = NULL;
     int found = yt_js_find(&m, g.c.js, "DLQ", "dlq.jobs.execute.default", "Yard-Job-Id", id);
     const char *n = found == 1 ? yt_js_header(m, "Yard-Attempts") : "";
     int ok = found == 1 && strcmp(n, "3") == 0;
     char seen[16];
     snprintf(seen, sizeof seen, "%s", n);
-    natsMsg_Destroy(m);
+    yard_js_msg_destroy(m);
     if (!ok)
         fail_msg("fail job %s: expected its DLQ message with Yard-Attempts 3, found %s%s", id,
                  found == 1 ? "Yard-Attempts " : found == 0 ? "no message" : "an error (above)",
@@ -171,7 +171,7 @@ static void test_poison_message_reaches_the_dlq(void **state)
                  other_exits, yt_wait_status_text(last_status));
 
     /* The DLQ copy, with the headers of DESIGN.md. */
-    natsMsg *m = NULL;
+    yard_js_msg_t *m = NULL;
     int found = yt_js_find(&m, g.c.js, "DLQ", "dlq.jobs.execute.default", "Yard-Job-Id", id);
     if (found != 1)
         fail_msg("poison job %s: expected a message on dlq.jobs.execute.default with its "
@@ -185,7 +185,7 @@ static void test_poison_message_reaches_the_dlq(void **state)
     else if (!*yt_js_header(m, "Yard-Last-Error") || !*yt_js_header(m, "Yard-Died-At"))
         snprintf(why, sizeof why, "Yard-Last-Error `%s`, Yard-Died-At `%s`: expected both set",
                  yt_js_header(m, "Yard-Last-Error"), yt_js_header(m, "Yard-Died-At"));
-    natsMsg_Destroy(m);
+    yard_js_msg_destroy(m);
     m = NULL;
     if (why[0])
         fail_msg("poison job %s, DLQ message: %s", id, why);
@@ -194,11 +194,11 @@ static void test_poison_message_reaches_the_dlq(void **state)
     deadline = yt_now_ms() + 5000;
     while ((found = yt_js_find(&m, g.c.js, "JOBS", NULL, "Nats-Msg-Id", id)) == 1 &&
            yt_now_ms() < deadline) {
-        natsMsg_Destroy(m);
+        yard_js_msg_destroy(m);
         m = NULL;
         yt_nap_ms(100);
     }
-    natsMsg_Destroy(m);
+    yard_js_msg_destroy(m);
     if (found != 0)
         fail_msg("poison job %s: expected JOBS to no longer hold its message, %s", id,
                  found == 1 ? "it is still there after 5 s" : "the lookup failed (above)");

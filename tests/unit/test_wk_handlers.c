@@ -233,9 +233,16 @@ static void test_registry_runs_custom_handler(void **state)
     job.type = "unknown-type";
     wk_registry_run(r, &job, &res);
     log_capture_end(logs, sizeof logs);
-    expect_outcome(&res, WK_OUTCOME_RETRY);
-    expect_error_has(&res, "no handler for job type 'unknown-type'");
+    /* Dead at once (not retryable) with a reason naming the type... */
+    expect_outcome(&res, WK_OUTCOME_FAIL);
+    expect_error_has(&res, "no_handler: no handler for job type \"unknown-type\"");
     assert_non_null(strstr(logs, "\"job_id\":\"01900000-0000-7000-8000-000000000001\""));
+    /* ...unless the worker is told to retry such jobs. */
+    wk_registry_retry_unknown(r, 1);
+    wk_registry_run(r, &job, &res);
+    expect_outcome(&res, WK_OUTCOME_RETRY);
+    expect_error_has(&res, "no_handler");
+    wk_registry_retry_unknown(r, 0);
 
     job.type = "badutf8";
     wk_registry_run(r, &job, &res);

@@ -1,0 +1,744 @@
+/*
+ * jobs.c - the job lifecycle (jobs.h): states, transitions, and the
+ * statements that change job rows.
+ *
+ * The status lists in the statements' WHERE clauses are written from the
+ * transition table at prepare time, so the table is the one rule. Batch
+ * statements take a batch as a few PostgreSQL arrays and write it with one
+ * statement (unnest): whole or not at all, in one round trip.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "db.h"
+#include "err.h"
+#include "jobs.h"
+#include "log.h"
+
+/* ---- states and transitions ------------------------------------------------ */
+
+static const char *const state_names[YARD_JOB_NSTATES] = {
+    "queued", "scheduled", "running", "succeeded", "failed", "dead", "cancelled"};
+
+#define Q (1u << YARD_JOB_QUEUED)
+#define S (1u << YARD_JOB_SCHEDULED)
+#define R (1u << YARD_JOB_RUNNING)
+#define OK (1u << YARD_JOB_SUCCEEDED)
+#define F (1u << YARD_JOB_FAILED)
+#define D (1u << YARD_JOB_DEAD)
+#define C (1u << YARD_JOB_CANCELLED)
+/* The states each state may move to (the table of jobs.h). */
+static const unsigned transitions[YARD_JOB_NSTATES] = {
+    [YARD_JOB_QUEUED] = R | D | C,
+    [YARD_JOB_SCHEDULED] = Q | R | D | C,
+    [YARD_JOB_RUNNING] = R | OK | F | D | C,
+    [YARD_JOB_SUCCEEDED] = 0,
+    [YARD_JOB_FAILED] = R | D | C,
+    [YARD_JOB_DEAD] = Q,
+    [YARD_JOB_CANCELLED] = 0,
+};
+#undef Q
+#undef S
+#undef R
+#undef OK
+#undef F
+#undef D
+#undef C
+
+const char *yard_job_state_name(yard_job_state_t s)
+{
+    return (unsigned)s < YARD_JOB_NSTATES ? state_names[s] : "?";
+}
+
+int yard_job_state_parse(yard_job_state_t *out, const char *name)
+{
+    for (int i = 0; name && i < YARD_JOB_NSTATES; i++)
+        if (strcmp(name, state_names[i]) == 0) {
+            *out = (yard_job_state_t)i;
+            return 0;
+        }
+    return YARD_EINVAL;
+}
+
+int yard_job_state_final(yard_job_state_t s)
+{
+    return s == YARD_JOB_SUCCEEDED || s == YARD_JOB_DEAD || s == YARD_JOB_CANCELLED;
+}
+
+int yard_job_transition_allowed(yard_job_state_t from, yard_job_state_t to)
+{
+    return (unsigned)from < YARD_JOB_NSTATES && (unsigned)to < YARD_JOB_NSTATES &&
+           (transitions[from] >> to & 1u);
+}
+
+/* Writes "'a', 'b'" (SQL text literals) of the states that may move to to
+ * into buf: the WHERE clause of a statement making that transition. */
+static void states_into(char *buf, size_t cap, yard_job_state_t to)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int s = 0; s < YARD_JOB_NSTATES; s++)
+        if (yard_job_transition_allowed((yard_job_state_t)s, to))
+            len += (size_t)snprintf(buf + len, cap - len, "%s'%s'", len ? ", " : "",
+                                    state_names[s]);
+}
+
+/* Writes "'succeeded', 'dead', 'cancelled'": the final states. */
+static void final_states(char *buf, size_t cap)
+{
+    size_t len = 0;
+    for (int s = 0; s < YARD_JOB_NSTATES; s++)
+        if (yard_job_state_final((yard_job_state_t)s))
+            len += (size_t)snprintf(buf + len, cap - len, "%s'%s'", len ? ", " : "",
+                                    state_names[s]);
+}
+
+/* ---- envelope checks ---------------------------------------------------------- */
+
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Nonzero for 8-4-4-4-12 hex digits. */
+static int uuid_text(yard_str_t s)
+{
+    if (s.len != YARD_ENV_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < s.len; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s.ptr[i] != '-' : !is_hex(s.ptr[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* Nonzero if the bytes are UTF-8 without NUL (what a PostgreSQL text takes). */
+static int utf8_text(yard_str_t s)
+{
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    size_t i = 0;
+    while (i < s.len) {
+        unsigned c = p[i];
+        size_t n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
+                                 : (c & 0xf8) == 0xf0 ? 3 : 9;
+        if (c == 0 || n == 9 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4) || i + n >= s.len + (n ? 0 : 1))
+            return 0;
+        unsigned cp = n ? c & (0x3f >> n) : c;
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
+/* Nonzero if the bytes are JSON that jsonb takes (jansson, like jsonb,
+ * refuses \u0000 and invalid UTF-8; big integers are read as reals). */
+static int json_text(yard_str_t s)
+{
+    json_error_t err;
+    json_t *v = json_loadb(s.ptr, s.len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &err);
+    json_decref(v);
+    return v != NULL;
+}
+
+int yard_jobs_check(const yard_envelope_t *env, char *why, size_t cap)
+{
+    const char *bad = NULL;
+    if (env->api_key_id.len && !uuid_text(env->api_key_id))
+        bad = "`api_key_id` is not a UUID";
+    else if (env->workflow_id.len && !uuid_text(env->workflow_id))
+        bad = "`workflow_id` is not a UUID";
+    else if (!env->workflow_id.len != !env->step_id.len)
+        bad = "`workflow_id` and `step_id` must come together";
+    else if (env->payload.len && !json_text(env->payload))
+        bad = "`payload` is not valid JSON";
+    else if (env->notify.len && !json_text(env->notify))
+        bad = "`notify` is not valid JSON";
+    else if (!utf8_text(env->idempotency_key))
+        bad = "`idempotency_key` is not UTF-8 text";
+    else if (!utf8_text(env->traceparent))
+        bad = "`traceparent` is not UTF-8 text";
+    else if (!utf8_text(env->step_id) || !utf8_text(env->schedule))
+        bad = "`step_id` or `schedule` is not UTF-8 text";
+    if (!bad)
+        return 0;
+    snprintf(why, cap, "invalid job message: field %s", bad);
+    return YARD_EINVAL;
+}
+
+/* ---- PostgreSQL array literals ---------------------------------------------------- */
+
+/* A PostgreSQL array literal being built: {"a","b",NULL}. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int n;
+    int oom;
+} jobs_arr_t;
+
+static void arr_put(jobs_arr_t *a, const char *s, size_t n)
+{
+    if (a->oom)
+        return;
+    if (a->len + n + 2 > a->cap) {
+        size_t cap = a->cap ? a->cap : 256;
+        while (a->len + n + 2 > cap)
+            cap *= 2;
+        char *b = realloc(a->buf, cap);
+        if (!b) {
+            a->oom = 1;
+            return;
+        }
+        a->buf = b;
+        a->cap = cap;
+    }
+    memcpy(a->buf + a->len, s, n);
+    a->len += n;
+    a->buf[a->len] = '\0';
+}
+
+/* Appends one element: NULL when s is NULL, else s quoted and escaped. */
+static void arr_str(jobs_arr_t *a, const char *s, size_t n)
+{
+    arr_put(a, a->n++ ? "," : "{", 1);
+    if (!s) {
+        arr_put(a, "NULL", 4);
+        return;
+    }
+    arr_put(a, "\"", 1);
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            arr_put(a, s + from, i - from);
+            arr_put(a, "\\", 1);
+            from = i;
+        }
+    }
+    arr_put(a, s + from, n - from);
+    arr_put(a, "\"", 1);
+}
+
+static void arr_view(jobs_arr_t *a, yard_str_t v)
+{
+    arr_str(a, v.len ? v.ptr : NULL, v.len);
+}
+
+static void arr_cstr(jobs_arr_t *a, const char *s)
+{
+    arr_str(a, s, s ? strlen(s) : 0);
+}
+
+static void arr_num(jobs_arr_t *a, long long v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", v);
+    arr_str(a, num, (size_t)n);
+}
+
+/* Closes the literal ("{}" when empty); returns it, or NULL if out of memory. */
+static const char *arr_end(jobs_arr_t *a)
+{
+    arr_put(a, a->n ? "}" : "{}", a->n ? 1 : 2);
+    return a->oom ? NULL : a->buf;
+}
+
+/* A "{id,id}" uuid array literal of n ids; NULL if out of memory. */
+static char *id_array(const char *const *ids, size_t n)
+{
+    jobs_arr_t a = {0};
+    for (size_t i = 0; i < n; i++)
+        arr_cstr(&a, ids[i]);
+    if (!arr_end(&a)) {
+        free(a.buf);
+        return NULL;
+    }
+    return a.buf;
+}
+
+/* ---- statements -------------------------------------------------------------------- */
+
+/* Job rows from arrays, one element per job: u is the batch. */
+#define JOBS_ARRAYS 20
+#define JOBS_U                                                                                  \
+    "u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::smallint[],"           \
+    " $5::text[], $6::int[], $7::int[], $8::bigint[], $9::text[], $10::uuid[], $11::text[],"    \
+    " $12::bigint[], $13::text[], $14::int[], $15::bigint[], $16::text[], $17::text[],"        \
+    " $18::uuid[], $19::text[], $20::text[]) AS u(id, queue, type, priority, payload,"         \
+    " max_attempts, timeout_s, run_at, idem, key, trace, created, status, attempts, seq, tp,"   \
+    " notify, wf, step, sched))"
+#define JOBS_INSERT                                                                             \
+    "INSERT INTO jobs AS j (id, queue, type, status, priority, payload, max_attempts,"          \
+    " timeout_s, run_at, idempotency_key, api_key_id, trace_id, created_at, attempts,"          \
+    " started_at, js_seq, traceparent, notify, workflow_id, step_id, schedule_name)"            \
+    " SELECT u.id, u.queue, u.type, u.status, u.priority, u.payload::jsonb, u.max_attempts,"    \
+    " u.timeout_s, CASE WHEN u.run_at > 0 THEN to_timestamp(u.run_at / 1000.0) END, u.idem,"    \
+    " u.key, u.trace, to_timestamp(u.created / 1000.0), u.attempts,"                            \
+    " CASE WHEN u.status = 'running' THEN now() END, nullif(u.seq, 0), u.tp, u.notify::jsonb,"  \
+    " u.wf, u.step, u.sched FROM u ORDER BY u.id"
+
+/* Statement texts with %s for status lists: (name, format, list kinds). */
+enum { L_NONE, L_TO_RUNNING, L_TO_DEAD, L_TO_CANCELLED, L_FINAL };
+
+static const struct {
+    const char *name;
+    const char *fmt;
+    int list;
+} stmts[] = {
+    {"yard_ingest", "WITH " JOBS_U " " JOBS_INSERT " ON CONFLICT (id) DO NOTHING", L_NONE},
+    /* A claim returns, per message, the attempt to run (finished attempts +
+     * 1), 0 when the job must not run (final, or its cancel was requested:
+     * then it becomes cancelled here), or -1 / -2 when the row belongs to
+     * another key / another message. The outer SELECT reads the rows as
+     * they were before this statement. */
+    {"yard_claim",
+     "WITH " JOBS_U ", c AS (" JOBS_INSERT
+     " ON CONFLICT (id) DO UPDATE SET"
+     " status = CASE WHEN j.cancel_requested_at IS NULL THEN 'running' ELSE 'cancelled' END,"
+     " finished_at = CASE WHEN j.cancel_requested_at IS NULL THEN j.finished_at ELSE now() END,"
+     " started_at = coalesce(j.started_at, now()), js_seq = EXCLUDED.js_seq"
+     " WHERE j.status IN (%s) AND j.api_key_id IS NOT DISTINCT FROM EXCLUDED.api_key_id"
+     " AND j.type = EXCLUDED.type AND j.payload IS NOT DISTINCT FROM EXCLUDED.payload"
+     " RETURNING j.id, CASE WHEN j.status = 'running' THEN j.attempts + 1 ELSE 0 END AS n)"
+     " SELECT u.id::text, coalesce(c.n, CASE WHEN o.id IS NULL THEN 0"
+     " WHEN o.api_key_id IS DISTINCT FROM u.key THEN -1"
+     " WHEN o.type <> u.type OR o.payload IS DISTINCT FROM u.payload::jsonb THEN -2 ELSE 0 END)"
+     " FROM u LEFT JOIN c ON c.id = u.id LEFT JOIN jobs o ON o.id = u.id",
+     L_TO_RUNNING},
+    /* $21: the reason. */
+    {"yard_dead",
+     "WITH " JOBS_U " " JOBS_INSERT
+     " ON CONFLICT (id) DO UPDATE SET status = 'dead',"
+     " attempts = GREATEST(j.attempts, EXCLUDED.attempts), last_error = $21, finished_at = now()"
+     " WHERE j.status IN (%s)",
+     L_TO_DEAD},
+    /* Outcomes: $1 id, $2 attempt, $3 started ms, $4 outcome, $5 error,
+     * $6 duration ms, $7 state, $8 result (arrays), $9 worker. */
+    {"yard_finish",
+     "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::text[],"
+     " $5::text[], $6::bigint[], $7::text[], $8::text[]) AS u(id, attempt, started, outcome,"
+     " error, duration, state, result) ORDER BY id),"
+     " a AS (INSERT INTO job_attempts (job_id, attempt, started_at, outcome, error, worker,"
+     " duration_ms) SELECT id, attempt, to_timestamp(started / 1000.0), outcome, error, $9,"
+     " GREATEST(duration, 0) FROM u ON CONFLICT (job_id, attempt) DO NOTHING)"
+     " UPDATE jobs j SET status = u.state, result = u.result::jsonb,"
+     " last_error = CASE WHEN u.state = 'succeeded' THEN NULL ELSE u.error END,"
+     " attempts = GREATEST(j.attempts, u.attempt),"
+     " finished_at = CASE WHEN u.state IN (%s) THEN now() END"
+     " FROM u WHERE j.id = u.id AND j.status NOT IN (%s)",
+     L_FINAL},
+    {"yard_cancel_requested",
+     "SELECT id::text FROM jobs WHERE id = ANY($1::uuid[]) AND cancel_requested_at IS NOT NULL",
+     L_NONE},
+    /* $1 id, $2 owner key or NULL. A running job keeps running until its
+     * worker sees cancel_requested_at. */
+    {"yard_cancel",
+     "UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()),"
+     " status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,"
+     " finished_at = CASE WHEN status = 'running' THEN finished_at ELSE now() END"
+     " WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = $2::uuid)"
+     " AND status IN (%s) RETURNING status",
+     L_TO_CANCELLED},
+    {"yard_status",
+     "SELECT status FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = $2::uuid)",
+     L_NONE},
+    {"yard_replay",
+     "UPDATE jobs SET status = 'queued', finished_at = NULL WHERE id = $1::uuid"
+     " AND status = 'dead' RETURNING 1",
+     L_NONE},
+    {"yard_replay_undo",
+     "UPDATE jobs SET status = 'dead', finished_at = now() WHERE id = $1::uuid"
+     " AND status = 'queued'",
+     L_NONE},
+    {"yard_release",
+     "UPDATE jobs SET status = 'queued', js_seq = $2::bigint WHERE id = $1::uuid"
+     " AND status = 'scheduled'",
+     L_NONE},
+    {"yard_track",
+     "UPDATE jobs SET js_seq = $3::bigint WHERE id = $1::uuid"
+     " AND ($2::bigint = 0 OR js_seq IS NULL OR js_seq = $2::bigint)",
+     L_NONE},
+    {"yard_known", "SELECT id::text FROM jobs WHERE id = ANY($1::uuid[])", L_NONE},
+    /* $1 seconds without change, $2 limit. Served by jobs_status_updated_idx. */
+    {"yard_stale",
+     "SELECT id::text, type, queue, payload::text, priority, max_attempts, timeout_s,"
+     " coalesce((extract(epoch FROM run_at) * 1000)::bigint, 0),"
+     " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
+     " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
+     " coalesce(js_seq, 0) FROM jobs"
+     " WHERE status IN ('queued', 'running', 'failed', 'scheduled')"
+     " AND updated_at < now() - $1::bigint * interval '1 second'"
+     " AND (status <> 'scheduled' OR run_at < now() - $1::bigint * interval '1 second')"
+     " ORDER BY updated_at LIMIT $2::bigint",
+     L_NONE},
+};
+
+int yard_jobs_prepare(PGconn *c, yard_jobs_commit_t mode)
+{
+    char a[160], b[160], sql[4096];
+    int rc = 0;
+    if (mode == YARD_JOBS_FAST)
+        rc = yard_db_exec_as(c, "jobs: commit mode", "SET synchronous_commit = off");
+    for (size_t i = 0; rc == 0 && i < sizeof stmts / sizeof stmts[0]; i++) {
+        switch (stmts[i].list) {
+        case L_TO_RUNNING:
+            states_into(a, sizeof a, YARD_JOB_RUNNING);
+            break;
+        case L_TO_DEAD:
+            states_into(a, sizeof a, YARD_JOB_DEAD);
+            break;
+        case L_TO_CANCELLED:
+            states_into(a, sizeof a, YARD_JOB_CANCELLED);
+            break;
+        case L_FINAL:
+            final_states(a, sizeof a);
+            break;
+        default:
+            a[0] = '\0';
+        }
+        memcpy(b, a, sizeof b);
+        /* The formats hold as many %s as their list is used (0 to 2). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        snprintf(sql, sizeof sql, stmts[i].fmt, a, b);
+#pragma GCC diagnostic pop
+        rc = yard_db_prepare(c, stmts[i].name, sql);
+    }
+    return rc;
+}
+
+int yard_jobs_probe(PGconn *c)
+{
+    return yard_db_exec_as(c, "jobs: readiness probe",
+                           "SELECT 1 FROM jobs WHERE false; SELECT 1 FROM job_attempts WHERE false");
+}
+
+/* ---- batch writes --------------------------------------------------------------------- */
+
+static int cmp_env(const void *a, const void *b, void *envs_arg)
+{
+    const yard_envelope_t *const *envs = envs_arg;
+    const yard_envelope_t *x = envs[*(const size_t *)a], *y = envs[*(const size_t *)b];
+    return memcmp(x->id.ptr, y->id.ptr, YARD_ENV_ID_LEN);
+}
+
+/* Writes n job rows with stmt (its first JOBS_ARRAYS parameters are the job
+ * arrays; extra holds the rest). Every row gets status (attempts[i] or 0
+ * attempts). Rows are sent in id order; a job id given twice is sent once.
+ * When out is not NULL the statement returns (id, number) rows and out[i]
+ * gets the number of envs[i] (0 for its second copy or no row). Returns 0 or
+ * an error with nothing written. */
+static int jobs_write(PGconn *c, const char *stmt, const char *what,
+                      const yard_envelope_t *const *envs, const uint64_t *seqs,
+                      const char *const *statuses, const unsigned *attempts, size_t n,
+                      const char *const *extra, int nextra, int *out)
+{
+    jobs_arr_t arr[JOBS_ARRAYS] = {{0}};
+    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    const char *params[JOBS_ARRAYS + 2];
+    PGresult *res = NULL;
+    int rc = 0;
+    if (!order)
+        return YARD_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof *order, cmp_env, (void *)envs);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        const yard_envelope_t *e = envs[i];
+        if (out)
+            out[i] = 0;
+        if (k > 0 && memcmp(e->id.ptr, envs[order[k - 1]]->id.ptr, YARD_ENV_ID_LEN) == 0)
+            continue; /* the same job twice in one batch: once is enough */
+        /* The trace id is the second field of a traceparent. */
+        yard_str_t trace = e->traceparent.len >= 35 ? (yard_str_t){e->traceparent.ptr + 3, 32}
+                                                    : (yard_str_t){NULL, 0};
+        arr_view(&arr[0], e->id);
+        arr_view(&arr[1], e->queue);
+        arr_view(&arr[2], e->type);
+        arr_num(&arr[3], e->priority);
+        arr_view(&arr[4], e->payload);
+        arr_num(&arr[5], e->max_attempts);
+        arr_num(&arr[6], e->timeout_s);
+        arr_num(&arr[7], e->run_at_ms);
+        arr_view(&arr[8], e->idempotency_key);
+        arr_view(&arr[9], e->api_key_id);
+        arr_view(&arr[10], trace);
+        arr_num(&arr[11], e->created_at_ms);
+        arr_cstr(&arr[12], statuses[i]);
+        arr_num(&arr[13], attempts ? attempts[i] : 0);
+        arr_num(&arr[14], seqs ? (long long)seqs[i] : 0);
+        arr_view(&arr[15], e->traceparent);
+        arr_view(&arr[16], e->notify);
+        arr_view(&arr[17], e->workflow_id);
+        arr_view(&arr[18], e->step_id);
+        arr_view(&arr[19], e->schedule);
+    }
+    for (int i = 0; i < JOBS_ARRAYS; i++)
+        if (!(params[i] = arr_end(&arr[i])))
+            rc = YARD_ENOMEM;
+    for (int i = 0; i < nextra; i++)
+        params[JOBS_ARRAYS + i] = extra[i];
+    if (rc == 0)
+        rc = yard_db_query_prepared(out ? &res : NULL, c, stmt, what, JOBS_ARRAYS + nextra,
+                                    params);
+    if (rc == 0 && out) {
+        /* Map each returned id back to its first position. */
+        for (int r = 0; r < PQntuples(res); r++) {
+            const char *id = PQgetvalue(res, r, 0);
+            int v = atoi(PQgetvalue(res, r, 1));
+            for (size_t i = 0; i < n; i++)
+                if (memcmp(envs[i]->id.ptr, id, YARD_ENV_ID_LEN) == 0) {
+                    out[i] = v;
+                    break;
+                }
+        }
+        PQclear(res);
+    }
+    for (int i = 0; i < JOBS_ARRAYS; i++)
+        free(arr[i].buf);
+    free(order);
+    return rc;
+}
+
+/* An array of n status names: state for all, or per envelope when state is
+ * negative (scheduled when run_at is set, else queued). NULL if out of memory. */
+static const char **statuses_new(const yard_envelope_t *const *envs, size_t n, int state)
+{
+    const char **st = malloc((n ? n : 1) * sizeof *st);
+    for (size_t i = 0; st && i < n; i++)
+        st[i] = state >= 0 ? state_names[state]
+                : envs[i]->run_at_ms > 0 ? state_names[YARD_JOB_SCHEDULED]
+                                         : state_names[YARD_JOB_QUEUED];
+    return st;
+}
+
+int yard_jobs_ingest(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
+                     size_t n)
+{
+    const char **st = statuses_new(envs, n, -1);
+    if (!st)
+        return YARD_ENOMEM;
+    int rc = jobs_write(c, "yard_ingest", "jobs: ingest", envs, seqs, st, NULL, n, NULL, 0, NULL);
+    free(st);
+    return rc;
+}
+
+int yard_jobs_claim(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
+                    size_t n, int *attempt)
+{
+    const char **st = statuses_new(envs, n, YARD_JOB_RUNNING);
+    if (!st)
+        return YARD_ENOMEM;
+    int rc = jobs_write(c, "yard_claim", "jobs: claim", envs, seqs, st, NULL, n, NULL, 0,
+                        attempt);
+    free(st);
+    return rc;
+}
+
+int yard_jobs_mark_dead(PGconn *c, const yard_envelope_t *env, uint64_t seq, unsigned attempts,
+                        const char *reason)
+{
+    const char *status[1] = {state_names[YARD_JOB_DEAD]};
+    const char *extra[1] = {reason};
+    return jobs_write(c, "yard_dead", "jobs: mark dead", &env, &seq, status, &attempts, 1, extra,
+                      1, NULL);
+}
+
+int yard_jobs_finish(PGconn *c, const yard_job_attempt_t *a, size_t n, const char *worker)
+{
+    jobs_arr_t arr[8] = {{0}};
+    const char *params[9];
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        arr_cstr(&arr[0], a[i].job_id);
+        arr_num(&arr[1], a[i].attempt);
+        arr_num(&arr[2], a[i].started_ms);
+        arr_cstr(&arr[3], a[i].outcome);
+        arr_cstr(&arr[4], a[i].error);
+        arr_num(&arr[5], a[i].duration_ms);
+        arr_cstr(&arr[6], yard_job_state_name(a[i].state));
+        arr_cstr(&arr[7], a[i].result_json);
+    }
+    for (int i = 0; i < 8; i++)
+        if (!(params[i] = arr_end(&arr[i])))
+            rc = YARD_ENOMEM;
+    params[8] = worker;
+    if (rc == 0)
+        rc = yard_db_query_prepared(NULL, c, "yard_finish", "jobs: finish", 9, params);
+    for (int i = 0; i < 8; i++)
+        free(arr[i].buf);
+    return rc;
+}
+
+/* Runs the id-array query stmt and sets flags[i] for the ids it returns. */
+static int jobs_flag_ids(PGconn *c, const char *stmt, const char *what, const char *const *ids,
+                         size_t n, int *flags)
+{
+    PGresult *res = NULL;
+    char *arr = id_array(ids, n);
+    for (size_t i = 0; i < n; i++)
+        flags[i] = 0;
+    if (!arr)
+        return YARD_ENOMEM;
+    const char *params[1] = {arr};
+    int rc = yard_db_query_prepared(&res, c, stmt, what, 1, params);
+    free(arr);
+    if (rc < 0)
+        return rc;
+    for (int r = 0; r < PQntuples(res); r++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(PQgetvalue(res, r, 0), ids[i]) == 0)
+                flags[i] = 1;
+    PQclear(res);
+    return 0;
+}
+
+int yard_jobs_cancel_requested(PGconn *c, const char *const *ids, size_t n, int *flags)
+{
+    return jobs_flag_ids(c, "yard_cancel_requested", "jobs: cancel check", ids, n, flags);
+}
+
+int yard_jobs_known(PGconn *c, const char *const *ids, size_t n, int *known)
+{
+    return jobs_flag_ids(c, "yard_known", "jobs: known ids", ids, n, known);
+}
+
+/* Runs stmt with params; when it returns a row, parses its first column as
+ * a state into *state (may be NULL). Returns 1 (a row), 0 (none) or an error. */
+static int jobs_one(PGconn *c, const char *stmt, const char *what, int nparams,
+                    const char *const *params, yard_job_state_t *state)
+{
+    PGresult *res = NULL;
+    int rc = yard_db_query_prepared(&res, c, stmt, what, nparams, params);
+    if (rc < 0)
+        return rc;
+    int found = PQntuples(res) > 0;
+    if (found && state && yard_job_state_parse(state, PQgetvalue(res, 0, 0)) < 0)
+        rc = YARD_EPG;
+    PQclear(res);
+    return rc < 0 ? rc : found;
+}
+
+int yard_jobs_cancel(yard_job_state_t *out, PGconn *c, const char *id, const char *owner)
+{
+    const char *params[2] = {id, owner && *owner ? owner : NULL};
+    yard_job_state_t st;
+    int rc = jobs_one(c, "yard_cancel", "jobs: cancel", 2, params, &st);
+    if (rc == 0) /* nothing to cancel: say why */
+        rc = jobs_one(c, "yard_status", "jobs: status", 2, params, &st);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return YARD_ENOTFOUND;
+    *out = st;
+    return 0;
+}
+
+int yard_jobs_replay(PGconn *c, const char *id)
+{
+    const char *params[1] = {id};
+    int rc = jobs_one(c, "yard_replay", "jobs: replay", 1, params, NULL);
+    return rc < 0 ? rc : rc == 1 ? 0 : YARD_ESTATE;
+}
+
+int yard_jobs_replay_undo(PGconn *c, const char *id)
+{
+    const char *params[1] = {id};
+    int rc = jobs_one(c, "yard_replay_undo", "jobs: replay undo", 1, params, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+int yard_jobs_release(PGconn *c, const char *id, uint64_t seq)
+{
+    char s[24];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)seq);
+    const char *params[2] = {id, s};
+    int rc = jobs_one(c, "yard_release", "jobs: release", 2, params, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+int yard_jobs_track(PGconn *c, const char *id, uint64_t old_seq, uint64_t seq)
+{
+    char o[24], s[24];
+    snprintf(o, sizeof o, "%llu", (unsigned long long)old_seq);
+    snprintf(s, sizeof s, "%llu", (unsigned long long)seq);
+    const char *params[3] = {id, o, s};
+    int rc = jobs_one(c, "yard_track", "jobs: track", 3, params, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- stuck jobs ----------------------------------------------------------------------- */
+
+static yard_str_t col(PGresult *res, int r, int f)
+{
+    if (PQgetisnull(res, r, f))
+        return (yard_str_t){NULL, 0};
+    return (yard_str_t){PQgetvalue(res, r, f), (size_t)PQgetlength(res, r, f)};
+}
+
+int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit)
+{
+    char age[24], lim[24];
+    PGresult *res = NULL;
+    snprintf(age, sizeof age, "%lld", (long long)older_than_s);
+    snprintf(lim, sizeof lim, "%zu", limit);
+    const char *params[2] = {age, lim};
+    int rc = yard_db_query_prepared(&res, c, "yard_stale", "jobs: stuck jobs", 2, params);
+    if (rc < 0)
+        return rc;
+    size_t n = (size_t)PQntuples(res);
+    yard_job_stale_t *rows = calloc(n ? n : 1, sizeof *rows);
+    if (!rows) {
+        PQclear(res);
+        return YARD_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int r = (int)i;
+        yard_envelope_t *e = &rows[i].env;
+        yard_env_init(e);
+        e->id = col(res, r, 0);
+        e->type = col(res, r, 1);
+        e->queue = col(res, r, 2);
+        e->payload = col(res, r, 3);
+        e->priority = (yard_priority_t)atoi(PQgetvalue(res, r, 4));
+        e->max_attempts = (uint32_t)atoi(PQgetvalue(res, r, 5));
+        e->timeout_s = (uint32_t)atoi(PQgetvalue(res, r, 6));
+        e->run_at_ms = strtoll(PQgetvalue(res, r, 7), NULL, 10);
+        e->created_at_ms = strtoll(PQgetvalue(res, r, 8), NULL, 10);
+        e->idempotency_key = col(res, r, 9);
+        e->api_key_id = col(res, r, 10);
+        e->traceparent = col(res, r, 11);
+        e->notify = col(res, r, 12);
+        e->workflow_id = col(res, r, 13);
+        e->step_id = col(res, r, 14);
+        e->schedule = col(res, r, 15);
+        if (yard_job_state_parse(&rows[i].state, PQgetvalue(res, r, 16)) < 0)
+            rows[i].state = YARD_JOB_QUEUED;
+        rows[i].seq = strtoull(PQgetvalue(res, r, 17), NULL, 10);
+    }
+    out->rows = rows;
+    out->n = n;
+    out->res = res;
+    return 0;
+}
+
+void yard_jobs_stale_free(yard_jobs_stale_t *s)
+{
+    if (!s)
+        return;
+    free(s->rows);
+    PQclear(s->res);
+    s->rows = NULL;
+    s->res = NULL;
+    s->n = 0;
+}

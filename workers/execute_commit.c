@@ -1,0 +1,248 @@
+/*
+ * execute_commit.c - the committer thread: takes finished jobs in batches
+ * (a group commit: it waits a moment for more when others are about to
+ * finish), decides each one's fate (exec_plan: succeeded, retry with
+ * backoff, dead, cancelled, or handed back), publishes the dead ones to the
+ * DLQ, records every attempt in one transaction, then acks, naks or terms.
+ * Between batches it runs the supervision of execute_supervise.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "err.h"
+#include "execute.h"
+#include "log.h"
+#include "retry.h"
+
+typedef enum { ACT_ACK, ACT_NAK, ACT_TERM } exec_act_t;
+
+/* What becomes of a finished item: its recorded attempt and the ack. */
+typedef struct {
+    wk_execute_item_t *it;
+    yard_job_attempt_t rec;
+    exec_act_t act;
+    int64_t delay_ms;
+    int write; /* 0: hand back without writing (drain, DLQ failure) */
+} exec_plan_t;
+
+/* Fills *p with the fate of finished item it, from its result, attempts
+ * and whether it was cancelled or handed back by the drain. */
+static void exec_plan(wk_runtime_t *rt, exec_plan_t *p, wk_execute_item_t *it)
+{
+    wk_t *wk = rt->wk;
+    const wk_result_t *r = &it->res;
+    unsigned max = it->env.max_attempts;
+    /* The consumer's MaxDeliver is a ceiling whatever the job allows. */
+    int last = it->attempt >= max || it->delivered >= (unsigned)wk->cfg.js_max_deliver;
+    wk_outcome_t outcome = r->outcome;
+    memset(p, 0, sizeof *p);
+    p->it = it;
+    p->write = 1;
+    p->rec.job_id = it->id;
+    p->rec.attempt = it->attempt;
+    p->rec.started_ms = it->started_wall_ms;
+    p->rec.duration_ms = (wk_clock_us() - it->started_us) / 1000;
+    p->rec.error = r->error[0] ? r->error : NULL;
+    if (it->handed_back) {
+        p->write = 0;
+        p->act = ACT_NAK;
+        return;
+    }
+    /* A job cancelled while it ran stays cancelled, however its handler
+     * ended (unless it finished its work). */
+    if (outcome != WK_OUTCOME_OK && atomic_load(&it->cancelled))
+        outcome = WK_OUTCOME_CANCELLED;
+    switch (outcome) {
+    case WK_OUTCOME_OK:
+        p->rec.outcome = "succeeded";
+        p->rec.state = YARD_JOB_SUCCEEDED;
+        p->rec.result_json = r->result_json;
+        p->act = ACT_ACK;
+        break;
+    case WK_OUTCOME_CANCELLED:
+        if (atomic_load(&wk->stopping) && !atomic_load(&it->cancelled)) {
+            p->write = 0; /* stopped by the drain, not by a user */
+            p->act = ACT_NAK;
+            return;
+        }
+        p->rec.outcome = "cancelled";
+        p->rec.state = YARD_JOB_CANCELLED;
+        p->act = ACT_TERM;
+        break;
+    case WK_OUTCOME_RETRY:
+    case WK_OUTCOME_TIMEOUT:
+        p->rec.outcome = outcome == WK_OUTCOME_TIMEOUT ? "timeout" : "retry";
+        if (!last) {
+            p->rec.state = YARD_JOB_FAILED;
+            p->act = ACT_NAK;
+            double jitter = randombytes_uniform(EXEC_JITTER_STEPS) / (double)EXEC_JITTER_STEPS;
+            p->delay_ms = wk_retry_delay_ms(wk->cfg.retry_base_ms, wk->cfg.retry_cap_ms,
+                                            it->attempt, jitter);
+            break;
+        }
+        /* Out of attempts: dead. */
+        /* fall through */
+    default:
+        p->rec.outcome = outcome == WK_OUTCOME_FAIL ? "failed" : "dead";
+        p->rec.state = YARD_JOB_DEAD;
+        p->act = ACT_TERM;
+        break;
+    }
+}
+
+/* Counts a recorded outcome in the metrics (nothing for a hand-back). */
+static void exec_count(wk_runtime_t *rt, const exec_plan_t *p)
+{
+    wk_t *wk = rt->wk;
+    const wk_execute_item_t *it = p->it;
+    if (!p->write)
+        return;
+    yard_metrics_counter_add(yard_metrics_counter_with(wk->m_completed, it->q->name, it->type,
+                                                       p->rec.outcome, NULL),
+                             1);
+    yard_metrics_histogram_observe(yard_metrics_histogram_with(wk->m_duration, it->q->name, NULL),
+                                   (double)p->rec.duration_ms / 1000.0);
+    if (p->rec.state != YARD_JOB_FAILED)
+        yard_metrics_histogram_observe(
+            yard_metrics_histogram_with(wk->m_latency, it->q->name, NULL),
+            (double)(wk_wall_ms() - it->env.created_at_ms) / 1000.0);
+}
+
+/* Writes, then acks, a batch of finished items; frees them. */
+static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
+{
+    wk_t *wk = rt->wk;
+    exec_plan_t *plans = calloc(n, sizeof *plans);
+    yard_job_attempt_t *recs = calloc(n, sizeof *recs);
+    size_t nrec = 0;
+    int rc = 0;
+    if (!plans || !recs) {
+        pthread_mutex_lock(&rt->mu);
+        for (size_t i = 0; i < n; i++)
+            wk_execute_inflight_remove(rt, items[i]);
+        pthread_mutex_unlock(&rt->mu);
+        for (size_t i = 0; i < n; i++) {
+            yard_js_nak(items[i]->msg, EXEC_RETRY_MS);
+            wk_execute_item_free(items[i]);
+        }
+        free(plans);
+        free(recs);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        exec_plan(rt, &plans[i], items[i]);
+        /* Dead: the DLQ copy must be stored before the job is marked dead. */
+        if (plans[i].write && plans[i].rec.state == YARD_JOB_DEAD) {
+            int64_t t0 = wk_clock_us();
+            wk_execute_item_t *it = items[i];
+            uint64_t seq = 0;
+            yard_js_msg_meta(it->msg, &seq, NULL);
+            size_t len = 0;
+            const void *data = yard_js_msg_data(it->msg, &len);
+            if (wk_dlq_publish(wk, it->q->subject, it->id, seq, data, len, it->attempt,
+                               it->res.error) < 0) {
+                plans[i].write = 0;
+                plans[i].act = ACT_NAK;
+                plans[i].delay_ms = EXEC_DLQ_RETRY_MS;
+            } else {
+                yard_metrics_counter_add(yard_metrics_counter_with(wk->m_dlq, it->q->name, NULL),
+                                         1);
+            }
+            wk_time_add(wk, "jetstream", wk_clock_us() - t0);
+        }
+        if (plans[i].write)
+            recs[nrec++] = plans[i].rec;
+    }
+    if (nrec) {
+        int64_t t0 = wk_clock_us();
+        rc = wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE);
+        if (rc == 0)
+            rc = yard_jobs_finish(rt->conn, recs, nrec, wk->worker_name);
+        wk_store_health(wk, rc);
+        wk_time_add(wk, "postgres", wk_clock_us() - t0);
+        YARD_LOG_DEBUG(NULL, "execute: recorded %zu outcomes in %lld us", nrec,
+                       (long long)(wk_clock_us() - t0));
+        if (rc < 0)
+            YARD_LOG_WARN(NULL, "execute: cannot record %zu outcomes (%s); their jobs will "
+                                "run again",
+                          nrec, yard_strerror(rc));
+    }
+    int64_t t0 = wk_clock_us();
+    for (size_t i = 0; i < n; i++) {
+        exec_plan_t *p = &plans[i];
+        if (p->write && rc < 0) {
+            yard_js_nak(p->it->msg, EXEC_RETRY_MS);
+        } else if (p->act == ACT_ACK) {
+            yard_js_ack(p->it->msg);
+        } else if (p->act == ACT_TERM) {
+            yard_js_term(p->it->msg);
+        } else {
+            yard_js_nak(p->it->msg, p->delay_ms);
+        }
+        if (rc == 0)
+            exec_count(rt, p);
+        if (p->write && rc == 0 && p->rec.state != YARD_JOB_SUCCEEDED) {
+            yard_log_ctx_t ctx = {NULL, p->it->id, p->it->trace};
+            YARD_LOG_INFO(&ctx, "job %s attempt %u: %s%s%s", p->it->type, p->it->attempt,
+                          p->rec.outcome, p->rec.error ? ": " : "",
+                          p->rec.error ? p->rec.error : "");
+        }
+    }
+    wk_time_add(wk, "jetstream", wk_clock_us() - t0);
+    pthread_mutex_lock(&rt->mu);
+    for (size_t i = 0; i < n; i++)
+        wk_execute_inflight_remove(rt, items[i]);
+    pthread_mutex_unlock(&rt->mu);
+    for (size_t i = 0; i < n; i++)
+        wk_execute_item_free(items[i]);
+    free(plans);
+    free(recs);
+}
+
+/* Commits finished batches and supervises until the drain says to exit and
+ * nothing is left in flight. */
+void *wk_execute_committer(void *arg)
+{
+    wk_runtime_t *rt = arg;
+    wk_execute_item_t *batch[EXEC_COMMIT_BATCH];
+    int64_t last_cancel_poll = 0;
+    for (;;) {
+        size_t n = 0;
+        pthread_mutex_lock(&rt->mu);
+        if (!rt->done_head && !rt->advisories && !rt->committer_exit) {
+            wk_execute_wait(&rt->done_cv, &rt->mu, EXEC_TICK_MS * 1000L);
+        }
+        /* Group commit: when more jobs are about to finish, give them a
+         * moment to join this transaction instead of paying a commit each. */
+        size_t ready = 0;
+        for (wk_execute_item_t *it = rt->done_head; it && ready < EXEC_COMMIT_BATCH; it = it->next)
+            ready++;
+        if (ready > 0 && ready < EXEC_COMMIT_BATCH && rt->n_in_flight > ready &&
+            !rt->committer_exit) {
+            wk_execute_wait(&rt->done_cv, &rt->mu, EXEC_GROUP_WAIT_US);
+        }
+        while (n < EXEC_COMMIT_BATCH && rt->done_head)
+            batch[n++] = wk_execute_list_pop(&rt->done_head, &rt->done_tail);
+        wk_execute_advisory_t *adv = rt->advisories;
+        rt->advisories = NULL;
+        int exit_now = rt->committer_exit && !rt->done_head && rt->n_in_flight == n;
+        pthread_mutex_unlock(&rt->mu);
+
+        if (n)
+            exec_commit(rt, batch, n);
+        if (adv)
+            wk_execute_poison(rt, adv);
+        int64_t now = wk_clock_ms();
+        int poll = now - last_cancel_poll >= EXEC_CANCEL_POLL_MS;
+        if (poll)
+            last_cancel_poll = now;
+        wk_execute_supervise(rt, now, poll);
+        yard_metrics_gauge_set(rt->wk->m_in_flight, (double)rt->n_in_flight);
+        if (exit_now)
+            break;
+    }
+    return NULL;
+}
+
