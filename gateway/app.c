@@ -138,32 +138,14 @@ static void gw_keys_used_add(gw_t *gw, const char *id)
         snprintf(gw->keys_used[gw->nkeys_used++], GW_AUTH_ID_MAX + 1, "%s", id);
 }
 
-/* With auth off there are no keys to load, but /readyz still needs to know
- * whether PostgreSQL answers: the pool marks it on every task. */
-static void gw_ping_work(PGconn *conn, void *ud)
-{
-    if (conn)
-        PQclear(PQexec(conn, "SELECT 1"));
-}
-
-static void gw_ping_done(void *ud)
-{
-    gw_t *gw = ud;
-    gw->keys_loading = 0;
-}
-
-/* Every auth_refresh_s: reload the API keys (or just check PostgreSQL). */
+/* Every auth_refresh_s: reload the API keys (PostgreSQL's health for
+ * /readyz is health.c's probe). */
 static void gw_keys_refresh(uv_timer_t *timer)
 {
     gw_t *gw = timer->data;
     gw_keys_task_t *t;
-    if (gw->keys_loading || gw->stopping)
+    if (gw->keys_loading || gw->stopping || gw->cfg.auth_disabled)
         return;
-    if (gw->cfg.auth_disabled) {
-        if (gw_pool_submit(gw->pool, gw_ping_work, gw_ping_done, gw) == 0)
-            gw->keys_loading = 1;
-        return;
-    }
     if (!(t = calloc(1, sizeof *t)))
         return;
     t->gw = gw;

@@ -65,7 +65,7 @@ static pool_task_t *list_take_all(pool_list_t *l)
 
 static void pool_ensure_conn(pool_thread_t *th)
 {
-    if (th->conn && PQstatus(th->conn) == CONNECTION_OK)
+    if (yard_db_ok(th->conn))
         return;
     yard_db_close(th->conn);
     th->conn = NULL;
@@ -100,7 +100,7 @@ static void *pool_main(void *arg)
         pool_ensure_conn(th);
         t->work(th->conn, t->ud);
         if (th->conn)
-            atomic_store(&p->pg_ok, PQstatus(th->conn) == CONNECTION_OK);
+            atomic_store(&p->pg_ok, yard_db_ok(th->conn));
 
         pthread_mutex_lock(&p->mu);
         list_push(&p->done, t);
@@ -187,7 +187,7 @@ int gw_pool_submit(gw_pool_t *p, gw_work_fn work, gw_done_fn done, void *ud)
 
 void gw_pool_conn_check(PGconn *conn)
 {
-    if (conn && PQstatus(conn) != CONNECTION_OK)
+    if (conn && !yard_db_ok(conn))
         YARD_LOG_WARN(NULL, "pool: PostgreSQL connection lost; reconnecting on next task");
 }
 

@@ -86,7 +86,7 @@ void wk_execute_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long us)
 
 int wk_execute_conn(wk_t *wk, PGconn **conn, yard_jobs_commit_t mode)
 {
-    if (*conn && PQstatus(*conn) == CONNECTION_OK)
+    if (yard_db_ok(*conn))
         return 0;
     yard_db_close(*conn);
     *conn = NULL;

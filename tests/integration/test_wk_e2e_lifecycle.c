@@ -88,7 +88,8 @@ static int64_t wall_ms(void)
  * are left absent. */
 typedef struct {
     const char *id, *type, *payload, *api_key_id;
-    const char *msg_id; /* Nats-Msg-Id; NULL: none */
+    const char *msg_id;  /* Nats-Msg-Id; NULL: none */
+    const char *subject; /* NULL: jobs.execute.default */
 } job_msg_t;
 
 /* Encodes j as an envelope (max_attempts 3, timeout_s 30, created now) and
@@ -111,15 +112,17 @@ static void publish_job(const job_msg_t *j)
     int rc = yard_env_encode(&env, buf, sizeof buf, &len);
     if (rc != 0)
         fail_msg("expected to encode the envelope of job %s, got %s", j->id, yard_strerror(rc));
-    yard_js_pub_t pub = {SUBJ_DEFAULT, j->msg_id, NULL, 0, buf, len};
+    const char *subject = j->subject ? j->subject : SUBJ_DEFAULT;
+    yard_js_header_t seq = {YARD_HDR_JOBS_SEQ, "0"};
+    yard_js_pub_t pub = {subject, j->msg_id, &seq, j->subject ? 1 : 0, buf, len};
     yard_js_puback_t ack;
     rc = yard_js_publish(&ack, g.c.js, &pub, 5000);
     if (rc != 0)
-        fail_msg("expected JetStream to take job %s on %s, got %s", j->id, SUBJ_DEFAULT,
+        fail_msg("expected JetStream to take job %s on %s, got %s", j->id, subject,
                  yard_strerror(rc));
     if (ack.duplicate)
         fail_msg("job %s: expected a new message on %s, JetStream called it a duplicate", j->id,
-                 SUBJ_DEFAULT);
+                 subject);
 }
 
 /* Pending plus ack-pending of execute_default, or -1. */
@@ -185,12 +188,12 @@ static void test_bad_message_spares_its_neighbours(void **state)
         if (i == 7 || i == 14) {
             new_id(bad[bi]);
             job_msg_t j = {bad[bi], "noop", bi == 1 ? "{not json" : NULL,
-                           bi == 0 ? "not-a-uuid" : NULL, bad[bi]};
+                           bi == 0 ? "not-a-uuid" : NULL, bad[bi], NULL};
             publish_job(&j);
             bi++;
         } else {
             new_id(good[gi]);
-            job_msg_t j = {good[gi], "noop", NULL, NULL, good[gi]};
+            job_msg_t j = {good[gi], "noop", NULL, NULL, good[gi], NULL};
             publish_job(&j);
             gi++;
         }
@@ -255,9 +258,50 @@ static void test_bad_message_spares_its_neighbours(void **state)
 /* Publishes a message with job id's id, api key other_key and payload
  * {"v":2}, then checks after 5 s that the job kept its first result, ran
  * once, and that the message went to the DLQ. */
+/* The audit role's ingest the same: accepted events whose job the store
+ * cannot take are skipped, and the good ones around them recorded. */
+static void test_bad_accepted_event_spares_its_neighbours(void **state)
+{
+    char good[5][YT_JOB_ID_MAX], bad[2][YT_JOB_ID_MAX];
+    for (int i = 0; i < 5; i++) {
+        new_id(good[i]);
+        publish_job(&(job_msg_t){.id = good[i], .type = "noop",
+                                 .subject = YARD_SUBJ_EVENT_ACCEPTED});
+        if (i == 2) {
+            new_id(bad[0]);
+            publish_job(&(job_msg_t){.id = bad[0], .type = "noop", .api_key_id = "not-a-uuid",
+                                     .subject = YARD_SUBJ_EVENT_ACCEPTED});
+            new_id(bad[1]);
+            publish_job(&(job_msg_t){.id = bad[1], .type = "noop", .payload = "{not json",
+                                     .subject = YARD_SUBJ_EVENT_ACCEPTED});
+        }
+    }
+    char *arr = yt_sql_id_array(good, 5);
+    assert_non_null(arr);
+    long long n = yt_wait_sql(g.c.env, 5, 10000,
+                              "SELECT count(*) FROM jobs WHERE id = ANY(%s) AND status = 'queued'",
+                              arr);
+    free(arr);
+    if (n != 5)
+        fail_msg("expected the 5 good accepted events recorded as queued within 10 s, got %lld",
+                 n);
+    long long b = yt_sql_int(g.c.env, "SELECT count(*) FROM jobs WHERE id IN ('%s', '%s')",
+                             bad[0], bad[1]);
+    uint64_t pending = 1, ack_pending = 1;
+    long long deadline = yt_now_ms() + 10000;
+    while (yt_now_ms() < deadline &&
+           (yard_js_consumer_depth(&pending, &ack_pending, g.c.js, "EVENTS", "submissions") != 0 ||
+            pending + ack_pending > 0))
+        yt_nap_ms(100);
+    if (b != 0 || pending + ack_pending != 0)
+        fail_msg("expected the 2 bad events skipped (no row, nothing left for `submissions`), "
+                 "got %lld rows, pending %llu, ack pending %llu", b, (unsigned long long)pending,
+                 (unsigned long long)ack_pending);
+}
+
 static void check_takeover_refused(const char *id, const char *other_key)
 {
-    job_msg_t j = {id, "echo", "{\"v\":2}", other_key, NULL};
+    job_msg_t j = {id, "echo", "{\"v\":2}", other_key, NULL, NULL};
     /* No Nats-Msg-Id: JetStream's dedupe would drop a message with the
      * job's id before any worker saw it. */
     publish_job(&j);
@@ -316,7 +360,7 @@ static void test_foreign_message_cannot_take_over_a_keyed_job(void **state)
     new_id(id);
     new_id(key_a);
     new_id(key_b);
-    job_msg_t j = {id, "echo", "{\"v\":1}", key_a, id};
+    job_msg_t j = {id, "echo", "{\"v\":1}", key_a, id, NULL};
     publish_job(&j);
     long long n = yt_wait_sql(g.c.env, 1, 10000,
                               "SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'succeeded'",
@@ -500,6 +544,8 @@ int main(void)
     yard_log_init("test_wk_e2e_lifecycle", YARD_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_message_spares_its_neighbours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_accepted_event_spares_its_neighbours, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_foreign_message_cannot_take_over_a_gateway_job, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_foreign_message_cannot_take_over_a_keyed_job, setup,

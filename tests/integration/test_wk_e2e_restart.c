@@ -16,7 +16,9 @@
  *      that lost jobs); every accepted job succeeds, none has two
  *      succeeded attempts, and execute_default ends empty. Rounds stop once
  *      one has hit the window (the execute worker failed to claim or record
- *      during the outage).
+ *      during the outage);
+ *   7. the rescuer: jobs whose JOBS messages vanish are republished and run
+ *      once; jobs JOBS still holds are never doubled.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,6 +39,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "js_internal.h"
 #include "yt_http.h"
 #include "yt_workers.h"
 
@@ -482,12 +485,71 @@ static void test_no_job_lost_across_nats_restarts(void **state)
              (unsigned long long)first_ack_pending, after);
 }
 
+/* ---- 7. the rescuer ---------------------------------------------------- */
+
+#define LOST_JOBS 10
+#define KEPT_JOBS 5
+
+/* Jobs whose JOBS messages vanish (purged while no execute worker ran) are
+ * republished by the schedule role's rescuer and run once; jobs whose
+ * messages JOBS still holds are left alone (never doubled). */
+static void test_rescuer_republishes_only_lost_jobs(void **state)
+{
+    char ids[LOST_JOBS + KEPT_JOBS][YT_JOB_ID_MAX];
+    yt_cluster_stop_worker(&g.c, &g.c.exec);
+    for (int i = 0; i < LOST_JOBS; i++)
+        if (yt_job_submit(g.c.port, "{\"type\":\"noop\"}", ids[i]) != 202)
+            fail_msg("expected job %d to be accepted", i);
+    char *lost = yt_sql_id_array(ids, LOST_JOBS);
+    assert_non_null(lost);
+    if (yt_wait_sql(g.c.env, LOST_JOBS, 10000,
+                    "SELECT count(*) FROM jobs WHERE id = ANY(%s) AND status = 'queued'",
+                    lost) != LOST_JOBS)
+        fail_msg("expected the %d jobs recorded as queued", LOST_JOBS);
+    /* Lose them: JOBS forgets every message it holds. */
+    assert_int_equal(js_PurgeStream(yard_js_ctx(g.c.js), "JOBS", NULL, NULL), NATS_OK);
+    for (int i = LOST_JOBS; i < LOST_JOBS + KEPT_JOBS; i++)
+        if (yt_job_submit(g.c.port, "{\"type\":\"noop\"}", ids[i]) != 202)
+            fail_msg("expected job %d to be accepted", i);
+    /* After rescue_after_s (5 s), JOBS holds the kept 5 and one copy of each
+     * lost job: 15, never more. */
+    uint64_t first = 0, last = 0, count = 0;
+    long long deadline = yt_now_ms() + 15000;
+    while (yt_now_ms() < deadline) {
+        if (yard_js_stream_state(&first, &last, &count, g.c.js, "JOBS") == 0 &&
+            count >= LOST_JOBS + KEPT_JOBS)
+            break;
+        yt_nap_ms(200);
+    }
+    yt_nap_ms(3000); /* more passes of the rescuer must not add copies */
+    assert_int_equal(yard_js_stream_state(&first, &last, &count, g.c.js, "JOBS"), 0);
+    if (count != LOST_JOBS + KEPT_JOBS)
+        fail_msg("expected JOBS to hold %d messages (5 kept, 10 rescued once), got %llu",
+                 LOST_JOBS + KEPT_JOBS, (unsigned long long)count);
+    if (yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, g.env, 0) != 0)
+        fail_msg("expected the execute worker to start again");
+    char *all = yt_sql_id_array(ids, LOST_JOBS + KEPT_JOBS);
+    assert_non_null(all);
+    long long ok = yt_wait_sql(g.c.env, LOST_JOBS + KEPT_JOBS, 20000,
+                               "SELECT count(*) FROM jobs WHERE id = ANY(%s)"
+                               " AND status = 'succeeded' AND attempts = 1", all);
+    long long rows = yt_sql_int(g.c.env, "SELECT count(*) FROM job_attempts WHERE job_id = ANY(%s)",
+                                all);
+    free(all);
+    free(lost);
+    if (ok != LOST_JOBS + KEPT_JOBS || rows != LOST_JOBS + KEPT_JOBS)
+        fail_msg("expected all %d jobs succeeded once (one attempt row each), got %lld "
+                 "succeeded and %lld attempt rows", LOST_JOBS + KEPT_JOBS, ok, rows);
+}
+
 int main(void)
 {
     yard_log_init("test_wk_e2e_restart", YARD_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idempotency_survives_restarts, setup_idem, teardown),
         cmocka_unit_test_setup_teardown(test_no_job_lost_across_nats_restarts, setup_rescue,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rescuer_republishes_only_lost_jobs, setup_rescue,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
