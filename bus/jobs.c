@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "db.h"
+#include "db_array.h"
 #include "err.h"
 #include "jobs.h"
 #include "log.h"
@@ -94,175 +93,6 @@ static void final_states(char *buf, size_t cap)
         if (yard_job_state_final((yard_job_state_t)s))
             len += (size_t)snprintf(buf + len, cap - len, "%s'%s'", len ? ", " : "",
                                     state_names[s]);
-}
-
-/* ---- envelope checks ---------------------------------------------------------- */
-
-static int is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* Nonzero for 8-4-4-4-12 hex digits. */
-static int uuid_text(yard_str_t s)
-{
-    if (s.len != YARD_ENV_ID_LEN)
-        return 0;
-    for (size_t i = 0; i < s.len; i++) {
-        int dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s.ptr[i] != '-' : !is_hex(s.ptr[i]))
-            return 0;
-    }
-    return 1;
-}
-
-/* Nonzero if the bytes are UTF-8 without NUL (what a PostgreSQL text takes). */
-static int utf8_text(yard_str_t s)
-{
-    const unsigned char *p = (const unsigned char *)s.ptr;
-    size_t i = 0;
-    while (i < s.len) {
-        unsigned c = p[i];
-        size_t n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
-                                 : (c & 0xf8) == 0xf0 ? 3 : 9;
-        if (c == 0 || n == 9 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4) || i + n >= s.len + (n ? 0 : 1))
-            return 0;
-        unsigned cp = n ? c & (0x3f >> n) : c;
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
-}
-
-/* Nonzero if the bytes are JSON that jsonb takes (jansson, like jsonb,
- * refuses \u0000 and invalid UTF-8; big integers are read as reals). */
-static int json_text(yard_str_t s)
-{
-    json_error_t err;
-    json_t *v = json_loadb(s.ptr, s.len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &err);
-    json_decref(v);
-    return v != NULL;
-}
-
-int yard_jobs_check(const yard_envelope_t *env, char *why, size_t cap)
-{
-    const char *bad = NULL;
-    if (env->api_key_id.len && !uuid_text(env->api_key_id))
-        bad = "`api_key_id` is not a UUID";
-    else if (env->workflow_id.len && !uuid_text(env->workflow_id))
-        bad = "`workflow_id` is not a UUID";
-    else if (!env->workflow_id.len != !env->step_id.len)
-        bad = "`workflow_id` and `step_id` must come together";
-    else if (env->payload.len && !json_text(env->payload))
-        bad = "`payload` is not valid JSON";
-    else if (env->notify.len && !json_text(env->notify))
-        bad = "`notify` is not valid JSON";
-    else if (!utf8_text(env->idempotency_key))
-        bad = "`idempotency_key` is not UTF-8 text";
-    else if (!utf8_text(env->traceparent))
-        bad = "`traceparent` is not UTF-8 text";
-    else if (!utf8_text(env->step_id) || !utf8_text(env->schedule))
-        bad = "`step_id` or `schedule` is not UTF-8 text";
-    if (!bad)
-        return 0;
-    snprintf(why, cap, "invalid job message: field %s", bad);
-    return YARD_EINVAL;
-}
-
-/* ---- PostgreSQL array literals ---------------------------------------------------- */
-
-/* A PostgreSQL array literal being built: {"a","b",NULL}. */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int n;
-    int oom;
-} jobs_arr_t;
-
-static void arr_put(jobs_arr_t *a, const char *s, size_t n)
-{
-    if (a->oom)
-        return;
-    if (a->len + n + 2 > a->cap) {
-        size_t cap = a->cap ? a->cap : 256;
-        while (a->len + n + 2 > cap)
-            cap *= 2;
-        char *b = realloc(a->buf, cap);
-        if (!b) {
-            a->oom = 1;
-            return;
-        }
-        a->buf = b;
-        a->cap = cap;
-    }
-    memcpy(a->buf + a->len, s, n);
-    a->len += n;
-    a->buf[a->len] = '\0';
-}
-
-/* Appends one element: NULL when s is NULL, else s quoted and escaped. */
-static void arr_str(jobs_arr_t *a, const char *s, size_t n)
-{
-    arr_put(a, a->n++ ? "," : "{", 1);
-    if (!s) {
-        arr_put(a, "NULL", 4);
-        return;
-    }
-    arr_put(a, "\"", 1);
-    size_t from = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            arr_put(a, s + from, i - from);
-            arr_put(a, "\\", 1);
-            from = i;
-        }
-    }
-    arr_put(a, s + from, n - from);
-    arr_put(a, "\"", 1);
-}
-
-static void arr_view(jobs_arr_t *a, yard_str_t v)
-{
-    arr_str(a, v.len ? v.ptr : NULL, v.len);
-}
-
-static void arr_cstr(jobs_arr_t *a, const char *s)
-{
-    arr_str(a, s, s ? strlen(s) : 0);
-}
-
-static void arr_num(jobs_arr_t *a, long long v)
-{
-    char num[24];
-    int n = snprintf(num, sizeof num, "%lld", v);
-    arr_str(a, num, (size_t)n);
-}
-
-/* Closes the literal ("{}" when empty); returns it, or NULL if out of memory. */
-static const char *arr_end(jobs_arr_t *a)
-{
-    arr_put(a, a->n ? "}" : "{}", a->n ? 1 : 2);
-    return a->oom ? NULL : a->buf;
-}
-
-/* A "{id,id}" uuid array literal of n ids; NULL if out of memory. */
-static char *id_array(const char *const *ids, size_t n)
-{
-    jobs_arr_t a = {0};
-    for (size_t i = 0; i < n; i++)
-        arr_cstr(&a, ids[i]);
-    if (!arr_end(&a)) {
-        free(a.buf);
-        return NULL;
-    }
-    return a.buf;
 }
 
 /* ---- statements -------------------------------------------------------------------- */
@@ -442,7 +272,7 @@ static int jobs_write(PGconn *c, const char *stmt, const char *what,
                       const char *const *statuses, const unsigned *attempts, size_t n,
                       const char *const *extra, int nextra, int *out)
 {
-    jobs_arr_t arr[JOBS_ARRAYS] = {{0}};
+    yard_db_array_t arr[JOBS_ARRAYS] = {{0}};
     size_t *order = malloc((n ? n : 1) * sizeof *order);
     const char *params[JOBS_ARRAYS + 2];
     PGresult *res = NULL;
@@ -462,29 +292,29 @@ static int jobs_write(PGconn *c, const char *stmt, const char *what,
         /* The trace id is the second field of a traceparent. */
         yard_str_t trace = e->traceparent.len >= 35 ? (yard_str_t){e->traceparent.ptr + 3, 32}
                                                     : (yard_str_t){NULL, 0};
-        arr_view(&arr[0], e->id);
-        arr_view(&arr[1], e->queue);
-        arr_view(&arr[2], e->type);
-        arr_num(&arr[3], e->priority);
-        arr_view(&arr[4], e->payload);
-        arr_num(&arr[5], e->max_attempts);
-        arr_num(&arr[6], e->timeout_s);
-        arr_num(&arr[7], e->run_at_ms);
-        arr_view(&arr[8], e->idempotency_key);
-        arr_view(&arr[9], e->api_key_id);
-        arr_view(&arr[10], trace);
-        arr_num(&arr[11], e->created_at_ms);
-        arr_cstr(&arr[12], statuses[i]);
-        arr_num(&arr[13], attempts ? attempts[i] : 0);
-        arr_num(&arr[14], seqs ? (long long)seqs[i] : 0);
-        arr_view(&arr[15], e->traceparent);
-        arr_view(&arr[16], e->notify);
-        arr_view(&arr[17], e->workflow_id);
-        arr_view(&arr[18], e->step_id);
-        arr_view(&arr[19], e->schedule);
+        yard_db_array_view(&arr[0], e->id);
+        yard_db_array_view(&arr[1], e->queue);
+        yard_db_array_view(&arr[2], e->type);
+        yard_db_array_num(&arr[3], e->priority);
+        yard_db_array_view(&arr[4], e->payload);
+        yard_db_array_num(&arr[5], e->max_attempts);
+        yard_db_array_num(&arr[6], e->timeout_s);
+        yard_db_array_num(&arr[7], e->run_at_ms);
+        yard_db_array_view(&arr[8], e->idempotency_key);
+        yard_db_array_view(&arr[9], e->api_key_id);
+        yard_db_array_view(&arr[10], trace);
+        yard_db_array_num(&arr[11], e->created_at_ms);
+        yard_db_array_cstr(&arr[12], statuses[i]);
+        yard_db_array_num(&arr[13], attempts ? attempts[i] : 0);
+        yard_db_array_num(&arr[14], seqs ? (long long)seqs[i] : 0);
+        yard_db_array_view(&arr[15], e->traceparent);
+        yard_db_array_view(&arr[16], e->notify);
+        yard_db_array_view(&arr[17], e->workflow_id);
+        yard_db_array_view(&arr[18], e->step_id);
+        yard_db_array_view(&arr[19], e->schedule);
     }
     for (int i = 0; i < JOBS_ARRAYS; i++)
-        if (!(params[i] = arr_end(&arr[i])))
+        if (!(params[i] = yard_db_array_end(&arr[i])))
             rc = YARD_ENOMEM;
     for (int i = 0; i < nextra; i++)
         params[JOBS_ARRAYS + i] = extra[i];
@@ -556,21 +386,21 @@ int yard_jobs_mark_dead(PGconn *c, const yard_envelope_t *env, uint64_t seq, uns
 
 int yard_jobs_finish(PGconn *c, const yard_job_attempt_t *a, size_t n, const char *worker)
 {
-    jobs_arr_t arr[8] = {{0}};
+    yard_db_array_t arr[8] = {{0}};
     const char *params[9];
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        arr_cstr(&arr[0], a[i].job_id);
-        arr_num(&arr[1], a[i].attempt);
-        arr_num(&arr[2], a[i].started_ms);
-        arr_cstr(&arr[3], a[i].outcome);
-        arr_cstr(&arr[4], a[i].error);
-        arr_num(&arr[5], a[i].duration_ms);
-        arr_cstr(&arr[6], yard_job_state_name(a[i].state));
-        arr_cstr(&arr[7], a[i].result_json);
+        yard_db_array_cstr(&arr[0], a[i].job_id);
+        yard_db_array_num(&arr[1], a[i].attempt);
+        yard_db_array_num(&arr[2], a[i].started_ms);
+        yard_db_array_cstr(&arr[3], a[i].outcome);
+        yard_db_array_cstr(&arr[4], a[i].error);
+        yard_db_array_num(&arr[5], a[i].duration_ms);
+        yard_db_array_cstr(&arr[6], yard_job_state_name(a[i].state));
+        yard_db_array_cstr(&arr[7], a[i].result_json);
     }
     for (int i = 0; i < 8; i++)
-        if (!(params[i] = arr_end(&arr[i])))
+        if (!(params[i] = yard_db_array_end(&arr[i])))
             rc = YARD_ENOMEM;
     params[8] = worker;
     if (rc == 0)
@@ -585,7 +415,7 @@ static int jobs_flag_ids(PGconn *c, const char *stmt, const char *what, const ch
                          size_t n, int *flags)
 {
     PGresult *res = NULL;
-    char *arr = id_array(ids, n);
+    char *arr = yard_db_array_of(ids, n);
     for (size_t i = 0; i < n; i++)
         flags[i] = 0;
     if (!arr)

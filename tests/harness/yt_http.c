@@ -532,3 +532,11 @@ pid_t yt_gateway_start(yt_env_t *env, int *port_out, char *const extra_env[])
     yt_log_tail(env, "gateway");
     return -1;
 }
+
+int yt_http_status(int port, const char *path)
+{
+    yt_http_resp_t r;
+    int st = yt_http_request(&r, port, "GET", path, NULL, NULL, 0);
+    yt_http_resp_free(&r);
+    return st;
+}

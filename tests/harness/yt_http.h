@@ -87,6 +87,10 @@ int yt_http_wait_closed(yt_http_conn_t *c, int timeout_ms, size_t *extra);
 int yt_http_request(yt_http_resp_t *resp, int port, const char *method, const char *path,
                     const char *const headers[], const void *body, size_t len);
 
+/* GET path on a new connection: the status, or a negative YT_HTTP_* code
+ * (for /readyz and the like, where only the status matters). */
+int yt_http_status(int port, const char *path);
+
 /* The value of the first header named name (case-insensitive), or NULL. */
 const char *yt_http_header(const yt_http_resp_t *resp, const char *name);
 

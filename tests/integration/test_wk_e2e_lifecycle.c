@@ -134,15 +134,6 @@ static long long exec_depth(uint64_t *pending, uint64_t *ack_pending)
     return (long long)(*pending + *ack_pending);
 }
 
-/* GET path; the HTTP status or a negative YT_HTTP_* code. */
-static int get_status(int port, const char *path)
-{
-    yt_http_resp_t r;
-    int st = yt_http_request(&r, port, "GET", path, NULL, NULL, 0);
-    yt_http_resp_free(&r);
-    return st;
-}
-
 /* Prints the last n warn or error lines of the execute worker's log (its
  * tail is otherwise full of /readyz access lines), each cut to 300 bytes. */
 static void exec_log_problems(int n)
@@ -481,13 +472,28 @@ static void test_unknown_type_retried_when_asked(void **state)
 
 /* ---- 4. readiness tells the truth ----------------------------------------- */
 
+/* Polls the execute worker's and the gateway's /readyz until both answer
+ * want or deadline passes; returns nonzero if they did, the last answers in
+ * *wk and *gw. */
+static int readyz_both(int want, long long deadline, int *wk, int *gw)
+{
+    do {
+        *wk = yt_http_status(g.c.exec.metrics_port, "/readyz");
+        *gw = yt_http_status(g.c.port, "/readyz");
+        if (*wk == want && *gw == want)
+            return 1;
+        yt_nap_ms(200);
+    } while (yt_now_ms() < deadline);
+    return 0;
+}
+
 static void test_readiness_follows_the_store(void **state)
 {
     static char *const ready_env[] = {"YARD_WORKER_UNREADY_AFTER_S=5", NULL};
     char id[YT_JOB_ID_MAX], got[64];
     start_exec(ready_env);
-    int wk = get_status(g.c.exec.metrics_port, "/readyz");
-    int gw = get_status(g.c.port, "/readyz");
+    int wk = yt_http_status(g.c.exec.metrics_port, "/readyz");
+    int gw = yt_http_status(g.c.port, "/readyz");
     if (wk != 200 || gw != 200)
         fail_msg("healthy cluster: expected /readyz 200 from the execute worker and the "
                  "gateway, got %d and %d", wk, gw);
@@ -501,14 +507,7 @@ static void test_readiness_follows_the_store(void **state)
         fail_msg("with table jobs renamed: expected 202 for a noop job (the accept path does "
                  "not write to PostgreSQL), got %d", st);
     long long deadline = yt_now_ms() + 15000;
-    do {
-        wk = get_status(g.c.exec.metrics_port, "/readyz");
-        gw = get_status(g.c.port, "/readyz");
-        if (wk == 503 && gw == 503)
-            break;
-        yt_nap_ms(200);
-    } while (yt_now_ms() < deadline);
-    if (wk != 503 || gw != 503) {
+    if (!readyz_both(503, deadline, &wk, &gw)) {
         exec_log_problems(4);
         fail_msg("table jobs renamed, claims failing every second: expected /readyz 503 from "
                  "the execute worker and the gateway within 15 s, got %d and %d", wk, gw);
@@ -518,14 +517,7 @@ static void test_readiness_follows_the_store(void **state)
         0)
         fail_msg("expected to rename table jobs_broken back (error above)");
     deadline = yt_now_ms() + 15000;
-    do {
-        wk = get_status(g.c.exec.metrics_port, "/readyz");
-        gw = get_status(g.c.port, "/readyz");
-        if (wk == 200 && gw == 200)
-            break;
-        yt_nap_ms(200);
-    } while (yt_now_ms() < deadline);
-    if (wk != 200 || gw != 200) {
+    if (!readyz_both(200, deadline, &wk, &gw)) {
         exec_log_problems(4);
         fail_msg("table jobs back: expected /readyz 200 from the execute worker and the gateway "
                  "within 15 s, got %d and %d", wk, gw);

@@ -83,20 +83,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static int get_status(int port, const char *path)
-{
-    yt_http_resp_t r;
-    int st = yt_http_request(&r, port, "GET", path, NULL, NULL, 0);
-    yt_http_resp_free(&r);
-    return st;
-}
-
 /* Waits up to timeout_ms for the gateway's /readyz to answer 200. */
 static int wait_gateway_ready(int timeout_ms)
 {
     long long deadline = yt_now_ms() + timeout_ms;
     int st;
-    while ((st = get_status(g.c.port, "/readyz")) != 200 && yt_now_ms() < deadline)
+    while ((st = yt_http_status(g.c.port, "/readyz")) != 200 && yt_now_ms() < deadline)
         yt_nap_ms(50);
     return st;
 }
