@@ -393,9 +393,9 @@ static void read_row(const char *id, job_row_t *r)
     if (!p1 || !p2)
         return;
     *p1 = *p2 = '\0';
-    snprintf(r->status, sizeof r->status, "%s", buf);
+    snprintf(r->status, sizeof r->status, "%.*s", (int)sizeof r->status - 1, buf);
     r->attempts = strtoll(p1 + 1, NULL, 10);
-    snprintf(r->last_error, sizeof r->last_error, "%s", p2 + 1);
+    snprintf(r->last_error, sizeof r->last_error, "%.*s", (int)sizeof r->last_error - 1, p2 + 1);
 }
 
 static void test_unknown_type_is_dead_at_once(void **state)
