@@ -37,11 +37,11 @@
 /* ---- wire conventions (js_wire.c): the one home of subjects, headers and
  * message ids that several programs write or read ------------------------ */
 
-/* EVENTS subject of a job the gateway accepted: the message carries the
- * job's envelope and YARD_HDR_JOBS_SEQ. The audit role's `submissions`
- * consumer reads it to record the job (JOBS is a work queue, so no second
- * consumer may read jobs.> there). */
-#define YARD_SUBJ_EVENT_ACCEPTED "events.job.accepted"
+/* EVENTS subject of jobs the gateway accepted: one message carries the
+ * envelopes and JOBS sequences of jobs acked together (accepted.h). The
+ * audit role's `submissions` consumer reads it to record the jobs (JOBS is
+ * a work queue, so no second consumer may read jobs.> there). */
+#define YARD_SUBJ_EVENT_ACCEPTED "events.jobs.accepted"
 /* Core NATS (not JetStream) subject announcing a cancel to execute workers:
  * YARD_SUBJ_CANCEL + job id; YARD_SUBJ_CANCEL_ANY subscribes to all. At most
  * once: PostgreSQL's cancel_requested_at backs it. */
@@ -53,7 +53,6 @@
 #define YARD_HDR_LAST_ERROR "Yard-Last-Error"
 #define YARD_HDR_DIED_AT "Yard-Died-At"
 #define YARD_HDR_JOB_ID "Yard-Job-Id"
-#define YARD_HDR_JOBS_SEQ "Yard-Jobs-Seq" /* accepted event: the job's JOBS sequence */
 #define YARD_HDR_TRACEPARENT "traceparent"
 #define YARD_HDR_MSG_ID "Nats-Msg-Id"
 
@@ -61,7 +60,6 @@
  * duplicate window drops exactly the repeats of that publish:
  *   JOB       <id>               the gateway's submit (an idempotent retry
  *                                of the same submit is a no-op)
- *   ACCEPTED  <id>.accepted      the gateway's accepted event (EVENTS)
  *   RUN       <id>.run           the schedule role's release of a due job
  *   DEAD      <id>.dead.<seq>    the DLQ copy of JOBS message seq
  *   REPLAY    <id>.replay.<seq>  the replay of DLQ message seq
@@ -69,7 +67,6 @@
  *                                seq vanished (schedule role's rescuer) */
 typedef enum {
     YARD_MSGID_JOB = 0,
-    YARD_MSGID_ACCEPTED,
     YARD_MSGID_RUN,
     YARD_MSGID_DEAD,
     YARD_MSGID_REPLAY,

@@ -11,7 +11,7 @@
  *
  * Consumers (durable, pull, explicit ack): execute_<queue> on
  * jobs.execute.<queue>, schedule on jobs.schedule, notify on jobs.notify (on
- * JOBS, whose filters never overlap), submissions on events.job.accepted
+ * JOBS, whose filters never overlap), submissions on events.jobs.accepted
  * and audit on events.> (EVENTS).
  *
  * Why a work queue: under interest retention (the first design) nats-server

@@ -16,9 +16,6 @@ void yard_js_msg_id(char out[YARD_MSGID_MAX], yard_msgid_kind_t kind, const char
     case YARD_MSGID_JOB:
         snprintf(out, YARD_MSGID_MAX, "%s", id);
         break;
-    case YARD_MSGID_ACCEPTED:
-        snprintf(out, YARD_MSGID_MAX, "%s.accepted", id);
-        break;
     case YARD_MSGID_RUN:
         snprintf(out, YARD_MSGID_MAX, "%s.run", id);
         break;

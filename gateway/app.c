@@ -67,6 +67,8 @@ static void gw_on_acks(uv_async_t *a)
         list->complete(list);
         list = next;
     }
+    /* The jobs these acks stored share one accepted event. */
+    gw_accepted_flush(gw);
 }
 
 /* ---- API keys ------------------------------------------------------------- */

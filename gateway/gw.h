@@ -32,6 +32,12 @@
 #define GW_KEYS_USED_MAX 256
 
 typedef struct gw_ack gw_ack_t;
+typedef struct gw_accepted_group gw_accepted_group_t;
+
+/* Room left beside an envelope for a message's NATS headers and the
+ * accepted-event framing: a job whose envelope fits a JOBS message with this
+ * room also fits an accepted event on its own. */
+#define GW_NATS_HEADERS_ROOM 1024
 
 typedef struct gw {
     uv_loop_t *loop;
@@ -65,6 +71,7 @@ typedef struct gw {
     uv_async_t acks_async;
     pthread_mutex_t acks_mu;
     gw_ack_t *acks_head;
+    gw_accepted_group_t *accepted; /* accepted events not yet published (accepted.c) */
 
     uv_signal_t sig_term, sig_int;
     uv_timer_t stats_timer; /* queue depth gauges (queue_stats.c) */
@@ -123,6 +130,20 @@ struct gw_ack {
 /* Hands ack to the loop thread (call from any thread); ack->complete runs
  * there later. */
 void gw_ack_post(gw_t *gw, gw_ack_t *ack);
+
+/* Called on the loop thread with the outcome (0 or an error) of the
+ * accepted event that carried a job. */
+typedef void (*gw_accepted_cb)(void *ud, int rc);
+
+/* Adds a job JOBS stored as message seq (env/len: its envelope, which must
+ * stay valid until cb runs) to the open accepted-event group; cb(ud, rc)
+ * runs once the group's event is stored or failed. Loop thread. */
+void gw_accepted_add(gw_t *gw, uint64_t seq, const char *env, size_t len, gw_accepted_cb cb,
+                     void *ud);
+
+/* Publishes the open group, if any (called once the acks of a loop
+ * iteration are handled, so acks that came together share one event). */
+void gw_accepted_flush(gw_t *gw);
 
 /* Monotonic milliseconds. */
 uint64_t gw_now_ms(void);

@@ -22,16 +22,13 @@
 
 #define GW_BATCH_MAX 1000
 #define GW_TRACEPARENT_LEN 55
-/* Room left beside an envelope for the NATS headers of its message
- * (Nats-Msg-Id and traceparent take about 140 bytes). */
-#define GW_NATS_HEADERS_ROOM 1024
 
 typedef struct gw_submit gw_submit_t;
 
 /* One job of a submission and its outcome. A valid job goes through:
  * (an idempotency key: PostgreSQL lookup, a known job is a duplicate) ->
- * publish to JOBS -> publish the accepted event (EVENTS, with the JOBS
- * sequence) -> answered. */
+ * publish to JOBS -> its accepted event stored (EVENTS, with the JOBS
+ * sequence, shared with the jobs acked at the same time) -> answered. */
 typedef struct {
     gw_ack_t ack; /* first: the ack hop hands it back */
     gw_submit_t *owner;
@@ -42,7 +39,6 @@ typedef struct {
     int idem;       /* has an idempotency key */
     int status;     /* 0 pending; 202 stored; 4xx/503 refused */
     int duplicate;  /* JOBS or PostgreSQL had it already */
-    int event;      /* the pending publish is the accepted event */
     uint64_t seq;   /* its JOBS sequence */
     char *env;      /* the encoded envelope until both publishes are done */
     size_t env_len;
@@ -139,44 +135,32 @@ static void submit_finish(gw_submit_t *s)
     free(s);
 }
 
-static void submit_on_puback(void *ud, int rc, const yard_js_puback_t *pa);
-
-/* Publishes the accepted event of a job JOBS stored (loop thread): the
- * audit role records the job from it. Returns 0 (its ack will come) or an
- * error. */
-static int submit_event(gw_item_t *it)
+/* Loop thread: the accepted event that carried the job is stored (or not:
+ * the job is in JOBS all the same; it runs, and its claim records it). */
+static void submit_on_event(void *ud, int rc)
 {
-    char seq[24], msg_id[YARD_MSGID_MAX];
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long)it->seq);
-    yard_js_msg_id(msg_id, YARD_MSGID_ACCEPTED, it->id, 0);
-    yard_js_header_t hdrs[] = {{YARD_HDR_TRACEPARENT, it->owner->tp}, {YARD_HDR_JOBS_SEQ, seq}};
-    yard_js_pub_t pub = {YARD_SUBJ_EVENT_ACCEPTED, msg_id, hdrs, 2, it->env, it->env_len};
-    it->event = 1;
-    return yard_js_publish_async(it->owner->gw->js, &pub, submit_on_puback, it);
+    gw_item_t *it = ud;
+    gw_submit_t *s = it->owner;
+    item_release(it);
+    if (--s->outstanding == 0)
+        submit_finish(s);
 }
 
-/* Loop thread: one PubAck (or its failure) came back. */
+/* Loop thread: the PubAck of the job (or its failure) came back. */
 static void submit_on_ack(gw_ack_t *ack)
 {
     gw_item_t *it = (gw_item_t *)ack;
     gw_submit_t *s = it->owner;
-    yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
-    if (it->event) {
-        /* The job is in JOBS: it runs, and its claim records it, even if
-         * this event is lost; only the early `queued` row depends on it. */
-        if (ack->rc < 0)
-            YARD_LOG_WARN(&ctx, "accepted event not stored: %s", yard_strerror(ack->rc));
-    } else if (ack->rc == 0) {
+    if (ack->rc == 0) {
         it->status = 202;
         it->duplicate = ack->duplicate;
-        int rc = submit_event(it);
-        if (rc == 0)
-            return;
-        YARD_LOG_WARN(&ctx, "accepted event not published: %s", yard_strerror(rc));
-    } else {
-        YARD_LOG_WARN(&ctx, "publish not confirmed: %s", yard_strerror(ack->rc));
-        item_fail(it, 503, "unavailable", "JetStream did not confirm the job; retry");
+        /* Answered once the audit role's copy is stored too. */
+        gw_accepted_add(s->gw, it->seq, it->env, it->env_len, submit_on_event, it);
+        return;
     }
+    yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
+    YARD_LOG_WARN(&ctx, "publish not confirmed: %s", yard_strerror(ack->rc));
+    item_fail(it, 503, "unavailable", "JetStream did not confirm the job; retry");
     item_release(it);
     if (--s->outstanding == 0)
         submit_finish(s);
@@ -188,8 +172,7 @@ static void submit_on_puback(void *ud, int rc, const yard_js_puback_t *pa)
     gw_item_t *it = ud;
     it->ack.rc = rc;
     it->ack.duplicate = pa ? pa->duplicate : 0;
-    if (pa && !it->event)
-        it->seq = pa->seq;
+    it->seq = pa ? pa->seq : 0;
     gw_ack_post(it->owner->gw, &it->ack);
 }
 
@@ -255,10 +238,10 @@ static int submit_check_size(gw_t *gw, gw_item_t *it, size_t size)
 {
     int64_t server = yard_js_max_payload(gw->js);
     char msg[256];
-    if (size > YARD_JS_MAX_MSG_SIZE) {
+    if (size > YARD_JS_MAX_MSG_SIZE - GW_NATS_HEADERS_ROOM) {
         snprintf(msg, sizeof msg,
                  "the encoded job is %zu bytes, over the limit of %d; send a smaller payload",
-                 size, YARD_JS_MAX_MSG_SIZE);
+                 size, YARD_JS_MAX_MSG_SIZE - GW_NATS_HEADERS_ROOM);
     } else if (server > 0 && (int64_t)size > server - GW_NATS_HEADERS_ROOM) {
         snprintf(msg, sizeof msg,
                  "the encoded job is %zu bytes, over this cluster's limit of %lld (NATS "

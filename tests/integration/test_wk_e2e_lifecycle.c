@@ -34,6 +34,7 @@
 #include "err.h"
 #include "id.h"
 #include "log.h"
+#include "accepted.h"
 #include "yt_http.h"
 #include "yt_workers.h"
 
@@ -88,16 +89,14 @@ static int64_t wall_ms(void)
  * are left absent. */
 typedef struct {
     const char *id, *type, *payload, *api_key_id;
-    const char *msg_id;  /* Nats-Msg-Id; NULL: none */
-    const char *subject; /* NULL: jobs.execute.default */
+    const char *msg_id; /* Nats-Msg-Id; NULL: none */
 } job_msg_t;
 
-/* Encodes j as an envelope (max_attempts 3, timeout_s 30, created now) and
- * publishes it on jobs.execute.default, waiting for the PubAck. */
-static void publish_job(const job_msg_t *j)
+/* Encodes j as an envelope (max_attempts 3, timeout_s 30, created now) into
+ * buf (4096 bytes); returns its length. */
+static size_t encode_job(const job_msg_t *j, char *buf)
 {
     yard_envelope_t env;
-    char buf[4096];
     size_t len = 0;
     yard_env_init(&env);
     env.id = (yard_str_t){j->id, strlen(j->id)};
@@ -109,20 +108,26 @@ static void publish_job(const job_msg_t *j)
     env.max_attempts = 3;
     env.timeout_s = 30;
     env.created_at_ms = wall_ms();
-    int rc = yard_env_encode(&env, buf, sizeof buf, &len);
+    int rc = yard_env_encode(&env, buf, 4096, &len);
     if (rc != 0)
         fail_msg("expected to encode the envelope of job %s, got %s", j->id, yard_strerror(rc));
-    const char *subject = j->subject ? j->subject : SUBJ_DEFAULT;
-    yard_js_header_t seq = {YARD_HDR_JOBS_SEQ, "0"};
-    yard_js_pub_t pub = {subject, j->msg_id, &seq, j->subject ? 1 : 0, buf, len};
+    return len;
+}
+
+/* Publishes j on jobs.execute.default, waiting for the PubAck. */
+static void publish_job(const job_msg_t *j)
+{
+    char buf[4096];
+    size_t len = encode_job(j, buf);
+    yard_js_pub_t pub = {SUBJ_DEFAULT, j->msg_id, NULL, 0, buf, len};
     yard_js_puback_t ack;
-    rc = yard_js_publish(&ack, g.c.js, &pub, 5000);
+    int rc = yard_js_publish(&ack, g.c.js, &pub, 5000);
     if (rc != 0)
-        fail_msg("expected JetStream to take job %s on %s, got %s", j->id, subject,
+        fail_msg("expected JetStream to take job %s on %s, got %s", j->id, SUBJ_DEFAULT,
                  yard_strerror(rc));
     if (ack.duplicate)
         fail_msg("job %s: expected a new message on %s, JetStream called it a duplicate", j->id,
-                 subject);
+                 SUBJ_DEFAULT);
 }
 
 /* Pending plus ack-pending of execute_default, or -1. */
@@ -179,12 +184,12 @@ static void test_bad_message_spares_its_neighbours(void **state)
         if (i == 7 || i == 14) {
             new_id(bad[bi]);
             job_msg_t j = {bad[bi], "noop", bi == 1 ? "{not json" : NULL,
-                           bi == 0 ? "not-a-uuid" : NULL, bad[bi], NULL};
+                           bi == 0 ? "not-a-uuid" : NULL, bad[bi]};
             publish_job(&j);
             bi++;
         } else {
             new_id(good[gi]);
-            job_msg_t j = {good[gi], "noop", NULL, NULL, good[gi], NULL};
+            job_msg_t j = {good[gi], "noop", NULL, NULL, good[gi]};
             publish_job(&j);
             gi++;
         }
@@ -249,35 +254,35 @@ static void test_bad_message_spares_its_neighbours(void **state)
 /* Publishes a message with job id's id, api key other_key and payload
  * {"v":2}, then checks after 5 s that the job kept its first result, ran
  * once, and that the message went to the DLQ. */
-/* The audit role's ingest the same: accepted events whose job the store
+/* The audit role's ingest the same: in one accepted event, jobs the store
  * cannot take are skipped, and the good ones around them recorded. */
 static void test_bad_accepted_event_spares_its_neighbours(void **state)
 {
-    char good[5][YT_JOB_ID_MAX], bad[2][YT_JOB_ID_MAX];
-    for (int i = 0; i < 5; i++) {
-        new_id(good[i]);
-        publish_job(&(job_msg_t){.id = good[i], .type = "noop",
-                                 .subject = YARD_SUBJ_EVENT_ACCEPTED});
-        if (i == 2) {
-            new_id(bad[0]);
-            publish_job(&(job_msg_t){.id = bad[0], .type = "noop", .api_key_id = "not-a-uuid",
-                                     .subject = YARD_SUBJ_EVENT_ACCEPTED});
-            new_id(bad[1]);
-            publish_job(&(job_msg_t){.id = bad[1], .type = "noop", .payload = "{not json",
-                                     .subject = YARD_SUBJ_EVENT_ACCEPTED});
-        }
+    enum { N = 7 };
+    char ids[N][YT_JOB_ID_MAX], bufs[N][4096], event[N * 4200];
+    yard_accepted_t jobs[N];
+    for (int i = 0; i < N; i++) {
+        new_id(ids[i]);
+        /* jobs 5 and 6 (in the middle of the event) are bad */
+        job_msg_t j = {ids[i], "noop", i == 6 ? "{not json" : NULL, i == 5 ? "not-a-uuid" : NULL,
+                       NULL};
+        jobs[i == 5 ? 2 : i == 2 ? 5 : i] = (yard_accepted_t){0, bufs[i], encode_job(&j, bufs[i])};
     }
-    char *arr = yt_sql_id_array(good, 5);
+    size_t len = 0;
+    assert_int_equal(yard_accepted_encode(event, sizeof event, jobs, N, &len), 0);
+    yard_js_pub_t pub = {YARD_SUBJ_EVENT_ACCEPTED, NULL, NULL, 0, event, len};
+    assert_int_equal(yard_js_publish(NULL, g.c.js, &pub, 5000), 0);
+    char *arr = yt_sql_id_array(ids, 5);
     assert_non_null(arr);
     long long n = yt_wait_sql(g.c.env, 5, 10000,
                               "SELECT count(*) FROM jobs WHERE id = ANY(%s) AND status = 'queued'",
                               arr);
     free(arr);
     if (n != 5)
-        fail_msg("expected the 5 good accepted events recorded as queued within 10 s, got %lld",
-                 n);
+        fail_msg("expected the 5 good jobs of the accepted event recorded as queued within 10 s, "
+                 "got %lld", n);
     long long b = yt_sql_int(g.c.env, "SELECT count(*) FROM jobs WHERE id IN ('%s', '%s')",
-                             bad[0], bad[1]);
+                             ids[5], ids[6]);
     uint64_t pending = 1, ack_pending = 1;
     long long deadline = yt_now_ms() + 10000;
     while (yt_now_ms() < deadline &&
@@ -285,14 +290,14 @@ static void test_bad_accepted_event_spares_its_neighbours(void **state)
             pending + ack_pending > 0))
         yt_nap_ms(100);
     if (b != 0 || pending + ack_pending != 0)
-        fail_msg("expected the 2 bad events skipped (no row, nothing left for `submissions`), "
+        fail_msg("expected the 2 bad jobs skipped (no row, nothing left for `submissions`), "
                  "got %lld rows, pending %llu, ack pending %llu", b, (unsigned long long)pending,
                  (unsigned long long)ack_pending);
 }
 
 static void check_takeover_refused(const char *id, const char *other_key)
 {
-    job_msg_t j = {id, "echo", "{\"v\":2}", other_key, NULL, NULL};
+    job_msg_t j = {id, "echo", "{\"v\":2}", other_key, NULL};
     /* No Nats-Msg-Id: JetStream's dedupe would drop a message with the
      * job's id before any worker saw it. */
     publish_job(&j);
@@ -351,7 +356,7 @@ static void test_foreign_message_cannot_take_over_a_keyed_job(void **state)
     new_id(id);
     new_id(key_a);
     new_id(key_b);
-    job_msg_t j = {id, "echo", "{\"v\":1}", key_a, id, NULL};
+    job_msg_t j = {id, "echo", "{\"v\":1}", key_a, id};
     publish_job(&j);
     long long n = yt_wait_sql(g.c.env, 1, 10000,
                               "SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'succeeded'",
