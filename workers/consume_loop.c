@@ -18,6 +18,7 @@ struct wk_loop {
     yard_js_consumer_t *consumer;
     pthread_t thread;
     int needs_pg;
+    int batch; /* messages per fetch, at most */
     PGconn *conn;
     wk_batch_fn fn;
     void *ud;
@@ -49,7 +50,7 @@ static void *loop_main(void *arg)
         }
         yard_js_batch_t batch;
         int64_t t0 = wk_clock_us();
-        if (yard_js_fetch(l->consumer, &batch, (int)wk->cfg.worker_batch * 4, 1000) < 0) {
+        if (yard_js_fetch(l->consumer, &batch, l->batch, 1000) < 0) {
             sleep(1);
             continue;
         }
@@ -62,7 +63,7 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-int wk_loop_start(wk_loop_t **out, wk_t *wk, const char *stream, const char *durable,
+int wk_loop_start(wk_loop_t **out, wk_t *wk, const char *stream, const char *durable, int batch,
                   int needs_pg, wk_batch_fn fn, void *ud)
 {
     wk_loop_t *l = calloc(1, sizeof *l);
@@ -70,6 +71,7 @@ int wk_loop_start(wk_loop_t **out, wk_t *wk, const char *stream, const char *dur
         return YARD_ENOMEM;
     l->wk = wk;
     l->needs_pg = needs_pg;
+    l->batch = batch;
     l->fn = fn;
     l->ud = ud;
     snprintf(l->name, sizeof l->name, "%s", durable);

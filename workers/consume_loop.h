@@ -17,10 +17,11 @@ typedef void (*wk_batch_fn)(wk_t *wk, PGconn *conn, yard_js_msg_t **msgs, int n,
 
 typedef struct wk_loop wk_loop_t;
 
-/* Binds stream/durable and starts a thread running the loop; needs_pg says
- * whether fn gets a connection (then a batch waits until PostgreSQL answers).
- * Returns 0 and sets *out, or an error (logged). */
-int wk_loop_start(wk_loop_t **out, wk_t *wk, const char *stream, const char *durable,
+/* Binds stream/durable and starts a thread running the loop, fetching at
+ * most batch messages at a time; needs_pg says whether fn gets a connection
+ * (then a batch waits until PostgreSQL answers). Returns 0 and sets *out,
+ * or an error (logged). */
+int wk_loop_start(wk_loop_t **out, wk_t *wk, const char *stream, const char *durable, int batch,
                   int needs_pg, wk_batch_fn fn, void *ud);
 
 /* Waits for the loop to see wk->stopping and finish its batch; frees it. */

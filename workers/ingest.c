@@ -20,6 +20,7 @@
 #include "log.h"
 
 #define INGEST_RETRY_MS 1000
+#define INGEST_EVENTS_PER_FETCH 16
 
 struct wk_runtime {
     wk_loop_t *loop;
@@ -136,8 +137,9 @@ int wk_ingest_start(wk_runtime_t **out, wk_t *wk)
     wk_runtime_t *rt = calloc(1, sizeof *rt);
     if (!rt)
         return YARD_ENOMEM;
-    int rc = wk_loop_start(&rt->loop, wk, YARD_STREAM_EVENTS, YARD_CONSUMER_SUBMISSIONS, 1,
-                           ingest_batch, NULL);
+    /* An event carries up to a thousand jobs (2 MiB): a few per fetch. */
+    int rc = wk_loop_start(&rt->loop, wk, YARD_STREAM_EVENTS, YARD_CONSUMER_SUBMISSIONS,
+                           INGEST_EVENTS_PER_FETCH, 1, ingest_batch, NULL);
     if (rc < 0) {
         free(rt);
         return rc;

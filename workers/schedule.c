@@ -80,8 +80,8 @@ int wk_schedule_start(wk_runtime_t **out, wk_t *wk)
     wk_runtime_t *rt = calloc(1, sizeof *rt);
     if (!rt)
         return YARD_ENOMEM;
-    int rc = wk_loop_start(&rt->loop, wk, YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE, 1,
-                           schedule_batch, NULL);
+    int rc = wk_loop_start(&rt->loop, wk, YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE,
+                           (int)wk->cfg.worker_batch * 4, 1, schedule_batch, NULL);
     if (rc == 0 && (rc = wk_rescue_start(&rt->rescue, wk)) < 0) {
         atomic_store(&wk->stopping, 1);
         wk_loop_join(rt->loop);
