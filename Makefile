@@ -62,7 +62,20 @@ $(BUILD)/obj/tests/unit/test_gw_%.o $(BUILD)/obj/tests/integration/test_gw_%.o: 
 $(BUILD)/obj/tests/unit/test_wk_%.o $(BUILD)/obj/tests/integration/test_wk_%.o: INC += -Iworkers
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INC) -c $< -o $@
+	$(CC) $(CFLAGS) $(INC) $(DEFS) -c $< -o $@
+
+# The git commit the programs report (yard_build_info): only bus/version.c
+# gets it, and its object depends on a file rewritten only when the commit
+# changes, so a build without a new commit rebuilds nothing. Outside a git
+# checkout (a tarball) it is "unknown"; `make YARD_COMMIT=...` sets it.
+ifndef YARD_COMMIT
+YARD_COMMIT := $(or $(shell test -e .git && git rev-parse --short HEAD 2>/dev/null),unknown)
+endif
+$(BUILD)/gen/commit.txt: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(YARD_COMMIT)" | cmp -s - $@ 2>/dev/null || echo "$(YARD_COMMIT)" > $@
+$(BUILD)/obj/bus/version.o: $(BUILD)/gen/commit.txt
+$(BUILD)/obj/bus/version.o: DEFS = -DYARD_COMMIT='"$(YARD_COMMIT)"'
 
 # The SQL migrations are compiled into libyard, so a deployed binary needs no files.
 MIG_SQL  := $(sort $(wildcard schemas/migrations/*.sql))
@@ -131,7 +144,7 @@ FUZZ_LIBS  := $(PKG_LIBS) -lhttp_parser -lpthread -lm
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 # What fuzz targets may reach: libyard without PostgreSQL, and the gateway's
 # input decoding.
-FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c,$(LIB_SRC)) gateway/body.c gateway/job_spec.c
+FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c,$(LIB_SRC)) gateway/body.c gateway/job_spec.c
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $< $(FUZZ_SRC) $(FUZZ_LIBS) -o $@

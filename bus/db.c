@@ -1,13 +1,17 @@
 /*
  * db.c - libpq connections and statements, with errors converted to YARD_E*
- * codes and logged once, passwords kept out of the log.
+ * codes and logged once, passwords kept out of the log. Every statement's
+ * round trip and every failure is counted in the process's I/O statistics
+ * (iostats.h).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "err.h"
+#include "iostats.h"
 #include "log.h"
 
 #define DB_MSG_MAX 1024  /* room for one libpq error message in the log */
@@ -67,6 +71,14 @@ static void db_notice(void *arg, const char *message)
     YARD_LOG_DEBUG(NULL, "postgres: %s", buf);
 }
 
+/* Monotonic seconds, to time statements. */
+static double db_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* The value of option key in a PQconninfoParse array, or NULL. */
 static const char *db_option(const PQconninfoOption *opts, const char *key)
 {
@@ -121,6 +133,8 @@ int yard_db_connect(PGconn **out, const char *dsn, int timeout_s)
     conn = NULL;
 
 cleanup:
+    if (rc < 0)
+        yard_iostats_pg_error();
     PQfinish(conn);
     PQconninfoFree(opts);
     PQfreemem(perr);
@@ -153,16 +167,19 @@ static int db_code(PGconn *c, const PGresult *res)
     return YARD_EPG;
 }
 
-/* Checks res, the result of a statement described by what. Returns 0 when
- * the statement succeeded, else logs the server's message and returns the
- * code from db_code. Does not free res. */
-static int db_check(PGconn *c, const PGresult *res, const char *what)
+/* Checks res, the result of a statement described by what, sent at t0
+ * (db_now): records its round trip. Returns 0 when the statement
+ * succeeded, else counts and logs the server's message and returns the code
+ * from db_code. Does not free res. */
+static int db_check(PGconn *c, const PGresult *res, const char *what, double t0)
 {
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     char msg[DB_MSG_MAX];
 
+    yard_iostats_pg_observe(db_now() - t0);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY)
         return 0;
+    yard_iostats_pg_error();
     int rc = db_code(c, res);
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
@@ -175,8 +192,9 @@ static int db_check(PGconn *c, const PGresult *res, const char *what)
 
 int yard_db_exec_as(PGconn *c, const char *what, const char *sql)
 {
+    double t0 = db_now();
     PGresult *res = PQexec(c, sql);
-    int rc = db_check(c, res, what);
+    int rc = db_check(c, res, what, t0);
     PQclear(res);
     return rc;
 }
@@ -197,8 +215,9 @@ int yard_db_exec(PGconn *c, const char *sql)
 int yard_db_query(PGresult **out, PGconn *c, const char *what, const char *sql, int nparams,
                   const char *const *params)
 {
+    double t0 = db_now();
     PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
-    int rc = db_check(c, res, what);
+    int rc = db_check(c, res, what, t0);
 
     if (rc == 0 && out) {
         *out = res;
@@ -211,9 +230,10 @@ int yard_db_query(PGresult **out, PGconn *c, const char *what, const char *sql, 
 int yard_db_prepare(PGconn *c, const char *name, const char *sql)
 {
     char what[96];
+    double t0 = db_now();
     PGresult *res = PQprepare(c, name, sql, 0, NULL);
     snprintf(what, sizeof what, "prepare %s", name);
-    int rc = db_check(c, res, what);
+    int rc = db_check(c, res, what, t0);
     PQclear(res);
     return rc;
 }
@@ -221,8 +241,9 @@ int yard_db_prepare(PGconn *c, const char *name, const char *sql)
 int yard_db_query_prepared(PGresult **out, PGconn *c, const char *name, const char *what,
                            int nparams, const char *const *params)
 {
+    double t0 = db_now();
     PGresult *res = PQexecPrepared(c, name, nparams, params, NULL, NULL, 0);
-    int rc = db_check(c, res, what);
+    int rc = db_check(c, res, what, t0);
 
     if (rc == 0 && out) {
         *out = res;

@@ -9,7 +9,9 @@
  *   YARD_EEXIST    a unique constraint refused the row
  *   YARD_EPG       any other error the server reported
  * Passwords are never logged: connection errors are scrubbed of the password
- * of the DSN, and a DSN that does not parse is not echoed.
+ * of the DSN, and a DSN that does not parse is not echoed. Each statement's
+ * round trip, and each failed statement or connection attempt, is counted in
+ * the process's I/O statistics (iostats.h).
  */
 #ifndef YARD_DB_H
 #define YARD_DB_H

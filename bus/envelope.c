@@ -553,3 +553,13 @@ int yard_env_decode(yard_envelope_t *out, const char *buf, size_t len)
     *out = env;
     return 0;
 }
+
+const char *yard_env_trace_id(char out[YARD_TRACE_ID_LEN + 1], yard_str_t tp)
+{
+    out[0] = '\0';
+    if (!tp.ptr || tp.len < YARD_TRACE_ID_OFFSET + YARD_TRACE_ID_LEN)
+        return NULL;
+    memcpy(out, tp.ptr + YARD_TRACE_ID_OFFSET, YARD_TRACE_ID_LEN);
+    out[YARD_TRACE_ID_LEN] = '\0';
+    return out;
+}

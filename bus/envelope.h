@@ -99,6 +99,15 @@ int yard_env_decode(yard_envelope_t *out, const char *buf, size_t len);
 /* Nonzero if a and b are equal field by field (strings by content). */
 int yard_env_equal(const yard_envelope_t *a, const yard_envelope_t *b);
 
+/* A W3C traceparent is "vv-<32 hex trace id>-<16 hex parent id>-ff". */
+#define YARD_TRACE_ID_OFFSET 3
+#define YARD_TRACE_ID_LEN 32
+
+/* Copies the trace id of traceparent tp (the bytes where a well-formed one
+ * has it) into out, NUL-terminated, for log lines. Returns out, or NULL
+ * (out "") when tp is too short to hold one. */
+const char *yard_env_trace_id(char out[YARD_TRACE_ID_LEN + 1], yard_str_t tp);
+
 /* Nonzero if s has the bytes of the NUL-terminated lit. */
 int yard_str_eq_cstr(yard_str_t s, const char *lit);
 

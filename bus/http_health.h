@@ -23,11 +23,25 @@ typedef struct {
     yard_metrics_t *reg;
     yard_http_ready_fn ready;
     void *ud;
+    const char *program; /* set by yard_http_health_metrics */
 } yard_http_health_t;
 
 /* Fills h and adds the three routes to router: /readyz asks ready(ud, ...),
  * /metrics renders reg. Returns 0 or the router's error. */
 int yard_http_health_routes(yard_http_health_t *h, yard_http_router_t *router,
                             yard_metrics_t *reg, yard_http_ready_fn ready, void *ud);
+
+/* Registers in h's registry (after yard_http_health_routes) what the
+ * metrics contract asks of every program, each labelled program=<program>
+ * ("gateway", "worker-<role>"):
+ *   yard_build_info{program,version,commit}  1 (version.h)
+ *   yard_ready{program}                      1 when /readyz would answer 200,
+ *                                            else 0, asked at each scrape
+ *   the I/O statistics of iostats.h          (yard_iostats_register)
+ * yard_ready calls the ready function during the render, so render h's
+ * registry only on the thread /readyz runs on (the loop thread: /metrics
+ * does). program must stay valid until the registry is destroyed. Returns
+ * 0, or YARD_EINVAL / YARD_EEXIST / YARD_ENOMEM. */
+int yard_http_health_metrics(yard_http_health_t *h, const char *program);
 
 #endif

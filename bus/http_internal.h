@@ -35,6 +35,7 @@
 #define HTTP_WRITE_BATCH 16        /* responses gathered into one write */
 #define HTTP_RND_POOL 1024         /* random bytes fetched at once for request ids */
 #define HTTP_ID_MAX 64             /* longest accepted X-Request-Id */
+#define HTTP_TRACE_ID_MAX 32       /* a W3C trace id: 32 hex digits */
 
 /* Settings and state shared by every connection of one server (or one test
  * connection). Only touched on the loop thread. */
@@ -106,6 +107,7 @@ struct yard_http_req {
     unsigned has_method : 1, has_query : 1, head_done : 1, keep_alive : 1, want_continue : 1,
         continue_sent : 1, in_trailers : 1, http10 : 1;
     char id[HTTP_ID_MAX + 1]; /* "" until first asked for */
+    char trace_id[HTTP_TRACE_ID_MAX + 1]; /* "" unless the handler set one */
     http_param_t params[HTTP_MAX_PARAMS];
 };
 

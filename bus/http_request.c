@@ -11,6 +11,7 @@
  * the access line, calls the observe hook and gives the request back to its
  * connection, which writes it in turn.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,16 @@ const char *yard_http_req_id(yard_http_req_t *req)
     return req->id;
 }
 
+void yard_http_req_set_trace(yard_http_req_t *req, const char *trace_id)
+{
+    size_t n = trace_id ? strnlen(trace_id, HTTP_TRACE_ID_MAX) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)trace_id[i]))
+            n = 0;
+    memcpy(req->trace_id, trace_id ? trace_id : "", n);
+    req->trace_id[n] = '\0';
+}
+
 const char *yard_http_req_param(const yard_http_req_t *req, const char *name, size_t *len)
 {
     size_t n = strlen(name);
@@ -442,7 +453,8 @@ static void req_account(yard_http_req_t *req, int status, size_t bytes, int drop
     if (ctx->observe)
         ctx->observe(ctx->observe_ud, req->route ? req->route : "unmatched", method, status, us);
     if (yard_log_enabled(YARD_LOG_INFO)) {
-        yard_log_ctx_t lc = {.request_id = yard_http_req_id(req)};
+        yard_log_ctx_t lc = {.request_id = yard_http_req_id(req),
+                             .trace_id = req->trace_id[0] ? req->trace_id : NULL};
         size_t plen;
         const char *path = yard_http_req_path(req, &plen);
         if (!req->head_done) {
@@ -525,7 +537,8 @@ int yard_http_respond(yard_http_req_t *req, int status, const char *content_type
     }
     if (status < 200 || status > 599 || (body_len && !body) ||
         (content_type && strpbrk(content_type, "\r\n")) || !extra_headers_ok(extra_headers)) {
-        yard_log_ctx_t lc = {.request_id = yard_http_req_id(req)};
+        yard_log_ctx_t lc = {.request_id = yard_http_req_id(req),
+                             .trace_id = req->trace_id[0] ? req->trace_id : NULL};
         YARD_LOG_ERROR(&lc, "http: invalid response (status %d) for %s; sending 500", status,
                        yard_http_req_method(req));
         yard_http_respond_error(req, 500, "internal_error", "the server built an invalid response");

@@ -133,6 +133,12 @@ const char *yard_http_req_body(const yard_http_req_t *req, size_t *len);
  * Echoed in the X-Request-Id response header and in error bodies. */
 const char *yard_http_req_id(yard_http_req_t *req);
 
+/* Ties req to a trace: trace_id (up to 32 hex digits, copied; NULL or ""
+ * clears it) goes into the request's access-log line as trace_id, like
+ * every other line about the request. Handlers call it once they know the
+ * request's W3C trace (the client's traceparent, or one they made up). */
+void yard_http_req_set_trace(yard_http_req_t *req, const char *trace_id);
+
 /* The route parameter {name} bound by the router (raw, not decoded), or NULL.
  * Points into the path; not NUL-terminated. */
 const char *yard_http_req_param(const yard_http_req_t *req, const char *name, size_t *len);

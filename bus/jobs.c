@@ -198,6 +198,15 @@ static const struct {
      " AND ($2::bigint = 0 OR js_seq IS NULL OR js_seq = $2::bigint)",
      L_NONE},
     {"yard_known", "SELECT id::text FROM jobs WHERE id = ANY($1::uuid[])", L_NONE},
+    /* $1 queue names. Per queue, seconds since its oldest queued job became
+     * due (run_at for a job that was scheduled, else created_at), 0 when
+     * none: one lookup of jobs_queue_status_idx per queue. */
+    {"yard_queued_age",
+     "SELECT q.name, coalesce((SELECT GREATEST(extract(epoch FROM now()"
+     " - min(coalesce(j.run_at, j.created_at))), 0) FROM jobs j"
+     " WHERE j.queue = q.name AND j.status = 'queued'), 0)::float8"
+     " FROM unnest($1::text[]) AS q(name)",
+     L_NONE},
     /* $1 seconds without change, $2 limit. Served by jobs_status_updated_idx. */
     {"yard_stale",
      "SELECT id::text, type, queue, payload::text, priority, max_attempts, timeout_s,"
@@ -290,8 +299,10 @@ static int jobs_write(PGconn *c, const char *stmt, const char *what,
         if (k > 0 && memcmp(e->id.ptr, envs[order[k - 1]]->id.ptr, YARD_ENV_ID_LEN) == 0)
             continue; /* the same job twice in one batch: once is enough */
         /* The trace id is the second field of a traceparent. */
-        yard_str_t trace = e->traceparent.len >= 35 ? (yard_str_t){e->traceparent.ptr + 3, 32}
-                                                    : (yard_str_t){NULL, 0};
+        yard_str_t trace =
+            e->traceparent.len >= YARD_TRACE_ID_OFFSET + YARD_TRACE_ID_LEN
+                ? (yard_str_t){e->traceparent.ptr + YARD_TRACE_ID_OFFSET, YARD_TRACE_ID_LEN}
+                : (yard_str_t){NULL, 0};
         yard_db_array_view(&arr[0], e->id);
         yard_db_array_view(&arr[1], e->queue);
         yard_db_array_view(&arr[2], e->type);
@@ -441,6 +452,27 @@ int yard_jobs_cancel_requested(PGconn *c, const char *const *ids, size_t n, int 
 int yard_jobs_known(PGconn *c, const char *const *ids, size_t n, int *known)
 {
     return jobs_flag_ids(c, "yard_known", "jobs: known ids", ids, n, known);
+}
+
+int yard_jobs_queued_age(PGconn *c, const char *const *queues, size_t n, double *ages)
+{
+    PGresult *res = NULL;
+    char *arr = yard_db_array_of(queues, n);
+    if (!arr)
+        return YARD_ENOMEM;
+    const char *params[1] = {arr};
+    int rc = yard_db_query_prepared(&res, c, "yard_queued_age", "jobs: oldest queued", 1, params);
+    free(arr);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        ages[i] = 0;
+    for (int r = 0; r < PQntuples(res); r++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(PQgetvalue(res, r, 0), queues[i]) == 0)
+                ages[i] = strtod(PQgetvalue(res, r, 1), NULL);
+    PQclear(res);
+    return 0;
 }
 
 /* Runs stmt with params; when it returns a row, parses its first column as

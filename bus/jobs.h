@@ -161,6 +161,12 @@ int yard_jobs_track(PGconn *c, const char *id, uint64_t old_seq, uint64_t seq);
  * error. */
 int yard_jobs_known(PGconn *c, const char *const *ids, size_t n, int *known);
 
+/* Sets ages[i] to how long (seconds) the oldest job of queue queues[i] in
+ * status queued has waited since it became due (run_at when it was
+ * scheduled, else its submission), or 0 when the queue has none. One
+ * statement for the n queues. Returns 0, or an error with ages untouched. */
+int yard_jobs_queued_age(PGconn *c, const char *const *queues, size_t n, double *ages);
+
 /* Jobs stuck without progress: queued, running or failed, or scheduled and
  * due, whose row has not changed for older_than_s seconds. */
 typedef struct {

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "iostats.h"
 #include "js_internal.h"
 #include "log.h"
 
@@ -72,6 +73,9 @@ int yard_js_status(natsStatus s, jsErrCode jerr, const char *what)
     if (jerr == JSStreamNotFoundErr || jerr == JSConsumerNotFoundErr ||
         jerr == JSNoMessageFoundErr || jerr == JSSequenceNotFoundErr)
         rc = YARD_ENOTFOUND;
+    /* "No such message / consumer" is an answer, not a failed call. */
+    if (rc != YARD_ENOTFOUND)
+        yard_iostats_nats_error();
     if (what)
         YARD_LOG_ERROR(NULL, "%s: %s (jetstream error %d): %s", what, natsStatus_GetText(s),
                        (int)jerr, nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
@@ -457,6 +461,19 @@ int yard_js_publish_wait(yard_js_t *js, int64_t timeout_ms)
     int left = js->count > 0;
     pthread_mutex_unlock(&js->mu);
     return left ? YARD_ETIMEOUT : 0;
+}
+
+int yard_js_rtt(double *out, yard_js_t *js)
+{
+    int64_t ns = 0;
+    natsStatus s = natsConnection_GetRTT(js->nc, &ns);
+    if (s != NATS_OK)
+        return yard_js_status(s, 0, NULL);
+    double secs = (double)ns / 1e9;
+    yard_iostats_nats_rtt(secs);
+    if (out)
+        *out = secs;
+    return 0;
 }
 
 int64_t yard_js_max_payload(yard_js_t *js)

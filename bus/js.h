@@ -125,6 +125,13 @@ int yard_js_connected(yard_js_t *js);
  * 0 when unknown. Does not block on the network; callable from any thread. */
 int64_t yard_js_max_payload(yard_js_t *js);
 
+/* Measures the round trip to the server (a PING and its PONG), records it
+ * in the process's I/O statistics (iostats.h, yard_nats_rtt_seconds) and,
+ * when out is not NULL, sets *out to it in seconds. Blocks up to nats.c's
+ * flush timeout: never call it on a loop thread. Returns 0, or
+ * YARD_EUNAVAIL (disconnected, reconnecting), YARD_ETIMEOUT, YARD_ENATS. */
+int yard_js_rtt(double *out, yard_js_t *js);
+
 /* ---- topology ------------------------------------------------------------ */
 
 /* Creates or updates the streams JOBS, EVENTS, DLQ and the durable pull

@@ -17,7 +17,10 @@ natsConnection *yard_js_conn(yard_js_t *js);
 jsCtx *yard_js_ctx(yard_js_t *js);
 
 /* Converts a nats.c status (and JetStream error code, 0 if none) into a
- * YARD_E* code, logging what failed with `what` when it is an error. */
+ * YARD_E* code, logging what failed with `what` when it is an error. Every
+ * error but YARD_ENOTFOUND (an answer: no such message, consumer, stream)
+ * counts as a failed call in the I/O statistics (iostats.h): every call of
+ * nats.c that can fail reports its failure through here. */
 int yard_js_status(natsStatus s, jsErrCode jerr, const char *what);
 
 /* The natsMsg a yard_js_msg_t is, and back. */

@@ -57,6 +57,7 @@ struct yard_metrics_family {
     char labels[YARD_METRICS_MAX_LABELS][YARD_METRICS_MAX_NAME + 1];
     double bounds[YARD_METRICS_MAX_BUCKETS];
     size_t nbounds;
+    double scale;                    /* counters: rendered count * scale (0: as is) */
     yard_metrics_collect_fn collect; /* non-NULL for a callback family */
     void *collect_arg;
     child_t *children;
@@ -80,6 +81,7 @@ typedef struct {
     size_t nbounds;
     yard_metrics_collect_fn collect;
     void *collect_arg;
+    double scale; /* counters: rendered value = count * scale (0: as counted) */
 } family_spec_t;
 
 /* A growing output buffer; err sticks at the first failed allocation. */
@@ -586,6 +588,7 @@ static int family_add(yard_metrics_family_t **out, yard_metrics_t *reg, const fa
         memcpy(fam->bounds, s->bounds, fam->nbounds * sizeof *fam->bounds);
     fam->collect = s->collect;
     fam->collect_arg = s->collect_arg;
+    fam->scale = s->scale;
 
     pthread_mutex_lock(&reg->mu);
     rc = family_insert(reg, fam);
@@ -603,14 +606,23 @@ done:
 int yard_metrics_counter_family(yard_metrics_family_t **out, yard_metrics_t *reg,
                                 const char *name, const char *help, const char *const *labels)
 {
-    family_spec_t s = {YARD_METRICS_COUNTER, "yard_", name, help, labels, NULL, 0, NULL, NULL};
+    family_spec_t s = {YARD_METRICS_COUNTER, "yard_", name, help, labels, NULL, 0, NULL, NULL, 0};
     return out ? family_add(out, reg, &s) : YARD_EINVAL;
+}
+
+int yard_metrics_counter_family_scaled(yard_metrics_family_t **out, yard_metrics_t *reg,
+                                       const char *name, const char *help,
+                                       const char *const *labels, double scale)
+{
+    family_spec_t s = {YARD_METRICS_COUNTER, "yard_", name, help, labels, NULL, 0, NULL, NULL,
+                       scale};
+    return out && scale > 0 ? family_add(out, reg, &s) : YARD_EINVAL;
 }
 
 int yard_metrics_gauge_family(yard_metrics_family_t **out, yard_metrics_t *reg,
                               const char *name, const char *help, const char *const *labels)
 {
-    family_spec_t s = {YARD_METRICS_GAUGE, "yard_", name, help, labels, NULL, 0, NULL, NULL};
+    family_spec_t s = {YARD_METRICS_GAUGE, "yard_", name, help, labels, NULL, 0, NULL, NULL, 0};
     return out ? family_add(out, reg, &s) : YARD_EINVAL;
 }
 
@@ -620,7 +632,7 @@ int yard_metrics_histogram_family(yard_metrics_family_t **out, yard_metrics_t *r
                                   size_t nbounds)
 {
     family_spec_t s = {YARD_METRICS_HISTOGRAM, "yard_", name, help, labels, bounds, nbounds,
-                       NULL, NULL};
+                       NULL, NULL, 0};
     return out ? family_add(out, reg, &s) : YARD_EINVAL;
 }
 
@@ -629,8 +641,20 @@ int yard_metrics_callback_family(yard_metrics_family_t **out, yard_metrics_t *re
                                  const char *const *labels, yard_metrics_collect_fn fn,
                                  void *arg)
 {
-    family_spec_t s = {kind, "yard_", name, help, labels, NULL, 0, fn, arg};
+    family_spec_t s = {kind, "yard_", name, help, labels, NULL, 0, fn, arg, 0};
     if (!fn || (kind != YARD_METRICS_COUNTER && kind != YARD_METRICS_GAUGE))
+        return YARD_EINVAL;
+    return family_add(out, reg, &s);
+}
+
+int yard_metrics_callback_histogram(yard_metrics_family_t **out, yard_metrics_t *reg,
+                                    const char *name, const char *help,
+                                    const char *const *labels, const double *bounds,
+                                    size_t nbounds, yard_metrics_collect_fn fn, void *arg)
+{
+    family_spec_t s = {YARD_METRICS_HISTOGRAM, "yard_", name, help, labels, bounds, nbounds,
+                       fn, arg, 0};
+    if (!fn)
         return YARD_EINVAL;
     return family_add(out, reg, &s);
 }
@@ -740,25 +764,46 @@ static void put_sample(buf_t *b, const yard_metrics_family_t *fam, const char *s
     buf_puts(b, "\n");
 }
 
-static void render_histogram(buf_t *b, const yard_metrics_family_t *fam, const child_t *c)
+/* Appends one histogram's series from its per-bucket counts (the family's
+ * nbounds, then +Inf; count(i) reads the i-th), its sum and label values. */
+static void put_histogram(buf_t *b, const yard_metrics_family_t *fam, const char *const *values,
+                          uint64_t (*count)(const void *src, size_t i), const void *src,
+                          double sum)
 {
-    struct yard_metrics_histogram *h = c->metric;
     uint64_t cum = 0;
     char le[32], num[32];
 
-    for (size_t i = 0; i <= h->nbounds; i++) {
-        cum += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
-        if (i < h->nbounds)
-            fmt_double(le, h->bounds[i]);
+    for (size_t i = 0; i <= fam->nbounds; i++) {
+        cum += count(src, i);
+        if (i < fam->nbounds)
+            fmt_double(le, fam->bounds[i]);
         else
             snprintf(le, sizeof le, "+Inf");
         snprintf(num, sizeof num, "%" PRIu64, cum);
-        put_sample(b, fam, "_bucket", c->values, le, num);
+        put_sample(b, fam, "_bucket", values, le, num);
     }
-    fmt_double(num, bits_double(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)));
-    put_sample(b, fam, "_sum", c->values, NULL, num);
+    fmt_double(num, sum);
+    put_sample(b, fam, "_sum", values, NULL, num);
     snprintf(num, sizeof num, "%" PRIu64, cum);
-    put_sample(b, fam, "_count", c->values, NULL, num);
+    put_sample(b, fam, "_count", values, NULL, num);
+}
+
+static uint64_t histogram_count(const void *src, size_t i)
+{
+    const struct yard_metrics_histogram *h = src;
+    return atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+}
+
+static uint64_t array_count(const void *src, size_t i)
+{
+    return ((const uint64_t *)src)[i];
+}
+
+static void render_histogram(buf_t *b, const yard_metrics_family_t *fam, const child_t *c)
+{
+    struct yard_metrics_histogram *h = c->metric;
+    put_histogram(b, fam, c->values, histogram_count, h,
+                  bits_double(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)));
 }
 
 static void render_family(buf_t *b, const yard_metrics_family_t *fam)
@@ -779,12 +824,30 @@ static void render_family(buf_t *b, const yard_metrics_family_t *fam)
             render_histogram(b, fam, c);
             continue;
         }
-        if (fam->kind == YARD_METRICS_COUNTER)
+        if (fam->kind == YARD_METRICS_COUNTER && fam->scale > 0)
+            fmt_double(num, (double)yard_metrics_counter_value(c->metric) * fam->scale);
+        else if (fam->kind == YARD_METRICS_COUNTER)
             snprintf(num, sizeof num, "%" PRIu64, yard_metrics_counter_value(c->metric));
         else
             fmt_double(num, yard_metrics_gauge_value(c->metric));
         put_sample(b, fam, "", c->values, NULL, num);
     }
+}
+
+/* Nonzero when v holds one UTF-8 value per label of the sink's family;
+ * writes the family's header before its first sample. */
+static int sink_accept(yard_metrics_sink_t *sink, const char *const *v)
+{
+    if (strv_count(v, YARD_METRICS_MAX_LABELS) != sink->fam->nlabels)
+        return 0;
+    for (size_t i = 0; i < sink->fam->nlabels; i++)
+        if (!utf8_valid(v[i], strlen(v[i])))
+            return 0;
+    if (!sink->header_done) {
+        put_header(sink->buf, sink->fam);
+        sink->header_done = 1;
+    }
+    return 1;
 }
 
 void yard_metrics_sink_put(yard_metrics_sink_t *sink, double value, ...)
@@ -796,17 +859,25 @@ void yard_metrics_sink_put(yard_metrics_sink_t *sink, double value, ...)
     va_start(ap, value);
     va_values(v, ap);
     va_end(ap);
-    if (!sink || strv_count(v, YARD_METRICS_MAX_LABELS) != sink->fam->nlabels)
+    if (!sink || sink->fam->kind == YARD_METRICS_HISTOGRAM || !sink_accept(sink, v))
         return;
-    for (size_t i = 0; i < sink->fam->nlabels; i++)
-        if (!utf8_valid(v[i], strlen(v[i])))
-            return;
-    if (!sink->header_done) {
-        put_header(sink->buf, sink->fam);
-        sink->header_done = 1;
-    }
     fmt_double(num, value);
     put_sample(sink->buf, sink->fam, "", v, NULL, num);
+}
+
+void yard_metrics_sink_put_histogram(yard_metrics_sink_t *sink, const uint64_t *counts,
+                                     size_t ncounts, double sum, ...)
+{
+    const char *v[YARD_METRICS_MAX_LABELS + 2];
+    va_list ap;
+
+    va_start(ap, sum);
+    va_values(v, ap);
+    va_end(ap);
+    if (!sink || sink->fam->kind != YARD_METRICS_HISTOGRAM || !counts ||
+        ncounts != sink->fam->nbounds + 1 || !sink_accept(sink, v))
+        return;
+    put_histogram(sink->buf, sink->fam, v, array_count, counts, sum);
 }
 
 int yard_metrics_render(yard_metrics_t *reg, char **out, size_t *len)
@@ -950,7 +1021,7 @@ int yard_metrics_register_process(yard_metrics_t *reg)
     const size_t n = sizeof proc_metrics / sizeof proc_metrics[0];
     family_spec_t start = {YARD_METRICS_GAUGE, "process_", PROC_START_NAME,
                            "Start time of the process since unix epoch in seconds.",
-                           NULL, NULL, 0, NULL, NULL};
+                           NULL, NULL, 0, NULL, NULL, 0};
     yard_metrics_family_t *fam;
     yard_metrics_process_t s;
     int rc, clash = 0;
@@ -970,7 +1041,7 @@ int yard_metrics_register_process(yard_metrics_t *reg)
     for (size_t i = 0; i < n && rc == 0; i++) {
         family_spec_t spec = {proc_metrics[i].kind, "process_", proc_metrics[i].name,
                               proc_metrics[i].help, NULL, NULL, 0, proc_collect,
-                              (void *)(uintptr_t)i};
+                              (void *)(uintptr_t)i, 0};
         rc = family_add(NULL, reg, &spec);
     }
     if (rc == 0)

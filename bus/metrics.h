@@ -16,7 +16,8 @@
  *   yard_metrics_counter_add(ok, 1);          (from any thread)
  *
  * A callback family has no stored values: at each render its function
- * reports the current samples (queue depth, process memory).
+ * reports the current samples (queue depth, process memory, a histogram
+ * kept elsewhere).
  *
  * yard_metrics_render writes the Prometheus text exposition format 0.0.4
  * (serve it with YARD_METRICS_CONTENT_TYPE). Children are rendered in the
@@ -87,6 +88,13 @@ int yard_metrics_counter_family(yard_metrics_family_t **out, yard_metrics_t *reg
 int yard_metrics_gauge_family(yard_metrics_family_t **out, yard_metrics_t *reg,
                               const char *name, const char *help, const char *const *labels);
 
+/* As yard_metrics_counter_family, for a counter counted in a unit smaller
+ * than the name's (microseconds in a _seconds_total): it renders count *
+ * scale (e.g. 1e-6), so the exported value is in base units. */
+int yard_metrics_counter_family_scaled(yard_metrics_family_t **out, yard_metrics_t *reg,
+                                       const char *name, const char *help,
+                                       const char *const *labels, double scale);
+
 /* As above for a histogram with nbounds (1..YARD_METRICS_MAX_BUCKETS) finite,
  * strictly increasing upper bounds (copied); the +Inf bucket is implicit.
  * A bucket counts observations <= its bound. The label name "le" is refused. */
@@ -105,12 +113,32 @@ int yard_metrics_callback_family(yard_metrics_family_t **out, yard_metrics_t *re
                                  const char *const *labels, yard_metrics_collect_fn fn,
                                  void *arg);
 
-/* Reports one sample from inside a collect function. The label values follow
- * value as const char * arguments, exactly one per label name of the family,
- * then NULL: yard_metrics_sink_put(sink, 12, "default", NULL). A sample with
- * the wrong number of values or a value that is not UTF-8 is dropped. Label
- * values are escaped; the caller must not report one tuple twice. */
+/* As yard_metrics_callback_family for a histogram with nbounds finite,
+ * strictly increasing upper bounds (copied; rules of
+ * yard_metrics_histogram_family): at each render fn reports every label
+ * tuple's current counts with yard_metrics_sink_put_histogram. For figures
+ * a module keeps itself (libyard's I/O statistics, iostats.h). */
+int yard_metrics_callback_histogram(yard_metrics_family_t **out, yard_metrics_t *reg,
+                                    const char *name, const char *help,
+                                    const char *const *labels, const double *bounds,
+                                    size_t nbounds, yard_metrics_collect_fn fn, void *arg);
+
+/* Reports one sample from inside a collect function of a counter or gauge
+ * family. The label values follow value as const char * arguments, exactly
+ * one per label name of the family, then NULL:
+ * yard_metrics_sink_put(sink, 12, "default", NULL). A sample with the wrong
+ * number of values, a value that is not UTF-8, or for a histogram family is
+ * dropped. Label values are escaped; the caller must not report one tuple
+ * twice. */
 void yard_metrics_sink_put(yard_metrics_sink_t *sink, double value, ...)
+    __attribute__((sentinel));
+
+/* The same for a callback histogram: counts holds ncounts per-bucket (not
+ * cumulative) counts, one per bound of the family and then the +Inf bucket
+ * (ncounts must be nbounds + 1, else the sample is dropped); sum is the sum
+ * of the observations. Rendered as _bucket (cumulative), _sum and _count. */
+void yard_metrics_sink_put_histogram(yard_metrics_sink_t *sink, const uint64_t *counts,
+                                     size_t ncounts, double sum, ...)
     __attribute__((sentinel));
 
 /* ---- children ----

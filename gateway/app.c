@@ -259,6 +259,11 @@ static int gw_metrics_init(gw_t *gw)
                                          "Requests refused by authentication (401) or scope "
                                          "(403).",
                                          (const char *const[]){"code", NULL});
+    /* Both series from the start, so rates and alerts see a 0, not nothing. */
+    if (rc == 0) {
+        yard_metrics_counter_with(gw->m_auth_fail, "401", NULL);
+        yard_metrics_counter_with(gw->m_auth_fail, "403", NULL);
+    }
     if (rc == 0)
         rc = yard_metrics_callback_family(NULL, gw->metrics, YARD_METRICS_GAUGE,
                                           "yard_gateway_publishes_in_flight",

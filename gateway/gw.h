@@ -26,6 +26,7 @@
 #include "js.h"
 #include "metrics.h"
 #include "pool.h"
+#include "queue_stats.h"
 #include "ratelimit.h"
 
 #define GW_MAX_QUEUES 64
@@ -86,6 +87,8 @@ typedef struct gw {
     yard_metrics_t *metrics;
     yard_metrics_family_t *m_requests, *m_latency, *m_published, *m_auth_fail;
     yard_metrics_gauge_t *m_queue[3][GW_MAX_QUEUES]; /* pending, in flight, dead */
+    yard_metrics_gauge_t *m_queue_age[GW_MAX_QUEUES];  /* oldest queued job's wait */
+    yard_metrics_gauge_t *m_consumer[2][GW_STATS_CONSUMERS]; /* pending, ack pending */
 } gw_t;
 
 /* Starts everything cfg describes: connects to NATS (retrying until it

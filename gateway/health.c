@@ -2,7 +2,9 @@
  * health.c - the gateway's readiness: NATS connected, the job tables answer
  * (what the routes need, probed every GW_PROBE_EVERY_MS on the pool: a
  * connection alone is not enough), API keys loaded, not stopping.
- * /healthz, /readyz and /metrics themselves are libyard's (http_health.h).
+ * /healthz, /readyz and /metrics themselves are libyard's (http_health.h),
+ * as are the families every program exports (yard_build_info, yard_ready,
+ * the I/O statistics), labelled program="gateway".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "jobs.h"
 
 #define GW_PROBE_EVERY_MS 1000
+#define GW_PROGRAM "gateway" /* the program label of the metrics contract */
 
 static int gw_ready(void *ud, char *body, size_t cap)
 {
@@ -65,5 +68,6 @@ int gw_health_routes(gw_t *gw)
     uv_timer_init(gw->loop, &gw->probe_timer);
     gw->probe_timer.data = gw;
     uv_timer_start(&gw->probe_timer, probe_tick, 0, GW_PROBE_EVERY_MS);
-    return yard_http_health_routes(&gw->health, gw->router, gw->metrics, gw_ready, gw);
+    int rc = yard_http_health_routes(&gw->health, gw->router, gw->metrics, gw_ready, gw);
+    return rc < 0 ? rc : yard_http_health_metrics(&gw->health, GW_PROGRAM);
 }

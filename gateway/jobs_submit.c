@@ -52,6 +52,7 @@ struct gw_submit {
     int batch;
     size_t n, outstanding;
     char tp[GW_TRACEPARENT_LEN + 1];
+    char trace[YARD_TRACE_ID_LEN + 1]; /* tp's trace id, for the log */
     gw_item_t items[];
 };
 
@@ -158,7 +159,7 @@ static void submit_on_ack(gw_ack_t *ack)
         gw_accepted_add(s->gw, it->seq, it->env, it->env_len, submit_on_event, it);
         return;
     }
-    yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
+    yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, s->trace};
     YARD_LOG_WARN(&ctx, "publish not confirmed: %s", yard_strerror(ack->rc));
     item_fail(it, 503, "unavailable", "JetStream did not confirm the job; retry");
     item_release(it);
@@ -308,7 +309,7 @@ static void submit_one(gw_submit_t *s, gw_item_t *it, json_t *obj, const gw_prin
     it->env = malloc(cap);
     int rc = it->env ? yard_env_encode(&env, it->env, cap, &len) : YARD_ENOMEM;
     if (rc < 0) {
-        yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
+        yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, s->trace};
         YARD_LOG_ERROR(&ctx, "cannot encode job: %s", yard_strerror(rc));
         item_fail(it, 500, "internal", "the job could not be encoded");
         item_release(it);
@@ -346,7 +347,7 @@ static void submit_publish(gw_submit_t *s)
                       rc == YARD_EBUSY ? "too many jobs waiting for JetStream; retry"
                                        : "JetStream is unavailable; retry");
         } else {
-            yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, NULL};
+            yard_log_ctx_t ctx = {yard_http_req_id(s->req), it->id, s->trace};
             YARD_LOG_ERROR(&ctx, "cannot publish job: %s", yard_strerror(rc));
             item_fail(it, 500, "internal", "the job could not be published");
         }
@@ -420,10 +421,18 @@ static json_t *submit_body(yard_http_req_t *req)
 
 static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
 {
-    json_t *doc = submit_body(req);
-    json_t *jobs = NULL;
+    char tp[GW_TRACEPARENT_LEN + 1], trace[YARD_TRACE_ID_LEN + 1];
     size_t n = 1, idem_len = 0, tp_len = 0;
     gw_principal_t who;
+    /* The request's trace (the client's, or a new one) is known before
+     * anything can refuse it, so even a refusal's access-log line has it. */
+    const char *given_tp = yard_http_req_header(req, "traceparent", &tp_len);
+    submit_traceparent(gw, tp, given_tp, given_tp ? tp_len : 0);
+    memcpy(trace, tp + YARD_TRACE_ID_OFFSET, YARD_TRACE_ID_LEN);
+    trace[YARD_TRACE_ID_LEN] = '\0';
+    yard_http_req_set_trace(req, trace);
+    json_t *doc = submit_body(req);
+    json_t *jobs = NULL;
     if (!doc)
         return;
     if (batch) {
@@ -462,8 +471,8 @@ static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
     s->req = req;
     s->batch = batch;
     s->n = n;
-    const char *given_tp = yard_http_req_header(req, "traceparent", &tp_len);
-    submit_traceparent(gw, s->tp, given_tp, given_tp ? tp_len : 0);
+    memcpy(s->tp, tp, sizeof s->tp);
+    memcpy(s->trace, trace, sizeof s->trace);
     /* Count one extra so no ack can finish the submission while we loop. */
     s->outstanding = 1;
     size_t with_idem = 0;

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config git curl ca-certificates
 libnats-dev nats-server libmsgpack-dev libuv1-dev libsodium-dev libpq-dev
 libcmocka-dev libhttp-parser-dev libjansson-dev libcurl4-openssl-dev
-postgresql postgresql-client"
+postgresql postgresql-client prometheus"
 
 missing=""
 for p in $PKGS; do
@@ -29,4 +29,18 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+
+# Only promtool is wanted from `prometheus`: where services start on install
+# (systemd, or an init without policy-rc.d), stop and disable the server it
+# started on :9090. A prometheus that was installed before is left alone.
+case " $missing " in
+*" prometheus "*)
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ]; then
+        $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+        $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+    ;;
+esac
 echo "install-deps: done" >&2

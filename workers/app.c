@@ -1,8 +1,9 @@
 /*
  * app.c - yard-worker's life: the role table, start (handlers, metrics,
  * NATS and topology, the health and metrics port, the role's threads), the
- * readiness answer, and the graceful drain on SIGTERM / SIGINT, run off the
- * loop so /healthz keeps answering while jobs finish.
+ * readiness answer, the NATS round trip measured every WK_RTT_EVERY_MS off
+ * the loop, and the graceful drain on SIGTERM / SIGINT, run off the loop so
+ * /healthz keeps answering while jobs finish.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +27,9 @@
 #define WK_CONNECT_WARN_EVERY 10
 /* How long yard_js_destroy waits for outstanding publishes at exit. */
 #define WK_JS_CLOSE_MS 5000
+/* How often the NATS round trip is measured (yard_nats_rtt_seconds; the
+ * contract asks for at least every 15 s). */
+#define WK_RTT_EVERY_MS 5000
 
 static const wk_role_t roles[] = {
     {"execute", wk_execute_start, wk_execute_join},
@@ -43,6 +47,9 @@ struct wk_app {
     yard_http_health_t health;
     uv_signal_t sig_term, sig_int;
     uv_async_t joined;
+    uv_timer_t rtt_timer;
+    uv_work_t rtt_work;
+    int rtt_busy;
     pthread_t stopper;
     int stopper_started;
 };
@@ -68,6 +75,32 @@ static int wk_ready(void *ud, char *body, size_t cap)
     return ready;
 }
 
+/* ---- the NATS round trip ------------------------------------------------------ */
+
+/* On a libuv pool thread: the measurement blocks up to nats.c's flush
+ * timeout. The result (or the failure) goes to the I/O statistics. */
+static void wk_rtt_work(uv_work_t *w)
+{
+    wk_app_t *app = w->data;
+    yard_js_rtt(NULL, app->wk.js);
+}
+
+static void wk_rtt_done(uv_work_t *w, int status)
+{
+    wk_app_t *app = w->data;
+    app->rtt_busy = 0;
+}
+
+static void wk_rtt_tick(uv_timer_t *t)
+{
+    wk_app_t *app = t->data;
+    if (app->rtt_busy || !app->wk.js)
+        return;
+    app->rtt_work.data = app;
+    if (uv_queue_work(app->loop, &app->rtt_work, wk_rtt_work, wk_rtt_done) == 0)
+        app->rtt_busy = 1;
+}
+
 /* ---- the drain --------------------------------------------------------------- */
 
 static void wk_on_joined(uv_async_t *a)
@@ -77,6 +110,7 @@ static void wk_on_joined(uv_async_t *a)
     uv_close((uv_handle_t *)&app->sig_term, NULL);
     uv_close((uv_handle_t *)&app->sig_int, NULL);
     uv_close((uv_handle_t *)&app->joined, NULL);
+    uv_close((uv_handle_t *)&app->rtt_timer, NULL);
 }
 
 /* Runs the role's drain off the loop, so /healthz keeps answering. */
@@ -161,6 +195,7 @@ int wk_app_create(wk_app_t **out, const yard_config_t *cfg, const wk_role_t *rol
     wk_t *wk = &app->wk;
     wk->cfg = *cfg;
     wk->role = role->name;
+    snprintf(wk->program, sizeof wk->program, "worker-%s", role->name);
     app->role = role;
     app->loop = uv_default_loop();
     signal(SIGPIPE, SIG_IGN); /* exec handlers write to pipes */
@@ -172,7 +207,8 @@ int wk_app_create(wk_app_t **out, const yard_config_t *cfg, const wk_role_t *rol
         goto fail;
     yard_http_options_t ho = {0};
     if ((rc = yard_http_router_create(&app->router)) < 0 ||
-        (rc = yard_http_health_routes(&app->health, app->router, wk->metrics, wk_ready, wk)) < 0)
+        (rc = yard_http_health_routes(&app->health, app->router, wk->metrics, wk_ready, wk)) < 0 ||
+        (rc = yard_http_health_metrics(&app->health, wk->program)) < 0)
         goto fail;
     ho.handler = yard_http_router_handle;
     ho.handler_ud = app->router;
@@ -198,6 +234,9 @@ int wk_app_run(wk_app_t *app)
     app->sig_term.data = app->sig_int.data = app->joined.data = app;
     uv_signal_start(&app->sig_term, wk_on_signal, SIGTERM);
     uv_signal_start(&app->sig_int, wk_on_signal, SIGINT);
+    uv_timer_init(app->loop, &app->rtt_timer);
+    app->rtt_timer.data = app;
+    uv_timer_start(&app->rtt_timer, wk_rtt_tick, 0, WK_RTT_EVERY_MS);
     uv_run(app->loop, UV_RUN_DEFAULT);
     return 0;
 }
@@ -232,7 +271,7 @@ void wk_app_destroy(wk_app_t *app)
     yard_http_router_destroy(app->router);
     yard_js_destroy(wk->js, WK_JS_CLOSE_MS);
     wk_registry_destroy(wk->registry);
-    yard_metrics_destroy(wk->metrics);
+    wk_metrics_fini(wk);
     uv_loop_close(app->loop);
     free(app);
 }

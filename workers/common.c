@@ -26,7 +26,7 @@ int64_t wk_clock_us(void)
 
 void wk_time_add(wk_t *wk, const char *part, int64_t us)
 {
-    /* A counter of microseconds; rendered as seconds by the name's unit. */
+    /* Counted in microseconds; the family renders seconds (scaled). */
     yard_metrics_counter_add(yard_metrics_counter_with(wk->m_time, wk->role, part, NULL),
                              (uint64_t)(us > 0 ? us : 0));
 }

@@ -65,9 +65,6 @@
 #define EXEC_PG_CONNECT_S 5       /* PostgreSQL connect timeout */
 #define EXEC_DRAIN_POLL_US 50000  /* the drain looks for running jobs this often */
 #define EXEC_JITTER_STEPS 1000000 /* resolution of the retry delay's random jitter */
-/* traceparent "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>" */
-#define EXEC_TRACE_ID_OFFSET 3
-#define EXEC_TRACE_ID_LEN 32
 
 typedef struct wk_execute_item wk_execute_item_t;
 typedef struct wk_execute_queue wk_execute_queue_t;
@@ -81,7 +78,7 @@ struct wk_execute_item {
     yard_envelope_t env;                  /* views into msg */
     char id[YARD_ENV_ID_LEN + 1];
     char type[YARD_ENV_NAME_MAX + 1];
-    char trace[EXEC_TRACE_ID_LEN + 1];
+    char trace[YARD_TRACE_ID_LEN + 1]; /* the traceparent's trace id, or "" */
     char *payload;                        /* NUL-terminated copy, "null" if none */
     unsigned attempt;                     /* finished attempts + 1, from the claim */
     unsigned delivered;                   /* JetStream's delivery count (MaxDeliver ceiling) */

@@ -92,16 +92,21 @@ static void exec_plan(wk_runtime_t *rt, exec_plan_t *p, wk_execute_item_t *it)
     }
 }
 
-/* Counts a recorded outcome in the metrics (nothing for a hand-back). */
+/* Counts a recorded outcome in the metrics (nothing for a hand-back): a
+ * failed attempt planned as a retry (state failed) in yard_jobs_retried_total
+ * too. */
 static void exec_count(wk_runtime_t *rt, const exec_plan_t *p)
 {
     wk_t *wk = rt->wk;
     const wk_execute_item_t *it = p->it;
     if (!p->write)
         return;
-    yard_metrics_counter_add(yard_metrics_counter_with(wk->m_completed, it->q->name, it->type,
+    yard_metrics_counter_add(yard_metrics_counter_with(wk->m_completed, it->q->name,
+                                                       wk_metrics_type(wk, it->type),
                                                        p->rec.outcome, NULL),
                              1);
+    if (p->rec.state == YARD_JOB_FAILED)
+        yard_metrics_counter_add(yard_metrics_counter_with(wk->m_retried, it->q->name, NULL), 1);
     yard_metrics_histogram_observe(yard_metrics_histogram_with(wk->m_duration, it->q->name, NULL),
                                    (double)p->rec.duration_ms / 1000.0);
     if (p->rec.state != YARD_JOB_FAILED)
@@ -184,7 +189,7 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
         if (rc == 0)
             exec_count(rt, p);
         if (p->write && rc == 0 && p->rec.state != YARD_JOB_SUCCEEDED) {
-            yard_log_ctx_t ctx = {NULL, p->it->id, p->it->trace};
+            yard_log_ctx_t ctx = {NULL, p->it->id, p->it->trace[0] ? p->it->trace : NULL};
             YARD_LOG_INFO(&ctx, "job %s attempt %u: %s%s%s", p->it->type, p->it->attempt,
                           p->rec.outcome, p->rec.error ? ": " : "",
                           p->rec.error ? p->rec.error : "");

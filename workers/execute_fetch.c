@@ -22,14 +22,15 @@
 #define EXEC_CLAIM_REFUSED INT_MIN
 
 /* Moves a message that must not run to the DLQ with why and terminates it
- * (or naks it when the DLQ cannot take it now). job_id may be "". */
+ * (or naks it when the DLQ cannot take it now). job_id may be "", trace
+ * (its trace id, for the log) NULL or "". */
 static void exec_refuse(wk_execute_queue_t *q, yard_js_msg_t *m, const char *job_id,
-                        unsigned attempts, const char *why)
+                        const char *trace, unsigned attempts, const char *why)
 {
     uint64_t seq = 0;
     size_t len = 0;
     const void *data = yard_js_msg_data(m, &len);
-    yard_log_ctx_t ctx = {NULL, job_id, NULL};
+    yard_log_ctx_t ctx = {NULL, job_id, trace && trace[0] ? trace : NULL};
     YARD_LOG_ERROR(&ctx, "execute %s: %s; moving the message to the DLQ", q->name, why);
     yard_js_msg_meta(m, &seq, NULL);
     if (wk_dlq_publish(q->rt->wk, yard_js_msg_subject(m), job_id, seq, data, len, attempts,
@@ -63,20 +64,19 @@ static wk_execute_item_t *exec_item_make(wk_execute_queue_t *q, yard_js_msg_t *m
     int rc = yard_env_decode(&it->env, data, len);
     if (rc < 0) {
         snprintf(why, sizeof why, "the job envelope cannot be read: %s", yard_strerror(rc));
-        exec_refuse(q, m, "", it->attempt, why);
+        exec_refuse(q, m, "", NULL, it->attempt, why);
         wk_execute_item_free(it);
         return NULL;
     }
     memcpy(it->id, it->env.id.ptr, it->env.id.len);
+    yard_env_trace_id(it->trace, it->env.traceparent);
     /* Checked before the claim: one bad row would fail the whole batch. */
     if (yard_jobs_check(&it->env, why, sizeof why) < 0) {
-        exec_refuse(q, m, it->id, it->attempt, why);
+        exec_refuse(q, m, it->id, it->trace, it->attempt, why);
         wk_execute_item_free(it);
         return NULL;
     }
     memcpy(it->type, it->env.type.ptr, it->env.type.len);
-    if (it->env.traceparent.len >= EXEC_TRACE_ID_OFFSET + EXEC_TRACE_ID_LEN)
-        memcpy(it->trace, it->env.traceparent.ptr + EXEC_TRACE_ID_OFFSET, EXEC_TRACE_ID_LEN);
     size_t pl = it->env.payload.len;
     it->payload = malloc(pl ? pl + 1 : sizeof "null");
     if (!it->payload) {
@@ -167,7 +167,8 @@ static void exec_claim_and_queue(wk_execute_queue_t *q, wk_execute_item_t **item
     for (size_t i = 0; i < n; i++) {
         const char *refusal = exec_claim_refusal(claimed[i], why, sizeof why, items[i]->id);
         if (refusal) {
-            exec_refuse(q, items[i]->msg, items[i]->id, items[i]->delivered, refusal);
+            exec_refuse(q, items[i]->msg, items[i]->id, items[i]->trace, items[i]->delivered,
+                        refusal);
             wk_execute_item_free(items[i]);
             items[i] = NULL;
         }

@@ -38,9 +38,9 @@ static int ingest_read(yard_envelope_t *env, const yard_accepted_t *job)
         return rc;
     }
     if ((rc = yard_jobs_check(env, why, sizeof why)) < 0) {
-        char id[YARD_ENV_ID_LEN + 1] = "";
+        char id[YARD_ENV_ID_LEN + 1] = "", trace[YARD_TRACE_ID_LEN + 1];
         memcpy(id, env->id.ptr, env->id.len);
-        yard_log_ctx_t ctx = {NULL, id, NULL};
+        yard_log_ctx_t ctx = {NULL, id, yard_env_trace_id(trace, env->traceparent)};
         YARD_LOG_WARN(&ctx, "ingest: %s; skipped", why);
     }
     return rc;

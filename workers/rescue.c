@@ -62,8 +62,11 @@ static int rescue_one(wk_rescue_t *r, const yard_job_stale_t *job)
     char id[YARD_ENV_ID_LEN + 1] = "", queue[YARD_ENV_NAME_MAX + 1] = "";
     char subject[YARD_JS_NAME_MAX], durable[YARD_JS_NAME_MAX], msg_id[YARD_MSGID_MAX];
     char tp[YARD_ENV_TP_MAX + 1] = "";
+    /* Both come from a row whose CHECKs bound them; the bounds keep the
+     * copies in their buffers whatever the row holds. */
     memcpy(id, env->id.ptr, env->id.len < YARD_ENV_ID_LEN ? env->id.len : YARD_ENV_ID_LEN);
-    memcpy(queue, env->queue.ptr, env->queue.len < YARD_ENV_NAME_MAX ? env->queue.len : 0);
+    memcpy(queue, env->queue.ptr,
+           env->queue.len <= YARD_ENV_NAME_MAX ? env->queue.len : YARD_ENV_NAME_MAX);
     if (env->traceparent.len <= YARD_ENV_TP_MAX)
         memcpy(tp, env->traceparent.ptr, env->traceparent.len);
     if (!rescue_lost(wk, id, job->seq))
@@ -81,13 +84,13 @@ static int rescue_one(wk_rescue_t *r, const yard_job_stale_t *job)
     yard_js_pub_t pub = {subject, msg_id, &hdr, tp[0] ? 1 : 0, buf, len};
     if (rc == 0)
         rc = yard_js_publish(&ack, wk->js, &pub, wk->cfg.js_publish_timeout_ms);
+    if (rc == 0) /* republished, even if recording it below fails */
+        yard_metrics_counter_add(yard_metrics_counter_with(wk->m_rescued, queue, NULL), 1);
     free(buf);
     if (rc == 0)
         rc = yard_jobs_track(r->conn, id, job->seq, ack.seq);
-    char trace[33] = "";
-    if (strlen(tp) >= 35)
-        memcpy(trace, tp + 3, 32);
-    yard_log_ctx_t ctx = {NULL, id, trace[0] ? trace : NULL};
+    char trace[YARD_TRACE_ID_LEN + 1];
+    yard_log_ctx_t ctx = {NULL, id, yard_env_trace_id(trace, env->traceparent)};
     if (rc < 0) {
         YARD_LOG_ERROR(&ctx, "rescue: cannot republish the %s job: %s",
                        yard_job_state_name(job->state), yard_strerror(rc));

@@ -52,6 +52,8 @@ static void schedule_one(wk_t *wk, PGconn *conn, yard_js_msg_t *m)
     yard_js_execute_names(durable, subject, queue);
     yard_js_msg_id(msg_id, YARD_MSGID_RUN, id, 0);
     const char *tp = yard_js_msg_header(m, YARD_HDR_TRACEPARENT);
+    char trace[YARD_TRACE_ID_LEN + 1];
+    yard_log_ctx_t ctx = {NULL, id, yard_env_trace_id(trace, env.traceparent)};
     yard_js_header_t hdr = {YARD_HDR_TRACEPARENT, tp ? tp : ""};
     yard_js_pub_t pub = {subject, msg_id, &hdr, tp ? 1 : 0, data, len};
     yard_js_puback_t ack;
@@ -59,9 +61,13 @@ static void schedule_one(wk_t *wk, PGconn *conn, yard_js_msg_t *m)
     int rc = yard_js_publish(&ack, wk->js, &pub, wk->cfg.js_publish_timeout_ms);
     wk_time_add(wk, "jetstream", wk_clock_us() - t0);
     if (rc < 0) {
+        YARD_LOG_WARN(&ctx, "schedule: cannot release the due job to %s (%s); retrying in %d ms",
+                      subject, yard_strerror(rc), SCHED_RETRY_MS);
         yard_js_nak(m, SCHED_RETRY_MS);
         return;
     }
+    YARD_LOG_INFO(&ctx, "schedule: job due; released to %s as JOBS #%llu", subject,
+                  (unsigned long long)ack.seq);
     /* Best effort: the claim moves a scheduled row too, and the rescuer
      * finds a due job whose message is gone. */
     if (conn)

@@ -38,9 +38,17 @@ typedef struct wk {
     _Atomic int64_t store_failing_ms; /* wk_clock_ms() of the first failed store write in a
                                        * row, 0 while they succeed (readiness) */
 
+    char program[32]; /* "worker-<role>": the program label of the metrics contract */
     yard_metrics_t *metrics;
     yard_metrics_family_t *m_completed, *m_duration, *m_latency, *m_time, *m_dlq;
+    yard_metrics_family_t *m_retried, *m_rescued;
     yard_metrics_gauge_t *m_in_flight;
+    /* The job types yard_jobs_completed_total names (the first
+     * cfg.metrics_max_types seen): appended under types_mu, read without
+     * it up to types_n (wk_metrics_type). */
+    pthread_mutex_t types_mu;
+    char **types;
+    _Atomic size_t types_n;
 } wk_t;
 
 /* Role entry points: start threads (returns 0 or an error, logged), then
@@ -103,8 +111,20 @@ int wk_app_run(wk_app_t *app);
 void wk_app_destroy(wk_app_t *app);
 
 /* Creates wk->metrics with the worker's families (wk->role labels the
- * in-flight gauge). Returns 0 or an error (logged). */
+ * in-flight gauge; the series of wk->queues that the role exports start at
+ * 0, and an execute worker's yard_worker_queue_served is 1 for each).
+ * Returns 0 or an error (logged). */
 int wk_metrics_init(wk_t *wk);
+
+/* Frees what wk_metrics_init made (the registry, the type names). */
+void wk_metrics_fini(wk_t *wk);
+
+/* The `type` label value for job type type in yard_jobs_completed_total:
+ * type itself for the first cfg.metrics_max_types distinct types seen,
+ * WK_TYPE_OTHER for any later one (bounded cardinality: producers choose
+ * types). Thread-safe; the string stays valid until wk_metrics_fini. */
+#define WK_TYPE_OTHER "other"
+const char *wk_metrics_type(wk_t *wk, const char *type);
 
 /* Wall-clock Unix milliseconds. */
 int64_t wk_wall_ms(void);

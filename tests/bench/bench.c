@@ -244,9 +244,9 @@ static void time_split(int port, double *pg, double *js, double *handler)
     FILE *p = popen(cmd, "r");
     *pg = *js = *handler = 0;
     while (p && fgets(line, sizeof line, p)) {
-        if (strncmp(line, "yard_worker_busy_microseconds_total{", 36) != 0)
+        if (strncmp(line, "yard_worker_busy_seconds_total{", 31) != 0)
             continue;
-        double v = atof(strrchr(line, ' ') + 1) / 1e6;
+        double v = atof(strrchr(line, ' ') + 1);
         if (strstr(line, "\"postgres\""))
             *pg += v;
         else if (strstr(line, "\"jetstream\""))

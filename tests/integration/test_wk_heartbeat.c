@@ -117,7 +117,7 @@ static int teardown(void **state)
     wk_execute_join(g.rt);
     yard_js_destroy(wk->js, 1000);
     wk_registry_destroy(wk->registry);
-    yard_metrics_destroy(wk->metrics);
+    wk_metrics_fini(wk);
     yt_env_destroy(g.env);
     return 0;
 }

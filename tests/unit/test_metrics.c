@@ -3,7 +3,7 @@
  *
  * Checks the exact Prometheus text for each kind of family, escaping,
  * histogram bucket placement at the bounds, name validation, callback
- * families, process metrics, exact totals under concurrent increments, and,
+ * families (histograms too), process metrics, exact totals under concurrent increments, and,
  * when promtool is installed, that `promtool check metrics` accepts a full
  * render.
  */
@@ -200,6 +200,25 @@ static void test_number_format(void **state)
                        "# HELP yard_big_total Big.\n"
                        "# TYPE yard_big_total counter\n"
                        "yard_big_total 18446744073709551615\n");
+}
+
+/* A scaled counter counts in a small unit and exports the base unit. */
+static void test_scaled_counter(void **state)
+{
+    yard_metrics_t *reg = *state;
+    yard_metrics_family_t *c;
+    assert_int_equal(yard_metrics_counter_family_scaled(&c, reg, "yard_busy_seconds_total",
+                                                        "Busy.", LABELS("part"), 0),
+                     YARD_EINVAL);
+    assert_int_equal(yard_metrics_counter_family_scaled(&c, reg, "yard_busy_seconds_total",
+                                                        "Busy.", LABELS("part"), 1e-6),
+                     0);
+    yard_metrics_counter_add(yard_metrics_counter_with(c, "pg", NULL), 1500000); /* us */
+    yard_metrics_counter_add(yard_metrics_counter_with(c, "js", NULL), 250);
+    assert_render(reg, "# HELP yard_busy_seconds_total Busy.\n"
+                       "# TYPE yard_busy_seconds_total counter\n"
+                       "yard_busy_seconds_total{part=\"pg\"} 1.5\n"
+                       "yard_busy_seconds_total{part=\"js\"} 0.00025\n");
 }
 
 /* le is inclusive: a value equal to a bound goes into that bound's bucket. */
@@ -500,6 +519,55 @@ static void test_callback_gauge(void **state)
     assert_int_equal(q.calls, 2);
 }
 
+/* A histogram kept outside the registry: 3 bounds, per-bucket counts. */
+typedef struct {
+    uint64_t counts[4];
+    double sum;
+} outside_t;
+
+static void collect_outside(yard_metrics_sink_t *sink, void *arg)
+{
+    outside_t *o = arg;
+    yard_metrics_sink_put_histogram(sink, o->counts, 4, o->sum, "gateway", NULL);
+    /* Refused: the wrong number of counts, or a plain sample. */
+    yard_metrics_sink_put_histogram(sink, o->counts, 3, o->sum, "short", NULL);
+    yard_metrics_sink_put(sink, 1, "plain", NULL);
+}
+
+static void test_callback_histogram(void **state)
+{
+    yard_metrics_t *reg = *state;
+    const double bounds[] = {0.01, 0.1, 1};
+    outside_t o = {{2, 0, 1, 1}, 3.52};
+
+    assert_int_equal(yard_metrics_callback_histogram(NULL, reg, "yard_pg_seconds", "Statements.",
+                                                     LABELS("program"), bounds, 3, NULL, &o),
+                     YARD_EINVAL);
+    assert_int_equal(yard_metrics_callback_histogram(NULL, reg, "yard_pg_seconds", "Statements.",
+                                                     LABELS("le"), bounds, 3, collect_outside,
+                                                     &o),
+                     YARD_EINVAL);
+    assert_int_equal(yard_metrics_callback_histogram(NULL, reg, "yard_pg_seconds", "Statements.",
+                                                     LABELS("program"), bounds, 3,
+                                                     collect_outside, &o),
+                     0);
+    assert_render(reg, "# HELP yard_pg_seconds Statements.\n"
+                       "# TYPE yard_pg_seconds histogram\n"
+                       "yard_pg_seconds_bucket{program=\"gateway\",le=\"0.01\"} 2\n"
+                       "yard_pg_seconds_bucket{program=\"gateway\",le=\"0.1\"} 2\n"
+                       "yard_pg_seconds_bucket{program=\"gateway\",le=\"1\"} 3\n"
+                       "yard_pg_seconds_bucket{program=\"gateway\",le=\"+Inf\"} 4\n"
+                       "yard_pg_seconds_sum{program=\"gateway\"} 3.52\n"
+                       "yard_pg_seconds_count{program=\"gateway\"} 4\n");
+    /* Its series names are taken like a stored histogram's. */
+    yard_metrics_family_t *fam;
+    assert_int_equal(yard_metrics_counter_family(&fam, reg, "yard_pg_seconds_count", "Clash.",
+                                                 NULL),
+                     YARD_EINVAL); /* not _total */
+    assert_int_equal(yard_metrics_gauge_family(&fam, reg, "yard_pg_seconds_sum", "Clash.", NULL),
+                     YARD_EEXIST);
+}
+
 static void test_process_metrics(void **state)
 {
     yard_metrics_t *reg = *state;
@@ -601,6 +669,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_destroy),
+        cmocka_unit_test_setup_teardown(test_scaled_counter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_all_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unlabelled_histogram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
@@ -610,6 +679,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_exact_total, setup, teardown),
         cmocka_unit_test_setup_teardown(test_callback_gauge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_callback_histogram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promtool_check, setup, teardown),
     };
