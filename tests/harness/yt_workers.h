@@ -183,4 +183,8 @@ int yt_sql_exec(yt_env_t *env, const char *fmt, ...) __attribute__((format(print
 int yt_sql_status_counts(yt_env_t *env, char (*ids)[YT_JOB_ID_MAX], size_t n, char *out,
                          size_t cap);
 
+/* Writes the wall-clock time ms_ahead milliseconds from now as RFC 3339
+ * UTC with milliseconds ("2026-01-02T03:04:05.678Z"), for run_at fields. */
+void yt_rfc3339_in(char out[40], int ms_ahead);
+
 #endif

@@ -470,18 +470,6 @@ static void expect_stored(const char *id, const char *trace, const char *tp)
                  trace, tp ? tp : "(any)", got, got_tp);
 }
 
-/* Formats wall-clock ms from now as RFC 3339 (UTC) with milliseconds. */
-static void rfc3339_in(char out[40], int in_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + in_ms;
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%03dZ", (int)(ms % 1000));
-}
 
 static void test_trace_id_travels_end_to_end(void **state)
 {
@@ -499,7 +487,7 @@ static void test_trace_id_travels_end_to_end(void **state)
     expect_stored(failing, TRACE_A, tp_a);
 
     /* A job held by the schedule role until its run_at. */
-    rfc3339_in(at, 1000);
+    yt_rfc3339_in(at, 1000);
     snprintf(body, sizeof body, "{\"type\":\"echo\",\"run_at\":\"%s\"}", at);
     submit(body, tp_b, scheduled);
     wait_status(scheduled, "succeeded");

@@ -537,17 +537,6 @@ static int make_key(void)
 
 /* ---- the job mix ------------------------------------------------------------- */
 
-static void rfc3339_in(char out[40], int ms_ahead)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ms_ahead;
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%03dZ", (int)(ms % 1000));
-}
 
 /* Counts a request of the mix as expected when it got status want (or 202
  * for a cancel, which answers 202 while the job still runs). */
@@ -599,7 +588,7 @@ static void *mix_main(void *arg)
                       202, "unknown type");
             break;
         case 3:
-            rfc3339_in(at, 2000);
+            yt_rfc3339_in(at, 2000);
             snprintf(body, sizeof body, "{\"type\":\"noop\",\"run_at\":\"%s\"}", at);
             mix_count(K_SCHED, gw_call("POST", "/v1/jobs", body, NULL, NULL, NULL), 202,
                       "run_at");
