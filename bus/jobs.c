@@ -129,7 +129,8 @@ static const struct {
      * 1), 0 when the job must not run (final, or its cancel was requested:
      * then it becomes cancelled here), or -1 / -2 when the row belongs to
      * another key / another message. The outer SELECT reads the rows as
-     * they were before this statement. */
+     * they were before this statement (one snapshot for the whole
+     * statement), and only for messages that claimed nothing. */
     {"yard_claim",
      "WITH " JOBS_U ", c AS (" JOBS_INSERT
      " ON CONFLICT (id) DO UPDATE SET"
@@ -139,10 +140,12 @@ static const struct {
      " WHERE j.status IN (%s) AND j.api_key_id IS NOT DISTINCT FROM EXCLUDED.api_key_id"
      " AND j.type = EXCLUDED.type AND j.payload IS NOT DISTINCT FROM EXCLUDED.payload"
      " RETURNING j.id, CASE WHEN j.status = 'running' THEN j.attempts + 1 ELSE 0 END AS n)"
-     " SELECT u.id::text, coalesce(c.n, CASE WHEN o.id IS NULL THEN 0"
+     /* Only a message that claimed nothing looks at the row it met. */
+     " SELECT u.id::text, coalesce(c.n, (SELECT CASE"
      " WHEN o.api_key_id IS DISTINCT FROM u.key THEN -1"
-     " WHEN o.type <> u.type OR o.payload IS DISTINCT FROM u.payload::jsonb THEN -2 ELSE 0 END)"
-     " FROM u LEFT JOIN c ON c.id = u.id LEFT JOIN jobs o ON o.id = u.id",
+     " WHEN o.type <> u.type OR o.payload IS DISTINCT FROM u.payload::jsonb THEN -2 ELSE 0 END"
+     " FROM jobs o WHERE o.id = u.id), 0)"
+     " FROM u LEFT JOIN c ON c.id = u.id",
      L_TO_RUNNING},
     /* $21: the reason. */
     {"yard_dead",
