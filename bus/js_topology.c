@@ -132,9 +132,10 @@ static int topo_ensure_stream(yard_js_t *js, const yard_config_t *cfg, const cha
         jsStreamInfo_Destroy(si);
         if (held > 0) {
             YARD_LOG_ERROR(NULL,
-                           "jetstream: stream %s has another retention policy and still holds "
-                           "%llu messages; let the workers drain it (or move them), then delete "
-                           "it (`nats stream rm %s`) and start again",
+                           "jetstream: stream %s has another retention policy (made by an "
+                           "earlier version) and still holds %llu messages; stop the gateway, let "
+                           "the earlier version's workers drain it, delete it (`nats stream rm "
+                           "%s`) and start again",
                            name, (unsigned long long)held, name);
             return YARD_ESTATE;
         }
