@@ -16,10 +16,11 @@
  * promtool parses (through a generated rule file).
  *
  * Contract: every metric name in the dashboards' queries, the rules and the
- * rule tests is one of the metrics contract (README, "Metrics") or `up`.
+ * rule tests is one of the metrics contract (README, "Metrics"; the table in
+ * yt_contract.h) or `up`.
  *
  * promtool comes from Debian's `prometheus` package (ops/install-deps.sh);
- * $YARD_PROMTOOL names another one.
+ * $YARD_PROMTOOL names another one (yt_prom.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,113 +30,36 @@
 #include <cmocka.h>
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "harness.h"
-
-extern char **environ;
+#include "yt_contract.h"
+#include "yt_grafana.h"
+#include "yt_prom.h"
+#include "yt_report.h"
+#include "yt_str.h"
 
 #define OUT_MAX 32768
-#define PROBLEMS_MAX 16384
-#define MAX_DASHBOARDS 32
 #define MAX_DS 8
 
 /* The dashboards the issue asks for (grafana/dashboards/<name>.json). */
 static const char *const k_dashboards[] = {"overview", "queue", "gateway", "workers", "jobs"};
 
-/* The metrics contract: every name a query or a rule may use. */
-static const char *const k_metrics[] = {
-    "up",
-    "yard_build_info",
-    "yard_ready",
-    "yard_pg_query_duration_seconds_bucket",
-    "yard_pg_query_duration_seconds_sum",
-    "yard_pg_query_duration_seconds_count",
-    "yard_pg_errors_total",
-    "yard_nats_rtt_seconds",
-    "yard_nats_errors_total",
-    "yard_http_requests_total",
-    "yard_http_request_duration_seconds_bucket",
-    "yard_http_request_duration_seconds_sum",
-    "yard_http_request_duration_seconds_count",
-    "yard_jobs_published_total",
-    "yard_http_auth_failures_total",
-    "yard_gateway_publishes_in_flight",
-    "yard_queue_pending",
-    "yard_queue_in_flight",
-    "yard_dlq_size",
-    "yard_queue_oldest_pending_age_seconds",
-    "yard_consumer_pending",
-    "yard_consumer_ack_pending",
-    "yard_jobs_completed_total",
-    "yard_jobs_retried_total",
-    "yard_dlq_published_total",
-    "yard_job_duration_seconds_bucket",
-    "yard_job_duration_seconds_sum",
-    "yard_job_duration_seconds_count",
-    "yard_job_end_to_end_seconds_bucket",
-    "yard_job_end_to_end_seconds_sum",
-    "yard_job_end_to_end_seconds_count",
-    "yard_worker_jobs_in_flight",
-    "yard_worker_busy_seconds_total",
-    "yard_worker_queue_served",
-    "yard_jobs_rescued_total",
-    "process_cpu_seconds_total",
-    "process_resident_memory_bytes",
-    "process_virtual_memory_bytes",
-    "process_open_fds",
-    "process_max_fds",
-    "process_start_time_seconds",
-};
-
-/* The histograms' own names: not series, but fair in prose (rule comments). */
-static const char *const k_histograms[] = {
-    "yard_pg_query_duration_seconds",
-    "yard_http_request_duration_seconds",
-    "yard_job_duration_seconds",
-    "yard_job_end_to_end_seconds",
-};
-
 /* ---- helpers --------------------------------------------------------------- */
 
-/* Problems found by a check, one per line; the test fails once with all. */
-typedef struct {
-    char text[PROBLEMS_MAX];
-    size_t len;
-    int count;
-} problems_t;
-
-static void problem(problems_t *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void problem(problems_t *p, const char *fmt, ...)
+/* Lists the problems a check found (yt_report.h: one per line) and fails
+ * the test once with their count. */
+static void problems_assert_none(yt_report_t *p, const char *what)
 {
-    va_list ap;
-    p->count++;
-    if (p->len + 2 >= sizeof p->text)
-        return;
-    va_start(ap, fmt);
-    int n = vsnprintf(p->text + p->len, sizeof p->text - p->len - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    p->len += (size_t)n < sizeof p->text - p->len - 1 ? (size_t)n : sizeof p->text - p->len - 2;
-    p->text[p->len++] = '\n';
-    p->text[p->len] = '\0';
-}
-
-static void problems_assert_none(const problems_t *p, const char *what)
-{
-    if (p->count)
-        fail_msg("%s: %d problem(s):\n%s", what, p->count, p->text);
+    int n = yt_report_print(p, what);
+    if (n)
+        fail_msg("%s: %d problem(s) (listed above)", what, n);
 }
 
 static void src_path(char *buf, size_t cap, const char *rel)
@@ -147,74 +71,10 @@ static void src_path(char *buf, size_t cap, const char *rel)
 /* The whole file, NUL-terminated (free it); fails the test if unreadable. */
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *text = yt_file_text(path);
+    if (!text)
         fail_msg("cannot open %s: %s", path, strerror(errno));
-    size_t cap = 8192, len = 0, n;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 4096) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
-static const char *promtool(void)
-{
-    const char *p = getenv("YARD_PROMTOOL");
-    return p && *p ? p : "promtool";
-}
-
-/* Runs argv (argv[0] looked up on PATH) to completion with stdout and stderr
- * into out (NUL-terminated, cut at cap). Returns its exit status, 127 if it
- * could not start, or -1 if a signal ended it. */
-static int run_capture(char *const argv[], char *out, size_t cap)
-{
-    int fds[2];
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    size_t len = 0;
-
-    out[0] = '\0';
-    assert_int_equal(pipe(fds), 0);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
-    posix_spawn_file_actions_addclose(&fa, fds[1]);
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    if (rc != 0) {
-        close(fds[0]);
-        snprintf(out, cap, "cannot run %s: %s", argv[0], strerror(rc));
-        return 127;
-    }
-    for (;;) {
-        char chunk[4096];
-        ssize_t n = read(fds[0], chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        size_t take = (size_t)n < cap - 1 - len ? (size_t)n : cap - 1 - len;
-        memcpy(out + len, chunk, take);
-        len += take;
-    }
-    out[len] = '\0';
-    close(fds[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return text;
 }
 
 /* Runs promtool with args and fails the test, with its output, unless it
@@ -223,8 +83,8 @@ static void promtool_ok(const char *a1, const char *a2, const char *file)
 {
     char *out = malloc(OUT_MAX);
     assert_non_null(out);
-    char *const argv[] = {(char *)promtool(), (char *)a1, (char *)a2, (char *)file, NULL};
-    int rc = run_capture(argv, out, OUT_MAX);
+    const char *const args[] = {a1, a2, file, NULL};
+    int rc = yt_promtool(out, OUT_MAX, args);
     if (rc == 127)
         fail_msg("%s\npromtool is in Debian's `prometheus` package: apt-get install -y "
                  "prometheus (ops/install-deps.sh), or set YARD_PROMTOOL",
@@ -239,21 +99,17 @@ static int is_ident(int c, int first)
     return isalpha(c) || c == '_' || c == ':' || (!first && isdigit(c));
 }
 
+/* Whether the len bytes at name are a series of the contract or `up`;
+ * prose may also name a histogram by its own name (not a series). */
 static int known_metric(const char *name, size_t len, int prose)
 {
-    for (size_t i = 0; i < sizeof k_metrics / sizeof k_metrics[0]; i++)
-        if (strlen(k_metrics[i]) == len && memcmp(k_metrics[i], name, len) == 0)
-            return 1;
-    for (size_t i = 0; prose && i < sizeof k_histograms / sizeof k_histograms[0]; i++)
-        if (strlen(k_histograms[i]) == len && memcmp(k_histograms[i], name, len) == 0)
-            return 1;
-    return 0;
+    return (len == 2 && memcmp(name, "up", 2) == 0) || yt_contract_find(name, len, prose);
 }
 
 /* Reports every yard_* / process_* identifier in text that the contract does
  * not name. where says where text comes from; prose (a whole file rather than
  * one query) may also name a histogram by its own name. */
-static void check_metric_names(problems_t *p, const char *where, const char *text, int prose)
+static void check_metric_names(yt_report_t *p, const char *where, const char *text, int prose)
 {
     for (const char *s = text; *s;) {
         if (!is_ident((unsigned char)*s, 1)) {
@@ -267,7 +123,7 @@ static void check_metric_names(problems_t *p, const char *where, const char *tex
         int ours = (len > 5 && strncmp(b, "yard_", 5) == 0) ||
                    (len > 8 && strncmp(b, "process_", 8) == 0);
         if (ours && !known_metric(b, len, prose))
-            problem(p, "%s: `%.*s` is not a metric of the contract", where, (int)len, b);
+            yt_report_add(p, "%s: `%.*s` is not a metric of the contract", where, (int)len, b);
     }
 }
 
@@ -352,81 +208,39 @@ static int is_postgres_type(const char *type)
 
 /* ---- dashboards -------------------------------------------------------------- */
 
-typedef struct {
-    char name[256];  /* file name */
-    json_t *root;
-} dash_t;
-
-static int g_ndash;
-static dash_t g_dash[MAX_DASHBOARDS];
+/* Every file of grafana/dashboards, read once by the group setup. */
+static yt_dashboard_t *g_dash;
+static size_t g_ndash;
 
 static int load_dashboards(void **state)
 {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/grafana/dashboards", yt_src_dir());
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "test_dashboards_rules: cannot open %s: %s\n", dir, strerror(errno));
-        return -1;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) && g_ndash < MAX_DASHBOARDS) {
-        size_t l = strlen(e->d_name);
-        if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0)
-            continue;
-        dash_t *db = &g_dash[g_ndash++];
-        snprintf(db->name, sizeof db->name, "%s", e->d_name);
-        db->root = NULL; /* parsed by the structure test, which reports errors */
-    }
-    closedir(d);
-    return 0;
+    return yt_grafana_load(&g_dash, &g_ndash);
 }
 
 static int free_dashboards(void **state)
 {
-    for (int i = 0; i < g_ndash; i++)
-        json_decref(g_dash[i].root);
+    yt_grafana_free(g_dash, g_ndash);
+    g_dash = NULL;
     g_ndash = 0;
     return 0;
 }
 
-/* Parses every dashboard (once); reports those that are not valid JSON. */
-static void parse_dashboards(problems_t *p)
+/* Reports every dashboard that is not a valid JSON object. */
+static void report_unparsed(yt_report_t *p)
 {
-    for (int i = 0; i < g_ndash; i++) {
-        if (g_dash[i].root)
-            continue;
-        char path[1400];
-        json_error_t err;
-        snprintf(path, sizeof path, "%.900s/grafana/dashboards/%.255s", yt_src_dir(),
-                 g_dash[i].name);
-        g_dash[i].root = json_load_file(path, 0, &err);
-        if (!g_dash[i].root)
-            problem(p, "%s: not valid JSON: line %d: %s", g_dash[i].name, err.line, err.text);
-        else if (!json_is_object(g_dash[i].root))
-            problem(p, "%s: not a JSON object", g_dash[i].name);
-    }
-}
-
-/* Calls fn for every panel of panels, and of the panels of rows. */
-typedef void (*panel_fn)(json_t *panel, void *arg);
-static void each_panel(json_t *panels, panel_fn fn, void *arg)
-{
-    size_t i;
-    json_t *pn;
-    json_array_foreach(panels, i, pn)
-    {
-        fn(pn, arg);
-        json_t *sub = json_object_get(pn, "panels");
-        if (json_is_array(sub))
-            each_panel(sub, fn, arg);
+    for (size_t i = 0; i < g_ndash; i++) {
+        if (!g_dash[i].doc)
+            yt_report_add(p, "%s: not valid JSON: line %d: %s", g_dash[i].file,
+                          g_dash[i].error.line, g_dash[i].error.text);
+        else if (!json_is_object(g_dash[i].doc))
+            yt_report_add(p, "%s: not a JSON object", g_dash[i].file);
     }
 }
 
 /* What the checks of one dashboard need. */
 typedef struct {
-    problems_t *p;
-    const dash_t *dash;
+    yt_report_t *p;
+    const yt_dashboard_t *dash;
     const ds_t *ds;
     int nds;
     json_int_t ids[512];
@@ -449,20 +263,20 @@ static const ds_t *check_ds_ref(dctx_t *c, json_t *ref, const char *where)
 {
     const char *uid = json_is_object(ref) ? str_of(ref, "uid") : NULL;
     if (!uid) {
-        problem(c->p, "%s: %s: datasource is not {\"type\", \"uid\"}", c->dash->name, where);
+        yt_report_add(c->p, "%s: %s: datasource is not {\"type\", \"uid\"}", c->dash->file, where);
         return NULL;
     }
     const ds_t *ds = find_ds(c->ds, c->nds, uid);
     if (!ds) {
-        problem(c->p, "%s: %s: datasource uid `%s` is not provisioned", c->dash->name, where,
-                uid);
+        yt_report_add(c->p, "%s: %s: datasource uid `%s` is not provisioned", c->dash->file, where,
+                      uid);
         return NULL;
     }
     const char *type = str_of(ref, "type");
     if (type && strcmp(type, ds->type) != 0 &&
         !(is_postgres_type(type) && is_postgres_type(ds->type)))
-        problem(c->p, "%s: %s: datasource `%s` has type `%s`, provisioned as `%s`",
-                c->dash->name, where, uid, type, ds->type);
+        yt_report_add(c->p, "%s: %s: datasource `%s` has type `%s`, provisioned as `%s`",
+                      c->dash->file, where, uid, type, ds->type);
     return ds;
 }
 
@@ -478,8 +292,8 @@ static void check_expr(dctx_t *c, const char *expr, const char *where)
     for (const char *s = expr; *s && o + 64 < sizeof sub;) {
         if (*s == '[') {
             if (strncmp(s, "[$__rate_interval]", 18) != 0)
-                problem(c->p, "%s: %s: range `%.12s…` is not [$__rate_interval]", c->dash->name,
-                        where, s);
+                yt_report_add(c->p, "%s: %s: range `%.12s…` is not [$__rate_interval]",
+                              c->dash->file, where, s);
         }
         if (*s != '$') {
             sub[o++] = *s++;
@@ -498,7 +312,8 @@ static void check_expr(dctx_t *c, const char *expr, const char *where)
             if (strlen(c->vars[i]) == len && strncmp(c->vars[i], b, len) == 0)
                 known = 1;
         if (!known)
-            problem(c->p, "%s: %s: unknown variable `$%.*s`", c->dash->name, where, (int)len, b);
+            yt_report_add(c->p, "%s: %s: unknown variable `$%.*s`", c->dash->file, where,
+                          (int)len, b);
         if (len == 5 && strncmp(b, "queue", 5) == 0)
             uses_queue = 1;
         o += (size_t)snprintf(sub + o, sizeof sub - o, "value");
@@ -507,9 +322,10 @@ static void check_expr(dctx_t *c, const char *expr, const char *where)
     /* On a dashboard with a queue variable, every query is of that queue. */
     for (int i = 0; i < c->nvars; i++)
         if (strcmp(c->vars[i], "queue") == 0 && (!uses_queue || !strstr(expr, "queue=\"$queue\"")))
-            problem(c->p, "%s: %s: expr does not filter queue=\"$queue\"", c->dash->name, where);
+            yt_report_add(c->p, "%s: %s: expr does not filter queue=\"$queue\"", c->dash->file,
+                          where);
     char what[600];
-    snprintf(what, sizeof what, "%.200s: %.380s", c->dash->name, where);
+    snprintf(what, sizeof what, "%.200s: %.380s", c->dash->file, where);
     check_metric_names(c->p, what, expr, 0);
     if (c->rules) {
         json_t *js = json_string(sub);
@@ -531,29 +347,29 @@ static void check_panel(json_t *pn, void *arg)
              json_is_integer(id) ? (long long)json_integer_value(id) : -1LL, title ? title : "");
 
     if (!json_is_integer(id)) {
-        problem(c->p, "%s: %s: no integer id", c->dash->name, where);
+        yt_report_add(c->p, "%s: %s: no integer id", c->dash->file, where);
     } else {
         for (int i = 0; i < c->nids; i++)
             if (c->ids[i] == json_integer_value(id))
-                problem(c->p, "%s: %s: id used twice", c->dash->name, where);
+                yt_report_add(c->p, "%s: %s: id used twice", c->dash->file, where);
         if (c->nids < (int)(sizeof c->ids / sizeof c->ids[0]))
             c->ids[c->nids++] = json_integer_value(id);
     }
     const char *type = str_of(pn, "type");
     if (!type) {
-        problem(c->p, "%s: %s: no type", c->dash->name, where);
+        yt_report_add(c->p, "%s: %s: no type", c->dash->file, where);
         return;
     }
     if (strcmp(type, "row") == 0)
         return;
     if (!title || !*title)
-        problem(c->p, "%s: %s: no title", c->dash->name, where);
+        yt_report_add(c->p, "%s: %s: no title", c->dash->file, where);
     if (!json_is_object(json_object_get(pn, "gridPos")))
-        problem(c->p, "%s: %s: no gridPos", c->dash->name, where);
+        yt_report_add(c->p, "%s: %s: no gridPos", c->dash->file, where);
     const ds_t *pds = check_ds_ref(c, json_object_get(pn, "datasource"), where);
     json_t *targets = json_object_get(pn, "targets");
     if (!json_is_array(targets) || json_array_size(targets) == 0) {
-        problem(c->p, "%s: %s: no targets", c->dash->name, where);
+        yt_report_add(c->p, "%s: %s: no targets", c->dash->file, where);
         return;
     }
     size_t i;
@@ -564,95 +380,99 @@ static void check_panel(json_t *pn, void *arg)
         const char *ref = str_of(t, "refId");
         snprintf(twhere, sizeof twhere, "%s target %s", where, ref ? ref : "?");
         if (!ref)
-            problem(c->p, "%s: %s: no refId", c->dash->name, twhere);
+            yt_report_add(c->p, "%s: %s: no refId", c->dash->file, twhere);
         json_t *tref = json_object_get(t, "datasource");
         const ds_t *ds = tref ? check_ds_ref(c, tref, twhere) : pds;
         if (!ds)
             continue;
         if (pds && ds != pds)
-            problem(c->p, "%s: %s: target and panel name different data sources", c->dash->name,
-                    twhere);
+            yt_report_add(c->p, "%s: %s: target and panel name different data sources",
+                          c->dash->file, twhere);
         if (strcmp(ds->type, "prometheus") == 0) {
             const char *expr = str_of(t, "expr");
             if (!expr || !*expr)
-                problem(c->p, "%s: %s: Prometheus target without expr", c->dash->name, twhere);
+                yt_report_add(c->p, "%s: %s: Prometheus target without expr", c->dash->file,
+                              twhere);
             else
                 check_expr(c, expr, twhere);
         } else if (is_postgres_type(ds->type)) {
             const char *sql = str_of(t, "rawSql");
             const char *fmt = str_of(t, "format");
             if (!sql || !*sql) {
-                problem(c->p, "%s: %s: PostgreSQL target without rawSql", c->dash->name, twhere);
+                yt_report_add(c->p, "%s: %s: PostgreSQL target without rawSql", c->dash->file,
+                              twhere);
                 continue;
             }
             if (!json_is_true(json_object_get(t, "rawQuery")))
-                problem(c->p, "%s: %s: rawQuery is not true", c->dash->name, twhere);
+                yt_report_add(c->p, "%s: %s: rawQuery is not true", c->dash->file, twhere);
             if (!strstr(sql, "$__timeFilter("))
-                problem(c->p, "%s: %s: rawSql has no $__timeFilter", c->dash->name, twhere);
+                yt_report_add(c->p, "%s: %s: rawSql has no $__timeFilter", c->dash->file, twhere);
             if (!fmt || (strcmp(fmt, "table") != 0 && strcmp(fmt, "time_series") != 0))
-                problem(c->p, "%s: %s: format is not table or time_series", c->dash->name, twhere);
+                yt_report_add(c->p, "%s: %s: format is not table or time_series", c->dash->file,
+                              twhere);
             else if (strcmp(fmt, "time_series") == 0 && !strstr(sql, "$__timeGroupAlias("))
-                problem(c->p, "%s: %s: time_series without $__timeGroupAlias", c->dash->name,
-                        twhere);
+                yt_report_add(c->p, "%s: %s: time_series without $__timeGroupAlias", c->dash->file,
+                              twhere);
         } else {
-            problem(c->p, "%s: %s: data source type `%s` is neither Prometheus nor PostgreSQL",
-                    c->dash->name, twhere, ds->type);
+            yt_report_add(c->p,
+                          "%s: %s: data source type `%s` is neither Prometheus nor PostgreSQL",
+                          c->dash->file, twhere, ds->type);
         }
     }
 }
 
 /* Checks every dashboard; with rules, writes their Prometheus expressions to
  * it as recording rules. */
-static void check_dashboards(problems_t *p, FILE *rules, int *nexpr)
+static void check_dashboards(yt_report_t *p, FILE *rules, int *nexpr)
 {
     ds_t ds[MAX_DS];
     int nds = load_datasources(ds, MAX_DS);
     if (!find_ds(ds, nds, "yard-prometheus") || !find_ds(ds, nds, "yard-postgres"))
-        problem(p, "grafana/provisioning/datasources/switchyard.yaml: expected uids "
-                   "yard-prometheus and yard-postgres");
+        yt_report_add(p, "grafana/provisioning/datasources/switchyard.yaml: expected uids "
+                         "yard-prometheus and yard-postgres");
     for (int i = 0; i < nds; i++)
         if (!ds[i].type[0] || !ds[i].uid[0])
-            problem(p, "grafana/provisioning/datasources/switchyard.yaml: data source %d has no "
-                       "uid or type", i + 1);
+            yt_report_add(p, "grafana/provisioning/datasources/switchyard.yaml: data source %d "
+                             "has no uid or type", i + 1);
 
-    parse_dashboards(p);
+    report_unparsed(p);
     for (size_t k = 0; k < sizeof k_dashboards / sizeof k_dashboards[0]; k++) {
         int found = 0;
-        for (int i = 0; i < g_ndash; i++)
-            if (strncmp(g_dash[i].name, k_dashboards[k], strlen(k_dashboards[k])) == 0 &&
-                strcmp(g_dash[i].name + strlen(k_dashboards[k]), ".json") == 0)
+        for (size_t i = 0; i < g_ndash; i++)
+            if (strncmp(g_dash[i].file, k_dashboards[k], strlen(k_dashboards[k])) == 0 &&
+                strcmp(g_dash[i].file + strlen(k_dashboards[k]), ".json") == 0)
                 found = 1;
         if (!found)
-            problem(p, "grafana/dashboards/%s.json is missing", k_dashboards[k]);
+            yt_report_add(p, "grafana/dashboards/%s.json is missing", k_dashboards[k]);
     }
-    for (int i = 0; i < g_ndash; i++) {
-        json_t *root = g_dash[i].root;
+    for (size_t i = 0; i < g_ndash; i++) {
+        json_t *root = g_dash[i].doc;
         if (!json_is_object(root))
             continue;
         dctx_t c = {.p = p, .dash = &g_dash[i], .ds = ds, .nds = nds, .rules = rules,
                     .nexpr = nexpr};
         const char *uid = str_of(root, "uid");
         if (!uid || !*uid)
-            problem(p, "%s: no uid", g_dash[i].name);
-        for (int j = 0; uid && j < i; j++) {
-            const char *other = json_is_object(g_dash[j].root) ? str_of(g_dash[j].root, "uid")
+            yt_report_add(p, "%s: no uid", g_dash[i].file);
+        for (size_t j = 0; uid && j < i; j++) {
+            const char *other = json_is_object(g_dash[j].doc) ? str_of(g_dash[j].doc, "uid")
                                                                : NULL;
             if (other && strcmp(other, uid) == 0)
-                problem(p, "%s: uid `%s` is also %s's", g_dash[i].name, uid, g_dash[j].name);
+                yt_report_add(p, "%s: uid `%s` is also %s's", g_dash[i].file, uid, g_dash[j].file);
         }
         if (!str_of(root, "title"))
-            problem(p, "%s: no title", g_dash[i].name);
+            yt_report_add(p, "%s: no title", g_dash[i].file);
         if (!json_is_integer(json_object_get(root, "schemaVersion")))
-            problem(p, "%s: no schemaVersion", g_dash[i].name);
+            yt_report_add(p, "%s: no schemaVersion", g_dash[i].file);
         /* Template variables: names, and their data sources. */
-        json_t *vars = json_object_get(json_object_get(root, "templating"), "list");
+        json_t *vars = yt_grafana_variables(root);
         size_t k;
         json_t *v;
         json_array_foreach(vars, k, v)
         {
             const char *name = str_of(v, "name");
             if (!name) {
-                problem(p, "%s: a template variable has no name", g_dash[i].name);
+                yt_report_add(p, "%s: a template variable has no name", g_dash[i].file);
                 continue;
             }
             if (c.nvars < 16)
@@ -666,10 +486,10 @@ static void check_dashboards(problems_t *p, FILE *rules, int *nexpr)
         }
         json_t *panels = json_object_get(root, "panels");
         if (!json_is_array(panels) || json_array_size(panels) == 0) {
-            problem(p, "%s: no panels", g_dash[i].name);
+            yt_report_add(p, "%s: no panels", g_dash[i].file);
             continue;
         }
-        each_panel(panels, check_panel, &c);
+        yt_grafana_each_panel(root, check_panel, &c);
     }
 }
 
@@ -691,7 +511,7 @@ static void test_promtool_test_rules(void **state)
 
 static void test_dashboards_are_well_formed(void **state)
 {
-    problems_t p = {0};
+    yt_report_t p = {0};
     int nexpr = 0;
     check_dashboards(&p, NULL, &nexpr);
     problems_assert_none(&p, "grafana/dashboards");
@@ -701,7 +521,7 @@ static void test_dashboards_are_well_formed(void **state)
  * rules of a generated file, with the variables replaced). */
 static void test_dashboard_queries_parse(void **state)
 {
-    problems_t p = {0};
+    yt_report_t p = {0};
     int nexpr = 0;
     const char *dir = getenv("YARD_TEST_DIR");
     char path[1024];
@@ -722,7 +542,7 @@ static void test_dashboard_queries_parse(void **state)
 static void test_rules_use_only_contract_metrics(void **state)
 {
     const char *files[] = {"alerts/switchyard.rules.yml", "alerts/tests/switchyard.test.yml"};
-    problems_t p = {0};
+    yt_report_t p = {0};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[1024];
         src_path(path, sizeof path, files[i]);
@@ -786,7 +606,7 @@ static void test_every_alert_has_a_runbook_section(void **state)
 
     src_path(path, sizeof path, "alerts/switchyard.rules.yml");
     char *rules = slurp(path);
-    problems_t p = {0};
+    yt_report_t p = {0};
     int alert = -1;
     int has_url[64] = {0};
     for (char *line = strtok(rules, "\n"); line; line = strtok(NULL, "\n")) {
@@ -799,31 +619,31 @@ static void test_every_alert_has_a_runbook_section(void **state)
             has_url[alert] = 1;
             const char *hash = strchr(v, '#');
             if (strncmp(v, "ops/RUNBOOK.md#", 15) != 0 || !hash)
-                problem(&p, "%s: runbook_url `%s` does not point into ops/RUNBOOK.md#…",
-                        names[alert], v);
+                yt_report_add(&p, "%s: runbook_url `%s` does not point into ops/RUNBOOK.md#…",
+                              names[alert], v);
             else {
                 char want[96];
                 slug(names[alert], want, sizeof want);
                 if (strcmp(hash + 1, want) != 0)
-                    problem(&p, "%s: runbook_url anchor `%s`, expected `%s`", names[alert],
-                            hash + 1, want);
+                    yt_report_add(&p, "%s: runbook_url anchor `%s`, expected `%s`", names[alert],
+                                  hash + 1, want);
                 int found = 0;
                 for (int i = 0; i < na; i++)
                     if (strcmp(anchors[i], hash + 1) == 0)
                         found = 1;
                 if (!found)
-                    problem(&p, "%s: ops/RUNBOOK.md has no heading with anchor `%s`",
-                            names[alert], hash + 1);
+                    yt_report_add(&p, "%s: ops/RUNBOOK.md has no heading with anchor `%s`",
+                                  names[alert], hash + 1);
             }
         }
         if (yaml_value(line, "severity", v, sizeof v) && strcmp(v, "page") != 0 &&
             strcmp(v, "ticket") != 0)
-            problem(&p, "%s: severity `%s` is neither page nor ticket", names[alert], v);
+            yt_report_add(&p, "%s: severity `%s` is neither page nor ticket", names[alert], v);
     }
     free(rules);
     for (int i = 0; i < n; i++)
         if (!has_url[i])
-            problem(&p, "%s: no runbook_url", names[i]);
+            yt_report_add(&p, "%s: no runbook_url", names[i]);
     problems_assert_none(&p, "runbook links");
 }
 
@@ -864,12 +684,12 @@ static void test_every_alert_is_tested_both_ways(void **state)
         }
     }
     free(text);
-    problems_t p = {0};
+    yt_report_t p = {0};
     for (int i = 0; i < n; i++) {
         if (!fires[i])
-            problem(&p, "%s: no test case where it fires", names[i]);
+            yt_report_add(&p, "%s: no test case where it fires", names[i]);
         if (!quiet[i])
-            problem(&p, "%s: no test case where it stays quiet", names[i]);
+            yt_report_add(&p, "%s: no test case where it stays quiet", names[i]);
     }
     problems_assert_none(&p, "alerts/tests/switchyard.test.yml");
 }

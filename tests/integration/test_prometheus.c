@@ -4,11 +4,10 @@
  *
  * Setup starts nats-server, PostgreSQL, the gateway (with API keys on, so
  * authentication failures can be counted), the execute, schedule and audit
- * workers, and a real Prometheus on a free loopback port (its config written
- * here: scrape and evaluation interval 1 s, jobs `yard-gateway` and
- * `yard-worker`, rule file alerts/switchyard.rules.yml when promtool accepts
- * it; pid in <dir>/prometheus.pid, log in <dir>/prometheus.log). Then, in
- * order:
+ * workers, and a real Prometheus (yt_prom.h: scrape and evaluation interval
+ * 1 s, jobs `yard-gateway` and `yard-worker`, rule file
+ * alerts/switchyard.rules.yml when promtool accepts it; pid in
+ * <dir>/prometheus.pid, log in <dir>/prometheus.log). Then, in order:
  *   1. Prometheus scrapes the gateway and the three workers (up == 1).
  *   2. A mix of jobs flows for MIX_SECONDS and keeps flowing (slower parts
  *      included) until the end: noop, echo, batches, `fail` retryable (small
@@ -25,7 +24,7 @@
  *      health "ok" and no error, and every metric its expression names is
  *      known to Prometheus (label names of its matchers too; a job matcher
  *      names one of the two scrape jobs).
- *   6. Every metric of the metrics contract (issue 11) is known to
+ *   6. Every metric of the metrics contract (yt_contract.h) is known to
  *      Prometheus, on every process that must export it, with its labels.
  * Each check lists every failure (two lines each), not just the first.
  */
@@ -36,143 +35,34 @@
 
 #include <cmocka.h>
 
-#include <ctype.h>
-#include <errno.h>
-#include <glob.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
 
 #include "log.h"
+#include "yt_contract.h"
+#include "yt_grafana.h"
 #include "yt_http.h"
+#include "yt_prom.h"
+#include "yt_promql.h"
+#include "yt_report.h"
+#include "yt_str.h"
 #include "yt_workers.h"
 
 #define MIX_SECONDS 15
 #define MIX_TICK_MS 100
 #define RULES_FILE "alerts/switchyard.rules.yml"
-#define DASHBOARDS_GLOB "grafana/dashboards/*.json"
 #define MAX_LISTED 60      /* failures printed per check; the rest are counted */
-#define EXCERPT 220        /* characters of an expression or answer in a message */
+#define MAX_SELECTORS 32   /* of one rule's expression */
 #define RULE_EVAL_WAIT_MS 75000
-
-/* ---- small strings ------------------------------------------------------------ */
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sbuf_t;
-
-static void sb_addn(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p)
-            abort();
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_add(sbuf_t *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
-static void sb_addf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_addf(sbuf_t *b, const char *fmt, ...)
-{
-    char tmp[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sb_addn(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* s (NULL: "") on one line, cut to max characters, in a static ring of
- * buffers (a few per message). */
-static const char *one_line(const char *s, size_t max)
-{
-    static char ring[6][EXCERPT * 2 + 8];
-    static int next;
-    char *out = ring[next++ % 6];
-    size_t o = 0, cap = sizeof ring[0] - 4;
-    if (max > cap)
-        max = cap;
-    int space = 0;
-    for (const char *p = s ? s : ""; *p && o < max; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (isspace(c)) {
-            space = o > 0;
-            continue;
-        }
-        if (space && o < max)
-            out[o++] = ' ';
-        space = 0;
-        if (o < max)
-            out[o++] = c < 0x20 ? '.' : (char)c;
-    }
-    out[o] = '\0';
-    if (s && strlen(s) > max)
-        strcpy(out + o, "...");
-    return out;
-}
-
-/* The failures of one check: each entry a line or two. */
-typedef struct {
-    sbuf_t text;
-    int n, listed;
-} report_t;
-
-static void report_add(report_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report_add(report_t *r, const char *fmt, ...)
-{
-    r->n++;
-    if (r->listed >= MAX_LISTED)
-        return;
-    r->listed++;
-    char tmp[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    sb_add(&r->text, "  ");
-    sb_add(&r->text, tmp);
-    sb_add(&r->text, "\n");
-}
-
-/* Prints the failures; returns how many there were (and frees them). */
-static int report_print(report_t *r, const char *what)
-{
-    int n = r->n;
-    if (n) {
-        fprintf(stderr, "%s: %d failure%s:\n%s", what, n, n == 1 ? "" : "s",
-                r->text.s ? r->text.s : "");
-        if (n > r->listed)
-            fprintf(stderr, "  ... and %d more\n", n - r->listed);
-    }
-    free(r->text.s);
-    memset(r, 0, sizeof *r);
-    return n;
-}
+#define NPROCS 4           /* the gateway and three workers, in YT_PROC_* bit order */
 
 /* ---- the cluster and Prometheus --------------------------------------------- */
 
@@ -188,8 +78,7 @@ static struct {
     yt_cluster_t c;
     char key[512];     /* an API key with every scope */
     char auth[560];    /* "Authorization: Bearer <key>" */
-    pid_t prom;
-    int prom_port;
+    yt_prom_t prom;    /* its names: the __name__ values it knows (after the mix) */
     char rules_path[600];
     int rules_loaded;  /* the rule file is in Prometheus's config */
     char rules_why[1500]; /* why it is not */
@@ -201,7 +90,6 @@ static struct {
     atomic_long ok[K_COUNT], bad[K_COUNT];
     pthread_mutex_t lock;
     char last_bad[K_COUNT][200];
-    json_t *names; /* the __name__ values Prometheus knows (after the mix) */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *const gw_extra_env[] = {
@@ -210,275 +98,14 @@ static const char *const gw_extra_env[] = {
 static const char *const worker_env[] = {"YARD_RETRY_BASE_MS=100", "YARD_RETRY_CAP_MS=400",
                                          NULL};
 
-static void url_encode(sbuf_t *b, const char *s)
+/* The metrics ports of the gateway and the execute, schedule and audit
+ * workers, in the order of the YT_PROC_* bits. */
+static void process_ports(int port[NPROCS])
 {
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            sb_addn(b, (const char *)p, 1);
-        } else {
-            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            sb_addn(b, e, 3);
-        }
-    }
-}
-
-/* One call of Prometheus's HTTP API: GET path (with its query string) when
- * form is NULL, else POST form (urlencoded). On an answer with status
- * "success" returns 0 and sets *data (the "data" member, a new reference).
- * Otherwise returns -1 with the answer (HTTP status, errorType, error) in
- * why. */
-static int prom_api(json_t **data, const char *path, const char *form, char *why, size_t cap)
-{
-    static const char *const form_hdr[] = {"Content-Type: application/x-www-form-urlencoded",
-                                           NULL};
-    yt_http_resp_t r = {0};
-    *data = NULL;
-    int st = yt_http_request(&r, g.prom_port, form ? "POST" : "GET", path, form ? form_hdr : NULL,
-                             form, form ? strlen(form) : 0);
-    if (st < 0) {
-        snprintf(why, cap, "no answer from Prometheus (%d)", st);
-        return -1;
-    }
-    json_t *doc = json_loadb(r.body, r.body_len, 0, NULL);
-    const char *status = json_string_value(json_object_get(doc, "status"));
-    if (st == 200 && status && strcmp(status, "success") == 0) {
-        *data = json_incref(json_object_get(doc, "data"));
-        json_decref(doc);
-        yt_http_resp_free(&r);
-        return 0;
-    }
-    if (doc)
-        snprintf(why, cap, "HTTP %d %s: %s", st,
-                 json_string_value(json_object_get(doc, "errorType")) ?: "",
-                 one_line(json_string_value(json_object_get(doc, "error")), EXCERPT));
-    else
-        snprintf(why, cap, "HTTP %d: %s", st, yt_http_body_excerpt(&r));
-    json_decref(doc);
-    yt_http_resp_free(&r);
-    return -1;
-}
-
-/* An instant query at the current time. Returns the number of results (a
- * scalar or string counts as one; 0 with the answer in why) and sets *data
- * (may be NULL; the caller frees it, even for 0) to the data member, or
- * returns -1 with the answer in why (*data NULL). */
-static int prom_query(json_t **data, const char *expr, char *why, size_t cap)
-{
-    sbuf_t form = {0};
-    json_t *d = NULL;
-    sb_add(&form, "query=");
-    url_encode(&form, expr);
-    int rc = prom_api(&d, "/api/v1/query", form.s, why, cap);
-    free(form.s);
-    if (rc < 0)
-        return -1;
-    json_t *res = json_object_get(d, "result");
-    const char *type = json_string_value(json_object_get(d, "resultType")) ?: "";
-    int n = strcmp(type, "matrix") && strcmp(type, "vector") ? res != NULL
-                                                              : (int)json_array_size(res);
-    if (n == 0)
-        snprintf(why, cap, "success with an empty result (resultType %s)",
-                 json_string_value(json_object_get(d, "resultType")) ?: "?");
-    if (data)
-        *data = d;
-    else
-        json_decref(d);
-    return n;
-}
-
-/* The value of the first sample of an instant query as a double, or -1. */
-static double prom_value(const char *expr)
-{
-    json_t *d = NULL;
-    char why[400];
-    if (prom_query(&d, expr, why, sizeof why) <= 0) {
-        json_decref(d);
-        return -1;
-    }
-    json_t *res = json_object_get(d, "result");
-    const char *type = json_string_value(json_object_get(d, "resultType")) ?: "";
-    json_t *sample = strcmp(type, "scalar") == 0
-                         ? res
-                         : json_object_get(json_array_get(res, 0), "value"); /* [t, "v"] */
-    const char *s = json_string_value(json_array_get(sample, 1));
-    double x = s ? strtod(s, NULL) : -1;
-    json_decref(d);
-    return x;
-}
-
-/* The values of label (names when label is "__name__") Prometheus knows,
- * among the series matching match (may be NULL). A new array, or NULL. */
-static json_t *prom_label_values(const char *label, const char *match)
-{
-    sbuf_t path = {0};
-    json_t *d = NULL;
-    char why[400];
-    sb_addf(&path, "/api/v1/label/%s/values", label);
-    if (match) {
-        sb_add(&path, "?match[]=");
-        url_encode(&path, match);
-    }
-    int rc = prom_api(&d, path.s, NULL, why, sizeof why);
-    free(path.s);
-    if (rc < 0) {
-        fprintf(stderr, "test_prometheus: label values of %s: %s\n", label, why);
-        return NULL;
-    }
-    if (!json_is_array(d)) {
-        json_decref(d);
-        return NULL;
-    }
-    return d;
-}
-
-static int known_name(const char *name)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(g.names, i, v)
-        if (strcmp(json_string_value(v) ?: "", name) == 0)
-            return 1;
-    return 0;
-}
-
-/* Fetches what Prometheus knows now into g.names. */
-static int refresh_names(void)
-{
-    json_t *names = prom_label_values("__name__", NULL);
-    if (!names)
-        return -1;
-    json_decref(g.names);
-    g.names = names;
-    return 0;
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Runs promtool check rules on path: 0 when it accepts it, else -1 with the
- * first lines of what it said in why. */
-static int promtool_check(const char *path, char *why, size_t cap)
-{
-    char cmd[800];
-    snprintf(cmd, sizeof cmd, "promtool check rules '%s' 2>&1", path);
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        snprintf(why, cap, "cannot run promtool: %s", strerror(errno));
-        return -1;
-    }
-    size_t n = fread(why, 1, cap - 1, p);
-    why[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int write_prom_config(const char *path)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
-            "global:\n"
-            "  scrape_interval: 1s\n"
-            "  scrape_timeout: 1s\n"
-            "  evaluation_interval: 1s\n");
-    if (g.rules_loaded)
-        fprintf(f, "rule_files:\n  - '%s'\n", g.rules_path);
-    fprintf(f,
-            "scrape_configs:\n"
-            "  - job_name: yard-gateway\n"
-            "    static_configs:\n"
-            "      - targets: ['127.0.0.1:%d']\n"
-            "  - job_name: yard-worker\n"
-            "    static_configs:\n"
-            "      - targets: ['127.0.0.1:%d', '127.0.0.1:%d', '127.0.0.1:%d']\n",
-            g.c.port, g.c.exec.metrics_port, g.c.sched.metrics_port, g.c.audit.metrics_port);
-    return fclose(f) == 0 ? 0 : -1;
-}
-
-static void prom_stop(void)
-{
-    if (g.prom <= 0)
-        return;
-    if (yt_kill_wait(g.prom, SIGTERM, 10000) < 0)
-        yt_kill_wait(g.prom, SIGKILL, 5000);
-    g.prom = 0;
-    char pidfile[400];
-    snprintf(pidfile, sizeof pidfile, "%s/prometheus.pid", g.c.env->dir);
-    unlink(pidfile);
-}
-
-/* Whether <dir>/<name>.log contains text. */
-static int log_says(const yt_env_t *env, const char *name, const char *text)
-{
-    char path[400], line[4096];
-    int found = 0;
-    snprintf(path, sizeof path, "%s/%s.log", env->dir, name);
-    FILE *f = fopen(path, "r");
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return found;
-}
-
-/* Starts Prometheus (retrying on another port if it exits during start
- * because its port was taken) and waits until /-/ready answers 200. */
-static int prom_start(void)
-{
-    yt_env_t *env = g.c.env;
-    char cfg[400], data[400], a_cfg[450], a_data[450], a_listen[80];
-    snprintf(cfg, sizeof cfg, "%s/prometheus.yml", env->dir);
-    snprintf(data, sizeof data, "%s/prometheus-data", env->dir);
-    snprintf(g.rules_path, sizeof g.rules_path, "%s/%s", yt_src_dir(), RULES_FILE);
-    if (!file_exists(g.rules_path))
-        snprintf(g.rules_why, sizeof g.rules_why, "%s does not exist", RULES_FILE);
-    else if (promtool_check(g.rules_path, g.rules_why, sizeof g.rules_why) == 0)
-        g.rules_loaded = 1;
-    if (write_prom_config(cfg) != 0) {
-        fprintf(stderr, "test_prometheus: cannot write %s: %s\n", cfg, strerror(errno));
-        return -1;
-    }
-    snprintf(a_cfg, sizeof a_cfg, "--config.file=%s", cfg);
-    snprintf(a_data, sizeof a_data, "--storage.tsdb.path=%s", data);
-    for (int attempt = 0; attempt < 4; attempt++) {
-        g.prom_port = yt_free_port();
-        snprintf(a_listen, sizeof a_listen, "--web.listen-address=127.0.0.1:%d", g.prom_port);
-        char *argv[] = {"prometheus", a_cfg, a_data, a_listen, "--log.level=warn",
-                        "--storage.tsdb.retention.time=1d", NULL};
-        g.prom = yt_spawn(env, "prometheus", argv, NULL);
-        if (g.prom < 0)
-            return -1;
-        long long deadline = yt_now_ms() + 30000;
-        int status = 0, exited = 0;
-        while (yt_now_ms() < deadline) {
-            if (waitpid(g.prom, &status, WNOHANG) == g.prom) {
-                exited = 1;
-                break;
-            }
-            if (yt_http_status(g.prom_port, "/-/ready") == 200)
-                return 0;
-            yt_nap_ms(100);
-        }
-        if (!exited) {
-            fprintf(stderr, "test_prometheus: Prometheus not ready on port %d within 30 s\n",
-                    g.prom_port);
-            yt_log_tail(env, "prometheus");
-            prom_stop();
-            return -1;
-        }
-        g.prom = 0;
-        fprintf(stderr, "test_prometheus: Prometheus exited during start (%s), port %d\n",
-                yt_wait_status_text(status), g.prom_port);
-        yt_log_tail(env, "prometheus");
-        if (!log_says(env, "prometheus", "address already in use"))
-            return -1; /* only a port clash is worth another try */
-    }
-    return -1;
+    port[0] = g.c.port;
+    port[1] = g.c.exec.metrics_port;
+    port[2] = g.c.sched.metrics_port;
+    port[3] = g.c.audit.metrics_port;
 }
 
 /* ---- the gateway ------------------------------------------------------------ */
@@ -518,7 +145,7 @@ static int make_key(void)
     out[strcspn(out, "\r\n")] = '\0';
     if (st != 0 || !out[0]) {
         fprintf(stderr, "test_prometheus: yardctl keys create: exit %d: %s\n", st,
-                one_line(err, 400));
+                yt_one_line(err, 400));
         return -1;
     }
     snprintf(g.key, sizeof g.key, "%s", out);
@@ -536,7 +163,6 @@ static int make_key(void)
 }
 
 /* ---- the job mix ------------------------------------------------------------- */
-
 
 /* Counts a request of the mix as expected when it got status want (or 202
  * for a cancel, which answers 202 while the job still runs). */
@@ -667,6 +293,31 @@ static void mix_stop(void)
 
 /* ---- setup ------------------------------------------------------------------- */
 
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Starts Prometheus with a scrape job for the gateway and one for the three
+ * workers, and the rule file when promtool accepts it (else g.rules_why
+ * says why, for the rules test). */
+static int prom_start(void)
+{
+    snprintf(g.rules_path, sizeof g.rules_path, "%s/%s", yt_src_dir(), RULES_FILE);
+    const char *const check[] = {"check", "rules", g.rules_path, NULL};
+    if (!file_exists(g.rules_path))
+        snprintf(g.rules_why, sizeof g.rules_why, "%s does not exist", RULES_FILE);
+    else if (yt_promtool(g.rules_why, sizeof g.rules_why, check) == 0)
+        g.rules_loaded = 1;
+    int port[NPROCS];
+    process_ports(port);
+    const yt_prom_job_t jobs[] = {{"yard-gateway", &port[0], 1},
+                                  {"yard-worker", &port[1], NPROCS - 1}};
+    return yt_prom_start(&g.prom, g.c.env, g.rules_loaded ? g.rules_path : NULL, jobs,
+                         sizeof jobs / sizeof jobs[0]);
+}
+
 static int teardown(void **state);
 
 /* cmocka skips the group teardown when setup fails: clean up here then. */
@@ -689,9 +340,7 @@ static int teardown(void **state)
     if (done++)
         return 0;
     mix_stop();
-    prom_stop();
-    json_decref(g.names);
-    g.names = NULL;
+    yt_prom_stop(&g.prom);
     yt_cluster_stop(&g.c);
     return 0;
 }
@@ -703,15 +352,15 @@ static void test_prometheus_scrapes_the_gateway_and_three_workers(void **state)
     double gw = -1, wk = -1;
     long long deadline = yt_now_ms() + 30000;
     while (yt_now_ms() < deadline) {
-        gw = prom_value("sum(up{job=\"yard-gateway\"})");
-        wk = prom_value("sum(up{job=\"yard-worker\"})");
+        gw = yt_prom_value(&g.prom, "sum(up{job=\"yard-gateway\"})");
+        wk = yt_prom_value(&g.prom, "sum(up{job=\"yard-worker\"})");
         if (gw == 1 && wk == 3)
             return;
         yt_nap_ms(250);
     }
     json_t *d = NULL;
     char why[400];
-    json_t *targets = prom_api(&d, "/api/v1/targets", NULL, why, sizeof why) == 0
+    json_t *targets = yt_prom_api(&d, &g.prom, "/api/v1/targets", NULL, why, sizeof why) == 0
                           ? json_object_get(d, "activeTargets") : NULL;
     size_t i;
     json_t *t;
@@ -720,7 +369,7 @@ static void test_prometheus_scrapes_the_gateway_and_three_workers(void **state)
                 json_string_value(json_object_get(t, "scrapeUrl")) ?: "?",
                 json_string_value(json_object_get(json_object_get(t, "labels"), "job")) ?: "?",
                 json_string_value(json_object_get(t, "health")) ?: "?",
-                one_line(json_string_value(json_object_get(t, "lastError")), 160));
+                yt_one_line(json_string_value(json_object_get(t, "lastError")), 160));
     json_decref(d);
     fail_msg("expected Prometheus to scrape the gateway (up == 1) and 3 workers (sum(up) == 3) "
              "within 30 s; got %g and %g", gw, wk);
@@ -736,13 +385,13 @@ static void test_a_mix_of_jobs_flows(void **state)
     g.mix_running = 1;
     yt_nap_ms(MIX_SECONDS * 1000);
 
-    report_t r = {0};
+    yt_report_t r = {.max_listed = MAX_LISTED};
     for (int k = 0; k < K_COUNT; k++) {
         long ok = atomic_load(&g.ok[k]), bad = atomic_load(&g.bad[k]);
         if (bad || !ok) {
             pthread_mutex_lock(&g.lock);
-            report_add(&r, "%s: %ld as expected, %ld not (last: %s)", kind_name[k], ok, bad,
-                       g.last_bad[k][0] ? g.last_bad[k] : "-");
+            yt_report_add(&r, "%s: %ld as expected, %ld not (last: %s)", kind_name[k], ok, bad,
+                          g.last_bad[k][0] ? g.last_bad[k] : "-");
             pthread_mutex_unlock(&g.lock);
         }
     }
@@ -765,8 +414,8 @@ static void test_a_mix_of_jobs_flows(void **state)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         long long n = yt_wait_sql(g.c.env, 1, 5000, "SELECT least(1, (%s))", want[i].sql);
         if (n != 1)
-            report_add(&r, "expected some %s in PostgreSQL after %d s of the mix, got none",
-                       want[i].what, MIX_SECONDS);
+            yt_report_add(&r, "expected some %s in PostgreSQL after %d s of the mix, got none",
+                          want[i].what, MIX_SECONDS);
     }
     yt_sql_text(g.c.env, counts, sizeof counts,
                 "SELECT string_agg(status || ' ' || n, ', ' ORDER BY status) FROM"
@@ -777,310 +426,31 @@ static void test_a_mix_of_jobs_flows(void **state)
     double scrapes = -1;
     long long deadline = yt_now_ms() + 15000;
     while (yt_now_ms() < deadline &&
-           (scrapes = prom_value("min(count_over_time(up[15s]))")) < 8)
+           (scrapes = yt_prom_value(&g.prom, "min(count_over_time(up[15s]))")) < 8)
         yt_nap_ms(250);
     if (scrapes < 8)
-        report_add(&r, "expected at least 8 scrapes of every target in the last 15 s, got %g",
-                   scrapes);
-    if (refresh_names() != 0)
-        report_add(&r, "cannot read the metric names from /api/v1/label/__name__/values");
-    if (report_print(&r, "the job mix"))
+        yt_report_add(&r, "expected at least 8 scrapes of every target in the last 15 s, got %g",
+                      scrapes);
+    if (yt_prom_refresh_names(&g.prom) != 0)
+        yt_report_add(&r, "cannot read the metric names from /api/v1/label/__name__/values");
+    if (yt_report_print(&r, "the job mix"))
         fail_msg("the job mix did not produce what the checks need (listed above)");
 }
 
-/* ---- PromQL selectors ------------------------------------------------------ */
+/* ---- 3, 4. dashboards ------------------------------------------------------ */
 
-typedef struct {
-    char name[200];      /* "" for a selector without a metric name */
-    char labels[8][64];  /* label names of its matchers */
-    int nlabels;
-    char job[200];       /* the value of job="..." when it has one */
-    char text[600];      /* the selector as written */
-} psel_t;
+/* The queue the mix runs in, for the dashboards' $queue. */
+static const char *const fixed_values[] = {"queue=default", NULL};
 
-static int ident_start(int c)
+/* Resolves a Grafana query variable (yt_grafana_query_fn) to its first
+ * value: label_values(...) through Prometheus, a SELECT through PostgreSQL. */
+static int query_variable(void *ud, const char *query, char *out, size_t cap)
 {
-    return isalpha(c) || c == '_' || c == ':';
-}
-
-static int ident_char(int c)
-{
-    return isalnum(c) || c == '_' || c == ':';
-}
-
-static const char *skip_space(const char *p)
-{
-    while (*p && isspace((unsigned char)*p))
-        p++;
-    return p;
-}
-
-/* p at a quote: returns the character after the closing quote; copies the
- * content (escapes kept as is) into out (cap bytes, may be 0). */
-static const char *skip_string(const char *p, char *out, size_t cap)
-{
-    char q = *p++;
-    size_t o = 0;
-    while (*p && *p != q) {
-        if (*p == '\\' && q != '`' && p[1])
-            p++;
-        if (cap && o + 1 < cap)
-            out[o++] = *p;
-        p++;
-    }
-    if (cap)
-        out[o] = '\0';
-    return *p ? p + 1 : p;
-}
-
-/* p at open: returns the character after the matching close. */
-static const char *skip_group(const char *p, char open, char close)
-{
-    int depth = 0;
-    while (*p) {
-        if (*p == '"' || *p == '\'' || *p == '`') {
-            p = skip_string(p, NULL, 0);
-            continue;
-        }
-        if (*p == open)
-            depth++;
-        else if (*p == close && --depth == 0)
-            return p + 1;
-        p++;
-    }
-    return p;
-}
-
-/* Parses the matchers of a {...} block at p into s; returns the character
- * after the block. */
-static const char *parse_matchers(const char *p, psel_t *s)
-{
-    p++; /* '{' */
-    for (;;) {
-        p = skip_space(p);
-        while (*p == ',')
-            p = skip_space(p + 1);
-        if (!*p || *p == '}')
-            return *p ? p + 1 : p;
-        if (*p == '"' || *p == '\'' || *p == '`') { /* a quoted metric name (newer PromQL) */
-            char v[200];
-            p = skip_string(p, v, sizeof v);
-            snprintf(s->name, sizeof s->name, "%s", v);
-            continue;
-        }
-        const char *l0 = p;
-        while (ident_char((unsigned char)*p))
-            p++;
-        size_t ll = (size_t)(p - l0);
-        if (ll == 0) { /* something unexpected: give up on this block */
-            const char *e = strchr(p, '}');
-            return e ? e + 1 : p + strlen(p);
-        }
-        char label[64];
-        snprintf(label, sizeof label, "%.*s", (int)ll, l0);
-        p = skip_space(p);
-        char op[3] = "";
-        if ((p[0] == '!' || p[0] == '=') && (p[1] == '=' || p[1] == '~')) {
-            snprintf(op, sizeof op, "%.2s", p);
-            p += 2;
-        } else if (p[0] == '=') {
-            snprintf(op, sizeof op, "=");
-            p++;
-        }
-        p = skip_space(p);
-        char value[200] = "";
-        if (*p == '"' || *p == '\'' || *p == '`')
-            p = skip_string(p, value, sizeof value);
-        if (strcmp(label, "__name__") == 0) {
-            if (strcmp(op, "=") == 0)
-                snprintf(s->name, sizeof s->name, "%s", value);
-        } else {
-            if (s->nlabels < 8)
-                snprintf(s->labels[s->nlabels++], sizeof s->labels[0], "%s", label);
-            if (strcmp(label, "job") == 0 && strcmp(op, "=") == 0)
-                snprintf(s->job, sizeof s->job, "%s", value);
-        }
-    }
-}
-
-static int is_keyword(const char *w)
-{
-    static const char *const kw[] = {
-        "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-        "unless", "offset", "atan2", "sum", "min", "max", "avg", "group", "stddev", "stdvar",
-        "count", "count_values", "bottomk", "topk", "quantile", "limitk", "limit_ratio", NULL};
-    for (size_t i = 0; kw[i]; i++)
-        if (strcmp(w, kw[i]) == 0)
-            return 1;
-    return strcasecmp(w, "inf") == 0 || strcasecmp(w, "nan") == 0;
-}
-
-static int is_label_list_keyword(const char *w)
-{
-    return !strcmp(w, "by") || !strcmp(w, "without") || !strcmp(w, "on") ||
-           !strcmp(w, "ignoring") || !strcmp(w, "group_left") || !strcmp(w, "group_right");
-}
-
-/* The vector selectors of a PromQL expression (at most max): metric names,
- * and the label names of their matchers. A small scanner, not a parser:
- * strings, ranges, label lists of by/without/on/ignoring/group_* and
- * function names are skipped; every other identifier is a metric name. */
-static int promql_selectors(const char *q, psel_t *out, int max)
-{
-    int n = 0;
-    const char *p = q;
-    while (*p) {
-        unsigned char c = (unsigned char)*p;
-        if (isspace(c)) {
-            p++;
-        } else if (c == '#') {
-            while (*p && *p != '\n')
-                p++;
-        } else if (c == '"' || c == '\'' || c == '`') {
-            p = skip_string(p, NULL, 0);
-        } else if (c == '[') {
-            p = skip_group(p, '[', ']');
-        } else if (isdigit(c) || (c == '.' && isdigit((unsigned char)p[1]))) {
-            const char *t0 = p; /* a number (1e-3, 0x1f) or a duration (5m, 1h30m) */
-            while (isalnum((unsigned char)*p) || *p == '.' || *p == '_' ||
-                   ((*p == '+' || *p == '-') && p - t0 >= 2 && (p[-1] == 'e' || p[-1] == 'E') &&
-                    (isdigit((unsigned char)p[-2]) || p[-2] == '.')))
-                p++;
-        } else if (c == '{') {
-            psel_t s = {0};
-            const char *b = p;
-            p = parse_matchers(p, &s);
-            snprintf(s.text, sizeof s.text, "%.*s", (int)(p - b), b);
-            if (n < max)
-                out[n++] = s;
-        } else if (ident_start(c)) {
-            const char *w0 = p;
-            while (ident_char((unsigned char)*p))
-                p++;
-            char word[200];
-            snprintf(word, sizeof word, "%.*s", (int)(p - w0), w0);
-            const char *nx = skip_space(p);
-            if (is_label_list_keyword(word)) {
-                if (*nx == '(')
-                    p = skip_group(nx, '(', ')');
-                continue;
-            }
-            if (*nx == '(' || is_keyword(word))
-                continue; /* a function, an aggregation, an operator */
-            psel_t s = {0};
-            snprintf(s.name, sizeof s.name, "%s", word);
-            if (*nx == '{')
-                p = parse_matchers(nx, &s);
-            snprintf(s.text, sizeof s.text, "%.*s", (int)(p - w0), w0);
-            if (n < max)
-                out[n++] = s;
-        } else {
-            p++;
-        }
-    }
-    /* A label list right after an aggregation name: sum by (x) (...) is
-     * handled above; sum(...) by (x) too (by followed by a parenthesis). */
-    return n;
-}
-
-/* The metric names of expr Prometheus does not know, as ", "-separated
- * text in out ("" when all are known). */
-static void unknown_names(const char *expr, char *out, size_t cap)
-{
-    psel_t sel[32];
-    int n = promql_selectors(expr, sel, 32);
-    size_t o = 0;
-    out[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (!sel[i].name[0] || known_name(sel[i].name) || strstr(out, sel[i].name))
-            continue;
-        int w = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", sel[i].name);
-        if (w < 0 || (size_t)w >= cap - o)
-            break;
-        o += (size_t)w;
-    }
-}
-
-static void label_names_of(const char *name, char *out, size_t cap);
-
-/* The selectors of expr (all of whose names Prometheus knows) that match no
- * series now, each with the label names of its matchers that no series of
- * its metric has, as ", "-separated text in out. */
-static void empty_selectors(const char *expr, char *out, size_t cap)
-{
-    psel_t sel[32];
-    int n = promql_selectors(expr, sel, 32);
-    size_t o = 0;
-    out[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        char why[400], have[1024], bad[300] = "";
-        if (!sel[i].text[0] || strstr(out, sel[i].text) ||
-            prom_query(NULL, sel[i].text, why, sizeof why) != 0)
-            continue;
-        if (sel[i].name[0]) {
-            label_names_of(sel[i].name, have, sizeof have);
-            for (int k = 0; k < sel[i].nlabels; k++) {
-                char key[80];
-                snprintf(key, sizeof key, ",%s,", sel[i].labels[k]);
-                if (!strstr(have, key) && strlen(bad) + strlen(key) + 24 < sizeof bad)
-                    snprintf(bad + strlen(bad), sizeof bad - strlen(bad), "%s%s",
-                             bad[0] ? ", " : " (no such label: ", sel[i].labels[k]);
-            }
-            if (bad[0])
-                strcat(bad, ")");
-        }
-        int w = snprintf(out + o, cap - o, "%s%s%s", o ? "; " : "", one_line(sel[i].text, 160),
-                         bad);
-        if (w < 0 || (size_t)w >= cap - o)
-            break;
-        o += (size_t)w;
-    }
-}
-
-/* ---- Grafana templating ---------------------------------------------------- */
-
-typedef struct {
-    json_t *dash;        /* the dashboard */
-    const char *uid;
-    sbuf_t unresolved;   /* variables left as written */
-    int depth;
-} tpl_t;
-
-static char *substitute(tpl_t *t, const char *in);
-
-/* The first value of a query variable: label_values(...) through
- * Prometheus, a SELECT through PostgreSQL. Copies it into out; 0 or -1. */
-static int query_variable(tpl_t *t, const char *query, char *out, size_t cap)
-{
-    char *q = substitute(t, query);
+    char label[128], match[900];
+    const char *p = yt_skip_space(query);
     int rc = -1;
-    const char *p = skip_space(q);
-    if (strncmp(p, "label_values(", 13) == 0) {
-        char inner[1000];
-        snprintf(inner, sizeof inner, "%s", p + 13);
-        char *close = strrchr(inner, ')');
-        if (close)
-            *close = '\0';
-        /* label_values(label) or label_values(selector, label) */
-        char *comma = NULL;
-        int depth = 0;
-        for (char *c = inner; *c; c++) {
-            if (*c == '{' || *c == '(')
-                depth++;
-            else if (*c == '}' || *c == ')')
-                depth--;
-            else if (*c == ',' && depth == 0)
-                comma = c;
-        }
-        char label[128], match[900] = "";
-        if (comma) {
-            *comma = '\0';
-            snprintf(match, sizeof match, "%s", one_line(inner, sizeof match - 1));
-            snprintf(label, sizeof label, "%s", one_line(comma + 1, sizeof label - 1));
-        } else {
-            snprintf(label, sizeof label, "%s", one_line(inner, sizeof label - 1));
-        }
-        json_t *vals = prom_label_values(label, match[0] ? match : NULL);
+    if (yt_grafana_label_values(p, label, sizeof label, match, sizeof match)) {
+        json_t *vals = yt_prom_label_values(&g.prom, label, match[0] ? match : NULL);
         const char *v = json_string_value(json_array_get(vals, 0));
         if (v) {
             snprintf(out, cap, "%s", v);
@@ -1095,219 +465,7 @@ static int query_variable(tpl_t *t, const char *query, char *out, size_t cap)
         }
         PQclear(r);
     }
-    free(q);
     return rc;
-}
-
-/* The value of a Grafana variable, or NULL (then the text stays as is). */
-static const char *variable(tpl_t *t, const char *name, char *buf, size_t cap)
-{
-    static const struct {
-        const char *name, *value;
-    } builtin[] = {
-        {"queue", "default"}, {"__rate_interval", "15s"}, {"__interval", "5s"},
-        {"__interval_ms", "5000"}, {"__range", "1m"}, {"__range_s", "60"},
-        {"__range_ms", "60000"}, {"__auto_interval", "5s"}, {"__all", ".*"},
-    };
-    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
-        if (strcmp(name, builtin[i].name) == 0)
-            return builtin[i].value;
-    if (strcmp(name, "__dashboard") == 0)
-        return t->uid;
-    json_t *list = json_object_get(json_object_get(t->dash, "templating"), "list");
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) {
-        if (strcmp(json_string_value(json_object_get(v, "name")) ?: "", name) != 0)
-            continue;
-        json_t *cur = json_object_get(json_object_get(v, "current"), "value");
-        if (json_is_array(cur))
-            cur = json_array_get(cur, 0);
-        const char *s = json_string_value(cur);
-        if (s && strcmp(s, "$__all") == 0) {
-            s = json_string_value(json_object_get(v, "allValue"));
-            return s && s[0] ? s : ".*";
-        }
-        if (s && s[0])
-            return s;
-        json_t *opt = json_object_get(json_array_get(json_object_get(v, "options"), 0), "value");
-        if (json_is_array(opt))
-            opt = json_array_get(opt, 0);
-        if (json_string_value(opt) && strcmp(json_string_value(opt), "$__all") != 0)
-            return json_string_value(opt);
-        const char *type = json_string_value(json_object_get(v, "type")) ?: "";
-        json_t *qj = json_object_get(v, "query");
-        const char *query = json_is_object(qj) ? json_string_value(json_object_get(qj, "query"))
-                                               : json_string_value(qj);
-        if (!query || !query[0])
-            return NULL;
-        if (!strcmp(type, "custom") || !strcmp(type, "interval")) {
-            size_t n = strcspn(query, ",");
-            snprintf(buf, cap, "%.*s", (int)n, query);
-            snprintf(buf, cap, "%s", one_line(buf, cap - 1));
-            return buf;
-        }
-        if (!strcmp(type, "constant") || !strcmp(type, "textbox"))
-            return query;
-        if (!strcmp(type, "query") && t->depth < 3) {
-            t->depth++;
-            int rc = query_variable(t, query, buf, cap);
-            t->depth--;
-            return rc == 0 ? buf : NULL;
-        }
-        return NULL;
-    }
-    return NULL;
-}
-
-static void add_unresolved(tpl_t *t, const char *name)
-{
-    if (t->unresolved.s && strstr(t->unresolved.s, name))
-        return;
-    sb_addf(&t->unresolved, "%s$%s", t->unresolved.len ? ", " : "", name);
-}
-
-/* in with Grafana's variables ($v, ${v}, ${v:fmt}, [[v]]) substituted; a
- * malloc'd string. */
-static char *substitute(tpl_t *t, const char *in)
-{
-    sbuf_t out = {0};
-    sb_add(&out, "");
-    const char *p = in;
-    while (*p) {
-        const char *start = p, *name0 = NULL, *end = NULL;
-        size_t nlen = 0;
-        if (p[0] == '$' && p[1] == '{') {
-            const char *close = strchr(p + 2, '}');
-            if (close) {
-                name0 = p + 2;
-                nlen = strcspn(name0, ":}");
-                end = close + 1;
-            }
-        } else if (p[0] == '$' && ident_char((unsigned char)p[1]) && p[1] != ':') {
-            name0 = p + 1;
-            while (isalnum((unsigned char)name0[nlen]) || name0[nlen] == '_')
-                nlen++;
-            end = name0 + nlen;
-        } else if (p[0] == '[' && p[1] == '[') {
-            const char *close = strstr(p + 2, "]]");
-            if (close) {
-                size_t n = strcspn(p + 2, ":]");
-                int ok = n > 0;
-                for (size_t k = 0; k < n; k++)
-                    ok = ok && (isalnum((unsigned char)p[2 + k]) || p[2 + k] == '_');
-                if (ok) {
-                    name0 = p + 2;
-                    nlen = n;
-                    end = close + 2;
-                }
-            }
-        }
-        if (!name0 || nlen == 0) {
-            sb_addn(&out, p, 1);
-            p++;
-            continue;
-        }
-        char name[128], buf[512];
-        snprintf(name, sizeof name, "%.*s", (int)nlen, name0);
-        const char *v = variable(t, name, buf, sizeof buf);
-        if (v) {
-            sb_add(&out, v);
-        } else {
-            sb_addn(&out, start, (size_t)(end - start));
-            add_unresolved(t, name);
-        }
-        p = end;
-    }
-    return out.s;
-}
-
-/* ---- Grafana's SQL macros ------------------------------------------------ */
-
-/* Splits the text between the parentheses of a macro (len bytes at a) at
- * top-level commas into at most 4 arguments, each on one line. */
-static void macro_args(const char *a, size_t len, char args[4][300])
-{
-    int n = 0, depth = 0;
-    size_t o = 0;
-    for (size_t i = 0; i <= len && n < 4; i++) {
-        char c = i < len ? a[i] : ',';
-        depth += (c == '(') - (c == ')');
-        if (c == ',' && depth == 0) {
-            args[n][o] = '\0';
-            snprintf(args[n], 300, "%s", one_line(args[n], 299));
-            n++;
-            o = 0;
-        } else if (o + 1 < 300) {
-            args[n][o++] = c;
-        }
-    }
-}
-
-/* in with Grafana's PostgreSQL macros expanded for the last hour; a
- * malloc'd string. Unknown macros stay (and are named in unknown). */
-static char *sql_macros(const char *in, sbuf_t *unknown)
-{
-    sbuf_t out = {0};
-    sb_add(&out, "");
-    const char *p = in;
-    while (*p) {
-        if (strncmp(p, "$__", 3) != 0) {
-            sb_addn(&out, p, 1);
-            p++;
-            continue;
-        }
-        const char *n0 = p + 1, *q = n0;
-        while (isalnum((unsigned char)*q) || *q == '_')
-            q++;
-        char name[64];
-        snprintf(name, sizeof name, "%.*s", (int)(q - n0), n0);
-        const char *after = skip_space(q);
-        if (*after != '(') { /* a variable such as $__interval: later */
-            sb_addn(&out, p, (size_t)(q - p));
-            p = q;
-            continue;
-        }
-        const char *close = skip_group(after, '(', ')');
-        char args[4][300] = {{0}};
-        size_t alen = close > after + 1 && close[-1] == ')' ? (size_t)(close - after - 2)
-                                                             : strlen(after + 1);
-        macro_args(after + 1, alen, args);
-        const char *c = args[0];
-        if (!strcmp(name, "__timeFilter"))
-            sb_addf(&out, "%s BETWEEN now() - interval '1 hour' AND now()", c);
-        else if (!strcmp(name, "__timeFrom"))
-            sb_add(&out, "(now() - interval '1 hour')");
-        else if (!strcmp(name, "__timeTo"))
-            sb_add(&out, "now()");
-        else if (!strcmp(name, "__timeGroup"))
-            sb_addf(&out, "date_trunc('minute', %s)", c);
-        else if (!strcmp(name, "__timeGroupAlias"))
-            sb_addf(&out, "date_trunc('minute', %s) AS \"time\"", c);
-        else if (!strcmp(name, "__time"))
-            sb_addf(&out, "%s AS \"time\"", c);
-        else if (!strcmp(name, "__timeEpoch"))
-            sb_addf(&out, "extract(epoch from %s) AS \"time\"", c);
-        else if (!strcmp(name, "__unixEpochFilter"))
-            sb_addf(&out, "%s BETWEEN extract(epoch from now() - interval '1 hour') AND "
-                          "extract(epoch from now())", c);
-        else if (!strcmp(name, "__unixEpochFrom"))
-            sb_add(&out, "extract(epoch from now() - interval '1 hour')");
-        else if (!strcmp(name, "__unixEpochTo"))
-            sb_add(&out, "extract(epoch from now())");
-        else if (!strcmp(name, "__unixEpochGroup"))
-            sb_addf(&out, "floor(%s / 60) * 60", c);
-        else if (!strcmp(name, "__unixEpochGroupAlias"))
-            sb_addf(&out, "floor(%s / 60) * 60 AS \"time\"", c);
-        else if (!strcmp(name, "__schema"))
-            sb_add(&out, "public");
-        else {
-            sb_addn(&out, p, (size_t)(close - p));
-            sb_addf(unknown, "%s$%s()", unknown->len ? ", " : "", name);
-        }
-        p = close;
-    }
-    return out.s;
 }
 
 /* Runs sql read-only; returns its number of rows, or -1 with the error in
@@ -1324,107 +482,113 @@ static int sql_rows(PGconn *pg, const char *sql, char *why, size_t cap)
     else if (st == PGRES_COMMAND_OK)
         snprintf(why, cap, "not a query (returns no rows)");
     else
-        snprintf(why, cap, "%s", one_line(PQresultErrorMessage(r), EXCERPT));
+        snprintf(why, cap, "%s", yt_one_line(PQresultErrorMessage(r), YT_EXCERPT));
     PQclear(r);
     r = PQexec(pg, "ROLLBACK");
     PQclear(r);
     return rows;
 }
 
-/* ---- dashboards ---------------------------------------------------------- */
-
 typedef enum { T_PROM, T_SQL } target_kind_t;
 
+/* The walk of one kind of target through every dashboard. */
 typedef struct {
     target_kind_t kind;
-    report_t *r;
+    yt_report_t *r;
     int checked;
-    PGconn *pg;
+    PGconn *pg;          /* for T_SQL */
+    yt_grafana_tpl_t t;  /* the dashboard being walked */
 } walk_t;
 
-static void check_target(walk_t *w, tpl_t *t, const char *title, json_t *target)
+/* Why a Prometheus target's query q is empty (n == 0) or failed (n < 0,
+ * Prometheus's answer in why): who is to blame, in blame. */
+static void blame_prom_target(int n, const char *q, const char *why, char *blame, size_t cap)
 {
-    const char *ref = json_string_value(json_object_get(target, "refId")) ?: "?";
-    char why[800];
-    if (w->kind == T_PROM) {
-        const char *expr = json_string_value(json_object_get(target, "expr"));
-        if (!expr || !skip_space(expr)[0])
-            return;
-        w->checked++;
-        t->unresolved.len = 0;
-        if (t->unresolved.s)
-            t->unresolved.s[0] = '\0';
-        char *q = substitute(t, expr);
-        int n = prom_query(NULL, q, why, sizeof why);
-        if (n <= 0) {
-            char unknown[400] = "";
-            unknown_names(q, unknown, sizeof unknown);
-            char blame[1200];
-            if (n < 0)
-                snprintf(blame, sizeof blame, "query error: %s", why);
-            else if (unknown[0])
-                snprintf(blame, sizeof blame,
-                         "empty result: metrics Prometheus does not know: %s (defect of the "
-                         "metrics, or a wrong name in the dashboard)", unknown);
-            else {
-                char none[600];
-                empty_selectors(q, none, sizeof none);
-                if (none[0])
-                    snprintf(blame, sizeof blame,
-                             "empty result: every metric exists, but these selectors match no "
-                             "series: %s (dashboard defect: wrong labels, or a panel that needs "
-                             "an event the mix did not cause and shows no data instead of 0 - "
-                             "add `or vector(0)`)", none);
-                else
-                    snprintf(blame, sizeof blame,
-                             "empty result though every selector has series (dashboard "
-                             "defect: a filter, comparison or join (on/ignoring) removes "
-                             "them all)");
-            }
-            report_add(w->r, "[%s] panel \"%s\" (%s): %s%s%s\n    expr: %s", t->uid,
-                       one_line(title, 80), ref, blame,
-                       t->unresolved.len ? "; unresolved variables: " : "",
-                       t->unresolved.len ? t->unresolved.s : "", one_line(q, EXCERPT));
-        }
-        free(q);
-    } else {
-        const char *raw = json_string_value(json_object_get(target, "rawSql"));
-        if (!raw || !skip_space(raw)[0])
-            return;
-        w->checked++;
-        sbuf_t unknown = {0};
-        sb_add(&unknown, "");
-        t->unresolved.len = 0;
-        if (t->unresolved.s)
-            t->unresolved.s[0] = '\0';
-        char *m = sql_macros(raw, &unknown);
-        char *q = substitute(t, m);
-        int rows = sql_rows(w->pg, q, why, sizeof why);
-        if (rows <= 0)
-            report_add(w->r, "[%s] panel \"%s\" (%s): %s%s%s%s%s%s\n    sql: %s", t->uid,
-                       one_line(title, 80), ref,
-                       rows < 0 ? "SQL error: " : "no rows (the job mix has jobs of every "
-                                                  "outcome, so a panel must show some)",
-                       rows < 0 ? why : "", unknown.len ? "; unknown macros: " : "",
-                       unknown.s, t->unresolved.len ? "; unresolved variables: " : "",
-                       t->unresolved.len ? t->unresolved.s : "", one_line(q, EXCERPT));
-        free(unknown.s);
-        free(m);
-        free(q);
+    char unknown[400] = "";
+    if (n < 0) {
+        snprintf(blame, cap, "query error: %s", why);
+        return;
     }
+    yt_prom_unknown_names(&g.prom, q, unknown, sizeof unknown);
+    if (unknown[0]) {
+        snprintf(blame, cap,
+                 "empty result: metrics Prometheus does not know: %s (defect of the "
+                 "metrics, or a wrong name in the dashboard)", unknown);
+        return;
+    }
+    char none[600];
+    yt_prom_empty_selectors(&g.prom, q, none, sizeof none);
+    if (none[0])
+        snprintf(blame, cap,
+                 "empty result: every metric exists, but these selectors match no "
+                 "series: %s (dashboard defect: wrong labels, or a panel that needs "
+                 "an event the mix did not cause and shows no data instead of 0 - "
+                 "add `or vector(0)`)", none);
+    else
+        snprintf(blame, cap,
+                 "empty result though every selector has series (dashboard "
+                 "defect: a filter, comparison or join (on/ignoring) removes "
+                 "them all)");
 }
 
-static void walk_panels(walk_t *w, tpl_t *t, json_t *panels)
+static void check_prom_target(walk_t *w, const char *title, const char *ref, const char *expr)
 {
+    char why[800], blame[1200];
+    yt_grafana_tpl_t *t = &w->t;
+    w->checked++;
+    yt_str_clear(&t->unresolved);
+    char *q = yt_grafana_substitute(t, expr);
+    int n = yt_prom_query(NULL, &g.prom, q, why, sizeof why);
+    if (n <= 0) {
+        blame_prom_target(n, q, why, blame, sizeof blame);
+        yt_report_add(w->r, "[%s] panel \"%s\" (%s): %s%s%s\n    expr: %s", t->uid,
+                      yt_one_line(title, 80), ref, blame,
+                      t->unresolved.len ? "; unresolved variables: " : "",
+                      yt_str_text(&t->unresolved), yt_one_line(q, YT_EXCERPT));
+    }
+    free(q);
+}
+
+static void check_sql_target(walk_t *w, const char *title, const char *ref, const char *raw)
+{
+    char why[800];
+    yt_grafana_tpl_t *t = &w->t;
+    w->checked++;
+    yt_str_t unknown = {0};
+    yt_str_clear(&t->unresolved);
+    char *m = yt_grafana_sql_macros(raw, &unknown);
+    char *q = yt_grafana_substitute(t, m);
+    int rows = sql_rows(w->pg, q, why, sizeof why);
+    if (rows <= 0)
+        yt_report_add(w->r, "[%s] panel \"%s\" (%s): %s%s%s%s%s%s\n    sql: %s", t->uid,
+                      yt_one_line(title, 80), ref,
+                      rows < 0 ? "SQL error: " : "no rows (the job mix has jobs of every "
+                                                 "outcome, so a panel must show some)",
+                      rows < 0 ? why : "", unknown.len ? "; unknown macros: " : "",
+                      yt_str_text(&unknown), t->unresolved.len ? "; unresolved variables: " : "",
+                      yt_str_text(&t->unresolved), yt_one_line(q, YT_EXCERPT));
+    yt_str_free(&unknown);
+    free(m);
+    free(q);
+}
+
+/* Checks the targets of w's kind of a panel (yt_grafana_panel_fn). */
+static void check_panel(json_t *panel, void *arg)
+{
+    walk_t *w = arg;
+    const char *title = json_string_value(json_object_get(panel, "title")) ?: "(untitled)";
     size_t i;
-    json_t *p;
-    json_array_foreach(panels, i, p) {
-        const char *title = json_string_value(json_object_get(p, "title")) ?: "(untitled)";
-        size_t j;
-        json_t *target;
-        json_array_foreach(json_object_get(p, "targets"), j, target)
-            check_target(w, t, title, target);
-        walk_panels(w, t, json_object_get(p, "panels")); /* rows hold panels */
+    json_t *target;
+    json_array_foreach(json_object_get(panel, "targets"), i, target) {
+        const char *ref = json_string_value(json_object_get(target, "refId")) ?: "?";
+        const char *text = json_string_value(
+            json_object_get(target, w->kind == T_PROM ? "expr" : "rawSql"));
+        if (!text || !yt_skip_space(text)[0])
+            continue;
+        if (w->kind == T_PROM)
+            check_prom_target(w, title, ref, text);
+        else
+            check_sql_target(w, title, ref, text);
     }
 }
 
@@ -1432,14 +596,11 @@ static void walk_panels(walk_t *w, tpl_t *t, json_t *panels)
  * listing every failing target, when one fails or there are no dashboards. */
 static void check_dashboards(target_kind_t kind)
 {
-    char pattern[600];
-    glob_t gl = {0};
-    snprintf(pattern, sizeof pattern, "%s/%s", yt_src_dir(), DASHBOARDS_GLOB);
-    if (glob(pattern, 0, NULL, &gl) != 0 || gl.gl_pathc == 0) {
-        globfree(&gl);
-        fail_msg("expected dashboards at %s, found none", DASHBOARDS_GLOB);
-    }
-    report_t r = {0};
+    yt_dashboard_t *dash = NULL;
+    size_t ndash = 0;
+    if (yt_grafana_load(&dash, &ndash) != 0 || ndash == 0)
+        fail_msg("expected dashboards at %s/*.json, found none", YT_GRAFANA_DASHBOARDS);
+    yt_report_t r = {.max_listed = MAX_LISTED};
     walk_t w = {.kind = kind, .r = &r};
     if (kind == T_SQL) {
         w.pg = PQconnectdb(g.c.env->pg_dsn);
@@ -1449,34 +610,31 @@ static void check_dashboards(target_kind_t kind)
         PQclear(res);
     }
     int dashboards = 0;
-    for (size_t i = 0; i < gl.gl_pathc; i++) {
-        json_error_t err;
-        const char *file = strrchr(gl.gl_pathv[i], '/') + 1;
-        json_t *doc = json_load_file(gl.gl_pathv[i], 0, &err);
-        if (!doc) {
-            report_add(&r, "%s: not valid JSON: line %d: %s", file, err.line, err.text);
+    for (size_t i = 0; i < ndash; i++) {
+        const char *file = dash[i].file;
+        if (!dash[i].doc) {
+            yt_report_add(&r, "%s: not valid JSON: line %d: %s", file, dash[i].error.line,
+                          dash[i].error.text);
             continue;
         }
-        json_t *dash = json_object_get(doc, "dashboard") ?: doc; /* an API export wraps it */
-        tpl_t t = {.dash = dash, .uid = json_string_value(json_object_get(dash, "uid")) ?: file};
+        json_t *d = yt_grafana_dashboard(dash[i].doc);
+        w.t = (yt_grafana_tpl_t){.dash = d,
+                                 .uid = json_string_value(json_object_get(d, "uid")) ?: file,
+                                 .values = fixed_values,
+                                 .query = query_variable};
         int before = w.checked;
-        walk_panels(&w, &t, json_object_get(dash, "panels"));
-        size_t j;
-        json_t *row;
-        json_array_foreach(json_object_get(dash, "rows"), j, row) /* the old layout */
-            walk_panels(&w, &t, json_object_get(row, "panels"));
-        printf("test_prometheus: dashboard %s (%s): %d %s targets\n", t.uid, file,
+        yt_grafana_each_panel(d, check_panel, &w);
+        printf("test_prometheus: dashboard %s (%s): %d %s targets\n", w.t.uid, file,
                w.checked - before, kind == T_PROM ? "Prometheus" : "PostgreSQL");
         dashboards++;
-        free(t.unresolved.s);
-        json_decref(doc);
+        yt_str_free(&w.t.unresolved);
     }
-    globfree(&gl);
+    yt_grafana_free(dash, ndash);
     if (w.pg)
         PQfinish(w.pg);
     int checked = w.checked;
     const char *what = kind == T_PROM ? "dashboard Prometheus targets" : "dashboard SQL targets";
-    int failed = report_print(&r, what);
+    int failed = yt_report_print(&r, what);
     if (failed)
         fail_msg("%d of %d %s failed (listed above)", failed, checked, what);
     if (kind == T_PROM && checked == 0)
@@ -1488,8 +646,8 @@ static void check_dashboards(target_kind_t kind)
 
 static void test_every_dashboard_prometheus_query_has_data(void **state)
 {
-    if (!g.names)
-        refresh_names();
+    if (!g.prom.names)
+        yt_prom_refresh_names(&g.prom);
     check_dashboards(T_PROM);
 }
 
@@ -1498,112 +656,66 @@ static void test_every_dashboard_sql_query_has_rows(void **state)
     check_dashboards(T_SQL);
 }
 
-/* ---- alert rules --------------------------------------------------------- */
-
-/* The label names of the series of metric name (a ", "-separated list with
- * commas around each, e.g. ",job,queue,"), in out. */
-static void label_names_of(const char *name, char *out, size_t cap)
-{
-    sbuf_t path = {0};
-    json_t *d = NULL;
-    char why[400];
-    sb_add(&path, "/api/v1/series?match[]=");
-    url_encode(&path, name);
-    snprintf(out, cap, ",");
-    if (prom_api(&d, path.s, NULL, why, sizeof why) == 0) {
-        size_t i;
-        json_t *s;
-        json_array_foreach(d, i, s) {
-            const char *k;
-            json_t *v;
-            json_object_foreach(s, k, v) {
-                char key[80];
-                snprintf(key, sizeof key, ",%s,", k);
-                if (!strstr(out, key) && strlen(out) + strlen(k) + 2 < cap) {
-                    strcat(out, k);
-                    strcat(out, ",");
-                }
-            }
-        }
-    }
-    json_decref(d);
-    free(path.s);
-}
+/* ---- 5. alert rules --------------------------------------------------------- */
 
 /* Checks the selectors of a rule's expression: names known, label names
  * present on the metric, job values one of the scrape jobs. */
-static void check_rule_selectors(report_t *r, const char *rule, const char *expr)
+static void check_rule_selectors(yt_report_t *r, const char *rule, const char *expr)
 {
-    psel_t sel[32];
-    int n = promql_selectors(expr, sel, 32);
+    yt_promql_sel_t sel[MAX_SELECTORS];
+    int n = yt_promql_selectors(expr, sel, MAX_SELECTORS);
     if (n == 0)
-        report_add(r, "rule %s: no metric selector found in: %s", rule, one_line(expr, EXCERPT));
+        yt_report_add(r, "rule %s: no metric selector found in: %s", rule,
+                      yt_one_line(expr, YT_EXCERPT));
     for (int i = 0; i < n; i++) {
-        psel_t *s = &sel[i];
+        yt_promql_sel_t *s = &sel[i];
         int seen = 0;
         for (int k = 0; k < i; k++)
             seen = seen || strcmp(sel[k].text, s->text) == 0 ||
-                   (s->name[0] && !known_name(s->name) && strcmp(sel[k].name, s->name) == 0);
+                   (s->name[0] && !yt_prom_knows(&g.prom, s->name) &&
+                    strcmp(sel[k].name, s->name) == 0);
         if (seen)
             continue;
         if (s->job[0] && strcmp(s->job, "yard-gateway") && strcmp(s->job, "yard-worker"))
-            report_add(r, "rule %s: selector %s names job \"%s\"; the scrape jobs are "
-                          "yard-gateway and yard-worker", rule, one_line(s->text, 120), s->job);
+            yt_report_add(r, "rule %s: selector %s names job \"%s\"; the scrape jobs are "
+                             "yard-gateway and yard-worker", rule, yt_one_line(s->text, 120),
+                          s->job);
         if (!s->name[0])
             continue;
-        if (!known_name(s->name)) {
-            report_add(r, "rule %s: metric %s is unknown to Prometheus (nobody exports it)%s",
-                       rule, s->name,
-                       strchr(s->name, ':') ? " - a recording rule's output that is empty" : "");
+        if (!yt_prom_knows(&g.prom, s->name)) {
+            yt_report_add(r, "rule %s: metric %s is unknown to Prometheus (nobody exports it)%s",
+                          rule, s->name,
+                          strchr(s->name, ':') ? " - a recording rule's output that is empty"
+                                               : "");
             continue;
         }
         char have[1024];
-        label_names_of(s->name, have, sizeof have);
-        for (int k = 0; k < s->nlabels; k++) {
-            char key[80];
-            snprintf(key, sizeof key, ",%s,", s->labels[k]);
-            if (!strstr(have, key))
-                report_add(r, "rule %s: selector %s matches on label %s, which no series of %s "
-                              "has (labels:%s)", rule, one_line(s->text, 120), s->labels[k],
-                           s->name, have);
-        }
+        yt_prom_label_names(&g.prom, s->name, have, sizeof have);
+        for (int k = 0; k < s->nlabels; k++)
+            if (!yt_cset_has(have, s->labels[k], strlen(s->labels[k])))
+                yt_report_add(r, "rule %s: selector %s matches on label %s, which no series of "
+                                 "%s has (labels:%s)", rule, yt_one_line(s->text, 120),
+                              s->labels[k], s->name, have);
     }
 }
 
 static void test_every_alert_rule_loads_evaluates_and_uses_exported_metrics(void **state)
 {
     if (!g.rules_loaded)
-        fail_msg("the rule file is not loaded: %s", one_line(g.rules_why, 600));
-    if (!g.names)
-        refresh_names();
+        fail_msg("the rule file is not loaded: %s", yt_one_line(g.rules_why, 600));
+    if (!g.prom.names)
+        yt_prom_refresh_names(&g.prom);
     /* Wait until every rule has been evaluated (health leaves "unknown"). */
     json_t *d = NULL;
     char why[400];
-    long long deadline = yt_now_ms() + RULE_EVAL_WAIT_MS;
-    int unknown = 0, total = 0;
-    for (;;) {
-        json_decref(d);
-        d = NULL;
-        if (prom_api(&d, "/api/v1/rules", NULL, why, sizeof why) != 0)
-            fail_msg("GET /api/v1/rules: %s", why);
-        unknown = total = 0;
-        size_t i, j;
-        json_t *grp, *rule;
-        json_array_foreach(json_object_get(d, "groups"), i, grp)
-            json_array_foreach(json_object_get(grp, "rules"), j, rule) {
-                total++;
-                unknown += strcmp(json_string_value(json_object_get(rule, "health")) ?: "",
-                                  "unknown") == 0;
-            }
-        if (unknown == 0 || yt_now_ms() >= deadline)
-            break;
-        yt_nap_ms(500);
-    }
+    int total = 0;
+    if (yt_prom_rules(&d, &total, &g.prom, RULE_EVAL_WAIT_MS, why, sizeof why) != 0)
+        fail_msg("GET /api/v1/rules: %s", why);
     if (total == 0) {
         json_decref(d);
         fail_msg("expected rules in %s, Prometheus loaded none", RULES_FILE);
     }
-    report_t r = {0};
+    yt_report_t r = {.max_listed = MAX_LISTED};
     size_t i, j;
     json_t *grp, *rule;
     json_array_foreach(json_object_get(d, "groups"), i, grp)
@@ -1613,178 +725,117 @@ static void test_every_alert_rule_loads_evaluates_and_uses_exported_metrics(void
             const char *health = json_string_value(json_object_get(rule, "health")) ?: "?";
             const char *err = json_string_value(json_object_get(rule, "lastError")) ?: "";
             if (strcmp(health, "ok") != 0 || err[0])
-                report_add(&r, "rule %s (group %s): health %s, last error: %s\n    expr: %s",
-                           name, json_string_value(json_object_get(grp, "name")) ?: "?", health,
-                           err[0] ? one_line(err, EXCERPT) : "-", one_line(query, EXCERPT));
+                yt_report_add(&r, "rule %s (group %s): health %s, last error: %s\n    expr: %s",
+                              name, json_string_value(json_object_get(grp, "name")) ?: "?",
+                              health, err[0] ? yt_one_line(err, YT_EXCERPT) : "-",
+                              yt_one_line(query, YT_EXCERPT));
             check_rule_selectors(&r, name, query);
         }
     json_decref(d);
     printf("test_prometheus: %d rules in %s\n", total, RULES_FILE);
-    int failed = report_print(&r, "alert rules");
+    int failed = yt_report_print(&r, "alert rules");
     if (failed)
         fail_msg("%d problems in the %d rules of %s (listed above)", failed, total, RULES_FILE);
 }
 
-/* ---- the metrics contract ------------------------------------------------ */
+/* ---- 6. the metrics contract ------------------------------------------------ */
 
-enum { EVERY = 1, GATEWAY = 2, EXECUTE = 4, SCHEDULE = 8 };
-
-static const struct {
-    const char *name;   /* the series name Prometheus stores (_bucket for histograms) */
-    const char *labels; /* the contract's labels, each followed by a comma */
-    int where;
-} contract[] = {
-    {"yard_build_info", "program,version,commit,", EVERY},
-    {"yard_ready", "program,", EVERY},
-    {"yard_pg_query_duration_seconds_bucket", "program,le,", EVERY},
-    {"yard_pg_errors_total", "program,", EVERY},
-    {"yard_nats_rtt_seconds", "program,", EVERY},
-    {"yard_nats_errors_total", "program,", EVERY},
-    {"process_cpu_seconds_total", "", EVERY},
-    {"process_resident_memory_bytes", "", EVERY},
-    {"process_start_time_seconds", "", EVERY},
-    {"yard_http_requests_total", "route,code,", GATEWAY},
-    {"yard_http_request_duration_seconds_bucket", "route,le,", GATEWAY},
-    {"yard_jobs_published_total", "queue,outcome,", GATEWAY},
-    {"yard_http_auth_failures_total", "", GATEWAY},
-    {"yard_gateway_publishes_in_flight", "", GATEWAY},
-    {"yard_queue_pending", "queue,", GATEWAY},
-    {"yard_queue_in_flight", "queue,", GATEWAY},
-    {"yard_dlq_size", "queue,", GATEWAY},
-    {"yard_queue_oldest_pending_age_seconds", "queue,", GATEWAY},
-    {"yard_consumer_pending", "consumer,", GATEWAY},
-    {"yard_consumer_ack_pending", "consumer,", GATEWAY},
-    {"yard_jobs_completed_total", "queue,type,outcome,", EXECUTE},
-    {"yard_jobs_retried_total", "queue,", EXECUTE},
-    {"yard_dlq_published_total", "queue,", EXECUTE},
-    {"yard_job_duration_seconds_bucket", "queue,le,", EXECUTE},
-    {"yard_job_end_to_end_seconds_bucket", "queue,le,", EXECUTE},
-    {"yard_worker_jobs_in_flight", "role,", EXECUTE},
-    {"yard_worker_busy_seconds_total", "role,part,", EXECUTE},
-    {"yard_worker_queue_served", "queue,", EXECUTE},
-    {"yard_jobs_rescued_total", "queue,", SCHEDULE},
-};
-
-/* Which processes (EVERY bits) have series of name, from the instance label. */
-static int present_on(const char *name)
+/* Which processes (YT_PROC_* bits) have series of name, from the instance
+ * label. */
+static unsigned present_on(const char *name)
 {
-    char q[300], why[400], inst[4][40];
-    json_t *d = NULL;
-    snprintf(inst[0], sizeof inst[0], "127.0.0.1:%d", g.c.port);
-    snprintf(inst[1], sizeof inst[1], "127.0.0.1:%d", g.c.exec.metrics_port);
-    snprintf(inst[2], sizeof inst[2], "127.0.0.1:%d", g.c.sched.metrics_port);
-    snprintf(inst[3], sizeof inst[3], "127.0.0.1:%d", g.c.audit.metrics_port);
+    int port[NPROCS];
+    char q[300], have[600], inst[40];
+    process_ports(port);
     snprintf(q, sizeof q, "group by (instance) ({__name__=\"%s\"})", name);
-    int bits = 0;
-    if (prom_query(&d, q, why, sizeof why) > 0) {
-        size_t i;
-        json_t *s;
-        json_array_foreach(json_object_get(d, "result"), i, s) {
-            const char *in = json_string_value(
-                json_object_get(json_object_get(s, "metric"), "instance")) ?: "";
-            for (int k = 0; k < 4; k++)
-                if (strcmp(in, inst[k]) == 0)
-                    bits |= 1 << k;
-        }
+    yt_prom_result_labels(&g.prom, q, "instance", have, sizeof have);
+    unsigned bits = 0;
+    for (int k = 0; k < NPROCS; k++) {
+        snprintf(inst, sizeof inst, "127.0.0.1:%d", port[k]);
+        if (yt_cset_has(have, inst, strlen(inst)))
+            bits |= 1u << k;
     }
-    json_decref(d);
-    return bits; /* 1 gateway, 2 execute, 4 schedule, 8 audit */
+    return bits;
 }
 
-/* Expects an instant query to return the label values want (comma list,
- * each followed by a comma) for label; reports what is missing. */
-static void expect_values(report_t *r, const char *expr, const char *label, const char *want)
+/* Reports each item of the comma list want that the comma set have lacks,
+ * as "<subject>: no <what><item><end> (<have_what>:<have>)". */
+static void expect_items(yt_report_t *r, const char *have, const char *want, const char *subject,
+                         const char *what, const char *end, const char *have_what)
 {
-    json_t *d = NULL;
-    char why[400], have[600] = ",";
-    if (prom_query(&d, expr, why, sizeof why) > 0) {
-        size_t i;
-        json_t *s;
-        json_array_foreach(json_object_get(d, "result"), i, s) {
-            const char *v = json_string_value(
-                json_object_get(json_object_get(s, "metric"), label)) ?: "";
-            char key[120];
-            snprintf(key, sizeof key, ",%s,", v);
-            if (!strstr(have, key) && strlen(have) + strlen(v) + 2 < sizeof have) {
-                strcat(have, v);
-                strcat(have, ",");
-            }
-        }
-    }
-    json_decref(d);
     for (const char *p = want; *p;) {
         size_t n = strcspn(p, ",");
-        char key[80];
-        snprintf(key, sizeof key, ",%.*s,", (int)n, p);
-        if (!strstr(have, key))
-            report_add(r, "%s: no series with %s=\"%.*s\" (have:%s)", expr, label, (int)n, p,
-                       have);
+        if (!yt_cset_has(have, p, n))
+            yt_report_add(r, "%s: no %s%.*s%s (%s:%s)", subject, what, (int)n, p, end, have_what,
+                          have);
         p += n + (p[n] == ',');
     }
 }
 
+/* Expects an instant query to return the label values want (comma list,
+ * each followed by a comma) for label; reports what is missing. */
+static void expect_values(yt_report_t *r, const char *expr, const char *label, const char *want)
+{
+    char have[600], what[100];
+    yt_prom_result_labels(&g.prom, expr, label, have, sizeof have);
+    snprintf(what, sizeof what, "series with %s=\"", label);
+    expect_items(r, have, want, expr, what, "\"", "have");
+}
+
 static void test_every_contract_metric_is_known_to_prometheus(void **state)
 {
-    if (refresh_names() != 0)
+    if (yt_prom_refresh_names(&g.prom) != 0)
         fail_msg("cannot read /api/v1/label/__name__/values");
-    static const char *const proc[] = {"gateway", "worker-execute", "worker-schedule",
-                                       "worker-audit"};
-    report_t r = {0};
-    sbuf_t missing = {0};
-    sb_add(&missing, "");
-    size_t ncontract = sizeof contract / sizeof contract[0];
-    for (size_t i = 0; i < ncontract; i++) {
-        const char *name = contract[i].name;
-        if (!known_name(name)) {
-            sb_addf(&missing, "%s%s", missing.len ? " " : "", name);
+    static const char *const proc[NPROCS] = {"gateway", "worker-execute", "worker-schedule",
+                                             "worker-audit"};
+    yt_report_t r = {.max_listed = MAX_LISTED};
+    yt_str_t missing = {0};
+    for (size_t i = 0; i < yt_contract_len; i++) {
+        const yt_metric_t *m = &yt_contract[i];
+        int histogram = strcmp(m->kind, "histogram") == 0;
+        char name[200], labels[1024], want[200];
+        /* A histogram is stored as series: its _bucket ones carry le. */
+        snprintf(name, sizeof name, "%s%s", m->name, histogram ? "_bucket" : "");
+        snprintf(want, sizeof want, "%s%s", m->labels, histogram ? "le," : "");
+        if (!yt_prom_knows(&g.prom, name)) {
+            yt_str_addf(&missing, "%s%s", missing.len ? " " : "", name);
             continue;
         }
-        int want = contract[i].where == EVERY ? 15
-                   : contract[i].where == GATEWAY ? 1
-                   : contract[i].where == EXECUTE ? 2 : 4;
-        int have = present_on(name);
-        for (int k = 0; k < 4; k++)
-            if ((want & (1 << k)) && !(have & (1 << k)))
-                report_add(&r, "%s: exported, but not by %s", name, proc[k]);
-        char labels[1024];
-        label_names_of(name, labels, sizeof labels);
-        for (const char *p = contract[i].labels; *p;) {
-            size_t n = strcspn(p, ",");
-            char key[80];
-            snprintf(key, sizeof key, ",%.*s,", (int)n, p);
-            if (!strstr(labels, key))
-                report_add(&r, "%s: no label %.*s (labels:%s)", name, (int)n, p, labels);
-            p += n + (p[n] == ',');
-        }
+        unsigned have = present_on(name);
+        for (int k = 0; k < NPROCS; k++)
+            if ((m->procs & (1u << k)) && !(have & (1u << k)))
+                yt_report_add(&r, "%s: exported, but not by %s", name, proc[k]);
+        yt_prom_label_names(&g.prom, name, labels, sizeof labels);
+        expect_items(&r, labels, want, name, "label ", "", "labels");
     }
     if (missing.len)
-        report_add(&r, "metrics of the contract Prometheus does not know: %s", missing.s);
-    free(missing.s);
-    if (known_name("yard_build_info"))
+        yt_report_add(&r, "metrics of the contract Prometheus does not know: %s", missing.s);
+    yt_str_free(&missing);
+    if (yt_prom_knows(&g.prom, "yard_build_info"))
         expect_values(&r, "yard_build_info == 1", "program",
                       "gateway,worker-execute,worker-schedule,worker-audit,");
-    if (known_name("yard_ready")) {
+    if (yt_prom_knows(&g.prom, "yard_ready")) {
         json_t *d = NULL;
         char why[400];
-        if (prom_query(&d, "yard_ready != 1", why, sizeof why) > 0) {
+        if (yt_prom_query(&d, &g.prom, "yard_ready != 1", why, sizeof why) > 0) {
             char *txt = json_dumps(json_object_get(d, "result"), JSON_COMPACT);
-            report_add(&r, "yard_ready != 1 on: %s", one_line(txt, EXCERPT));
+            yt_report_add(&r, "yard_ready != 1 on: %s", yt_one_line(txt, YT_EXCERPT));
             free(txt);
         }
         json_decref(d);
     }
-    if (known_name("yard_consumer_pending"))
+    if (yt_prom_knows(&g.prom, "yard_consumer_pending"))
         expect_values(&r, "yard_consumer_pending", "consumer", "submissions,schedule,");
-    if (known_name("yard_consumer_ack_pending"))
+    if (yt_prom_knows(&g.prom, "yard_consumer_ack_pending"))
         expect_values(&r, "yard_consumer_ack_pending", "consumer", "submissions,schedule,");
-    if (known_name("yard_jobs_published_total"))
+    if (yt_prom_knows(&g.prom, "yard_jobs_published_total"))
         expect_values(&r, "yard_jobs_published_total", "outcome", "accepted,duplicate,");
-    if (known_name("yard_jobs_completed_total"))
+    if (yt_prom_knows(&g.prom, "yard_jobs_completed_total"))
         expect_values(&r, "yard_jobs_completed_total", "outcome",
                       "succeeded,retry,dead,timeout,cancelled,");
-    if (known_name("yard_worker_queue_served"))
+    if (yt_prom_knows(&g.prom, "yard_worker_queue_served"))
         expect_values(&r, "yard_worker_queue_served == 1", "queue", "default,");
-    int failed = report_print(&r, "the metrics contract");
+    int failed = yt_report_print(&r, "the metrics contract");
     if (failed)
         fail_msg("%d gaps between the metrics contract and what Prometheus scraped (listed "
                  "above)", failed);
