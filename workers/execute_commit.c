@@ -188,11 +188,13 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
         }
         if (rc == 0)
             exec_count(rt, p);
-        if (p->write && rc == 0 && p->rec.state != YARD_JOB_SUCCEEDED) {
+        /* One line per finished attempt, with the job's trace id: the
+         * worker's part of the job's trace in the logs. */
+        if (p->write && rc == 0) {
             yard_log_ctx_t ctx = {NULL, p->it->id, p->it->trace[0] ? p->it->trace : NULL};
-            YARD_LOG_INFO(&ctx, "job %s attempt %u: %s%s%s", p->it->type, p->it->attempt,
-                          p->rec.outcome, p->rec.error ? ": " : "",
-                          p->rec.error ? p->rec.error : "");
+            YARD_LOG_INFO(&ctx, "job %s attempt %u: %s in %lld ms%s%s", p->it->type,
+                          p->it->attempt, p->rec.outcome, (long long)p->rec.duration_ms,
+                          p->rec.error ? ": " : "", p->rec.error ? p->rec.error : "");
         }
     }
     wk_time_add(wk, "jetstream", wk_clock_us() - t0);

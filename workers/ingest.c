@@ -37,12 +37,14 @@ static int ingest_read(yard_envelope_t *env, const yard_accepted_t *job)
         YARD_LOG_WARN(NULL, "ingest: unreadable accepted job: %s; skipped", yard_strerror(rc));
         return rc;
     }
-    if ((rc = yard_jobs_check(env, why, sizeof why)) < 0) {
-        char id[YARD_ENV_ID_LEN + 1] = "", trace[YARD_TRACE_ID_LEN + 1];
-        memcpy(id, env->id.ptr, env->id.len);
-        yard_log_ctx_t ctx = {NULL, id, yard_env_trace_id(trace, env->traceparent)};
+    char id[YARD_ENV_ID_LEN + 1] = "", trace[YARD_TRACE_ID_LEN + 1];
+    memcpy(id, env->id.ptr, env->id.len);
+    yard_log_ctx_t ctx = {NULL, id, yard_env_trace_id(trace, env->traceparent)};
+    if ((rc = yard_jobs_check(env, why, sizeof why)) < 0)
         YARD_LOG_WARN(&ctx, "ingest: %s; skipped", why);
-    }
+    else /* one line per job at debug: the audit role's part of its trace */
+        YARD_LOG_DEBUG(&ctx, "ingest: job %.*s accepted as JOBS #%llu", (int)env->type.len,
+                       env->type.ptr, (unsigned long long)job->seq);
     return rc;
 }
 

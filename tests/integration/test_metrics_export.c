@@ -446,6 +446,8 @@ static void test_trace_id_travels_end_to_end(void **state)
     wait_status(scheduled, "succeeded");
     expect_logged("gateway", "the gateway (access log)", TRACE_B, NULL);
     expect_logged(g.c.sched.name, "the schedule worker", TRACE_B, scheduled);
+    /* A job that succeeds at once is in the execute worker's log too. */
+    expect_logged(g.c.exec.name, "the execute worker", TRACE_B, scheduled);
     expect_stored(scheduled, TRACE_B, tp_b);
 
     /* No traceparent: the gateway makes one, logs it and passes it on. */
@@ -456,6 +458,7 @@ static void test_trace_id_travels_end_to_end(void **state)
         fail_msg("job %s sent without traceparent: expected the gateway's trace id (32 hex "
                  "digits) in jobs.trace_id, got `%s`", plain, trace);
     expect_logged("gateway", "the gateway (access log)", trace, NULL);
+    expect_logged(g.c.exec.name, "the execute worker", trace, plain);
 }
 
 int main(void)
