@@ -258,6 +258,20 @@ int yard_jobs_prepare(PGconn *c, yard_jobs_commit_t mode)
     return rc;
 }
 
+int yard_jobs_connect(PGconn **conn, const char *dsn, int timeout_s, yard_jobs_commit_t mode)
+{
+    if (yard_db_ok(*conn))
+        return 0;
+    yard_db_close(*conn);
+    *conn = NULL;
+    int rc = yard_db_connect(conn, dsn, timeout_s);
+    if (rc == 0 && (rc = yard_jobs_prepare(*conn, mode)) < 0) {
+        yard_db_close(*conn);
+        *conn = NULL;
+    }
+    return rc;
+}
+
 int yard_jobs_probe(PGconn *c)
 {
     return yard_db_exec_as(c, "jobs: readiness probe",

@@ -81,6 +81,11 @@ typedef enum { YARD_JOBS_DURABLE = 0, YARD_JOBS_FAST = 1 } yard_jobs_commit_t;
  * per connection). Returns 0 or an error. */
 int yard_jobs_prepare(PGconn *c, yard_jobs_commit_t mode);
 
+/* Makes *conn usable for this module: keeps it while it is connected, else
+ * closes it, connects to dsn (waiting at most timeout_s) and prepares with
+ * mode. Returns 0, or an error (logged) with *conn NULL. */
+int yard_jobs_connect(PGconn **conn, const char *dsn, int timeout_s, yard_jobs_commit_t mode);
+
 /* Checks that the lifecycle's tables answer (what readiness needs: a
  * connection alone is not enough). Returns 0 or an error. */
 int yard_jobs_probe(PGconn *c);

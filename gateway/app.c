@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "db_array.h"
 #include "err.h"
 #include "gw.h"
 #include "log.h"
@@ -116,17 +117,14 @@ static void gw_keys_done(void *ud)
  * emptying the set; NULL when none. */
 static char *gw_keys_used_take(gw_t *gw)
 {
+    const char *ids[GW_KEYS_USED_MAX];
     if (gw->nkeys_used == 0)
         return NULL;
-    size_t cap = gw->nkeys_used * (GW_AUTH_ID_MAX + 1) + 3, len = 0;
-    char *s = malloc(cap);
-    if (!s)
-        return NULL;
-    s[len++] = '{';
     for (size_t i = 0; i < gw->nkeys_used; i++)
-        len += (size_t)snprintf(s + len, cap - len, "%s%s", i ? "," : "", gw->keys_used[i]);
-    snprintf(s + len, cap - len, "}");
-    gw->nkeys_used = 0;
+        ids[i] = gw->keys_used[i];
+    char *s = yard_db_array_of(ids, gw->nkeys_used);
+    if (s)
+        gw->nkeys_used = 0;
     return s;
 }
 

@@ -12,6 +12,8 @@
 #include "log.h"
 #include "pool.h"
 
+#define POOL_PG_CONNECT_S 5 /* PostgreSQL connect timeout */
+
 typedef struct pool_task {
     struct pool_task *next;
     gw_work_fn work;
@@ -65,16 +67,8 @@ static pool_task_t *list_take_all(pool_list_t *l)
 
 static void pool_ensure_conn(pool_thread_t *th)
 {
-    if (yard_db_ok(th->conn))
-        return;
-    yard_db_close(th->conn);
-    th->conn = NULL;
     /* Every connection can run the lifecycle's statements (jobs.h). */
-    if (yard_db_connect(&th->conn, th->pool->dsn, 5) == 0 &&
-        yard_jobs_prepare(th->conn, YARD_JOBS_DURABLE) < 0) {
-        yard_db_close(th->conn);
-        th->conn = NULL;
-    }
+    yard_jobs_connect(&th->conn, th->pool->dsn, POOL_PG_CONNECT_S, YARD_JOBS_DURABLE);
     atomic_store(&th->pool->pg_ok, th->conn != NULL);
 }
 

@@ -13,6 +13,8 @@
 #include "jobs.h"
 #include "consume_loop.h"
 
+#define LOOP_PG_CONNECT_S 5 /* PostgreSQL connect timeout */
+
 struct wk_loop {
     wk_t *wk;
     yard_js_consumer_t *consumer;
@@ -25,26 +27,14 @@ struct wk_loop {
     char name[YARD_JS_NAME_MAX];
 };
 
-static int loop_conn(wk_loop_t *l)
-{
-    if (yard_db_ok(l->conn))
-        return 0;
-    yard_db_close(l->conn);
-    l->conn = NULL;
-    int rc = yard_db_connect(&l->conn, l->wk->cfg.pg_dsn, 5);
-    if (rc == 0 && (rc = yard_jobs_prepare(l->conn, YARD_JOBS_FAST)) < 0) {
-        yard_db_close(l->conn);
-        l->conn = NULL;
-    }
-    return rc;
-}
 
 static void *loop_main(void *arg)
 {
     wk_loop_t *l = arg;
     wk_t *wk = l->wk;
     while (!atomic_load(&wk->stopping)) {
-        if (l->needs_pg && loop_conn(l) < 0) {
+        if (l->needs_pg &&
+            yard_jobs_connect(&l->conn, wk->cfg.pg_dsn, LOOP_PG_CONNECT_S, YARD_JOBS_FAST) < 0) {
             sleep(1);
             continue;
         }

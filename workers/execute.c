@@ -86,16 +86,7 @@ void wk_execute_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long us)
 
 int wk_execute_conn(wk_t *wk, PGconn **conn, yard_jobs_commit_t mode)
 {
-    if (yard_db_ok(*conn))
-        return 0;
-    yard_db_close(*conn);
-    *conn = NULL;
-    int rc = yard_db_connect(conn, wk->cfg.pg_dsn, EXEC_PG_CONNECT_S);
-    if (rc == 0 && (rc = yard_jobs_prepare(*conn, mode)) < 0) {
-        yard_db_close(*conn);
-        *conn = NULL;
-    }
-    return rc;
+    return yard_jobs_connect(conn, wk->cfg.pg_dsn, EXEC_PG_CONNECT_S, mode);
 }
 
 /* ---- start and stop -------------------------------------------------------- */

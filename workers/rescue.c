@@ -27,6 +27,7 @@
 
 #define RESCUE_BATCH 500    /* stuck jobs looked at per pass */
 #define RESCUE_TICK_MS 200  /* how often the thread checks for a stop */
+#define RESCUE_PG_CONNECT_S 5 /* PostgreSQL connect timeout */
 
 struct wk_rescue {
     wk_t *wk;
@@ -107,17 +108,8 @@ static void rescue_pass(wk_rescue_t *r)
 {
     wk_t *wk = r->wk;
     yard_jobs_stale_t stale = {0};
-    if (!yard_db_ok(r->conn)) {
-        yard_db_close(r->conn);
-        r->conn = NULL;
-        if (yard_db_connect(&r->conn, wk->cfg.pg_dsn, 5) < 0)
-            return;
-        if (yard_jobs_prepare(r->conn, YARD_JOBS_DURABLE) < 0) {
-            yard_db_close(r->conn);
-            r->conn = NULL;
-            return;
-        }
-    }
+    if (yard_jobs_connect(&r->conn, wk->cfg.pg_dsn, RESCUE_PG_CONNECT_S, YARD_JOBS_DURABLE) < 0)
+        return;
     if (yard_jobs_stale(&stale, r->conn, wk->cfg.rescue_after_s, RESCUE_BATCH) < 0)
         return;
     size_t rescued = 0;
