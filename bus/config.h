@@ -28,6 +28,7 @@ typedef struct {
     int64_t js_max_deliver;        /* consumer MaxDeliver: ceiling on attempts */
     int64_t js_ack_wait_s;         /* consumer AckWait */
     int64_t js_publish_max_pending; /* async publishes in flight */
+    int64_t js_publish_max_pending_bytes; /* ... and the bytes they hold */
     int64_t js_publish_timeout_ms; /* wait for a PubAck */
     int64_t js_events_max_age_s;   /* EVENTS retention */
     int64_t js_dlq_max_age_s;      /* DLQ retention (0 = forever) */
@@ -41,6 +42,9 @@ typedef struct {
     int64_t http_max_connections;
     int64_t http_read_timeout_ms;
     int64_t http_idle_timeout_ms;
+    int64_t http_max_connections_per_client; /* open connections from one address */
+    int64_t http_max_conn_buffer; /* bodies and answers one connection holds before it is not read */
+    int64_t http_max_buffer;      /* ... all connections hold; a body beyond it gets 503 */
     /* auth */
     int64_t auth_disabled;         /* 1 = no API keys (local development only) */
     int64_t auth_refresh_s;        /* API key cache refresh */

@@ -158,12 +158,10 @@ static void gw_keys_refresh(uv_timer_t *timer)
     }
 }
 
-int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_principal_t *who)
+int gw_authenticate(gw_t *gw, yard_http_req_t *req, unsigned scope, gw_principal_t *who)
 {
     size_t hlen = 0;
     const char *hdr;
-    double retry_after = 1;
-    char extra[64];
     int rc;
     memset(who, 0, sizeof *who);
     if (gw->cfg.auth_disabled) {
@@ -193,6 +191,14 @@ int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_pr
         }
         gw_keys_used_add(gw, who->key_id);
     }
+    return 0;
+}
+
+int gw_rate_charge(gw_t *gw, yard_http_req_t *req, const gw_principal_t *who, double cost)
+{
+    double retry_after = 1;
+    char extra[64];
+    int rc;
     double rate = who->rate_per_s > 0 ? who->rate_per_s : (double)gw->cfg.rate_per_s;
     double burst = who->burst > 0 ? who->burst : (double)gw->cfg.rate_burst;
     /* With auth disabled every caller shares one bucket. */
@@ -209,6 +215,12 @@ int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_pr
         return rc;
     }
     return 0;
+}
+
+int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_principal_t *who)
+{
+    int rc = gw_authenticate(gw, req, scope, who);
+    return rc < 0 ? rc : gw_rate_charge(gw, req, who, cost);
 }
 
 /* ---- metrics of the HTTP server ------------------------------------------- */
@@ -342,6 +354,9 @@ int gw_create(gw_t **out, const yard_config_t *cfg)
     ho.limits.max_connections = (size_t)cfg->http_max_connections;
     ho.limits.read_timeout_ms = (uint64_t)cfg->http_read_timeout_ms;
     ho.limits.idle_timeout_ms = (uint64_t)cfg->http_idle_timeout_ms;
+    ho.limits.max_connections_per_client = (size_t)cfg->http_max_connections_per_client;
+    ho.limits.max_conn_buffer = (size_t)cfg->http_max_conn_buffer;
+    ho.limits.max_buffer = (size_t)cfg->http_max_buffer;
     ho.handler = yard_http_router_handle;
     ho.handler_ud = gw->router;
     ho.observe = gw_observe;
