@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "redact.h"
 #include "err.h"
 #include "log.h"
 
@@ -287,29 +288,6 @@ int yard_config_load(yard_config_t *cfg, const char *path)
     return yard_config_validate(cfg);
 }
 
-/* Writes value to out with any password in a URL (user:pass@) or a
- * conninfo (password=...) replaced by ***. */
-static void cfg_print_masked_dsn(const char *v, FILE *out)
-{
-    const char *at = strchr(v, '@'), *scheme = strstr(v, "://");
-    if (scheme && at && at > scheme) {
-        const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-        if (colon) {
-            fprintf(out, "%.*s:***%s\n", (int)(colon - v), v, at);
-            return;
-        }
-    }
-    const char *pw = strstr(v, "password=");
-    if (pw) {
-        const char *end = pw + 9;
-        while (*end && !isspace((unsigned char)*end))
-            end++;
-        fprintf(out, "%.*spassword=***%s\n", (int)(pw - v), v, end);
-        return;
-    }
-    fprintf(out, "%s\n", v);
-}
-
 void yard_config_print(const yard_config_t *cfg, FILE *out)
 {
     for (size_t i = 0; i < CFG_NKEYS; i++) {
@@ -320,8 +298,9 @@ void yard_config_print(const yard_config_t *cfg, FILE *out)
             int64_t v;
             memcpy(&v, field, sizeof v);
             fprintf(out, "%lld\n", (long long)v);
-        } else if (strcmp(k->name, "pg_dsn") == 0) {
-            cfg_print_masked_dsn(field, out);
+        } else if (strcmp(k->name, "pg_dsn") == 0 || strcmp(k->name, "nats_url") == 0) {
+            char masked[4096];
+            fprintf(out, "%s\n", yard_redact_dsn(masked, sizeof masked, field));
         } else if (k->secret && field[0]) {
             fprintf(out, "***\n");
         } else {

@@ -18,6 +18,7 @@
 #include "iostats.h"
 #include "js_internal.h"
 #include "log.h"
+#include "redact.h"
 
 typedef struct {
     natsMsg *msg; /* key; NULL = empty slot */
@@ -190,8 +191,9 @@ static void js_on_closed(natsConnection *nc, void *closure)
 static void js_on_reconnect(natsConnection *nc, void *closure)
 {
     char url[256] = "";
+    char shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    YARD_LOG_INFO(NULL, "nats: reconnected to %s", url);
+    YARD_LOG_INFO(NULL, "nats: reconnected to %s", yard_redact_dsn(shown, sizeof shown, url));
 }
 
 static void js_on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -255,8 +257,9 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
     }
     s = natsConnection_Connect(&js->nc, opts);
     if (s != NATS_OK) {
-        YARD_LOG_ERROR(NULL, "nats: cannot connect to %s: %s", cfg->nats_url,
-                       natsStatus_GetText(s));
+        char shown[1024];
+        YARD_LOG_ERROR(NULL, "nats: cannot connect to %s: %s",
+                       yard_redact_dsn(shown, sizeof shown, cfg->nats_url), natsStatus_GetText(s));
         rc = yard_js_status(s, 0, NULL);
         if (rc == YARD_ENATS)
             rc = YARD_EUNAVAIL;
