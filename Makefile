@@ -35,15 +35,17 @@ CTL_SRC  := $(wildcard ops/*.c)
 HARN_SRC := $(wildcard tests/harness/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 INTG_SRC := $(wildcard tests/integration/test_*.c)
+CHAOS_SRC := $(wildcard tests/chaos/chaos_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB      := $(BUILD)/libyard.a
 HARN_OBJ := $(call obj,$(HARN_SRC))
-TESTS    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC) $(INTG_SRC))
+CHAOS    := $(patsubst %.c,$(BUILD)/%,$(CHAOS_SRC))
+TESTS    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC) $(INTG_SRC)) $(CHAOS)
 PROGS    := $(BIN)/yard-gateway $(BIN)/yard-worker $(BIN)/yardctl
 LOADGEN  := $(BUILD)/bench/yard-load
 
-.PHONY: all deps test asan up down bench fuzz install clean FORCE
+.PHONY: all deps test chaos asan up down bench fuzz install clean FORCE
 # Keep test objects between builds (they are intermediate files to make).
 .SECONDARY:
 all: $(PROGS) $(TESTS) $(LOADGEN)
@@ -162,6 +164,11 @@ fuzz: deps
 test: deps
 	@$(MAKE) --no-print-directory all
 	@YARD_BIN=$(abspath $(BIN)) tests/run.sh $(TESTS)
+
+# The chaos scenarios alone (`make test` runs them too, last).
+chaos: deps
+	@$(MAKE) --no-print-directory $(PROGS) $(CHAOS)
+	@YARD_BIN=$(abspath $(BIN)) tests/run.sh $(CHAOS)
 
 asan: deps
 	@$(MAKE) --no-print-directory all BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g" \

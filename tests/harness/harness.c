@@ -380,6 +380,10 @@ static int yt_nats_write_conf(const yt_env_t *env, char *path, size_t cap)
         fprintf(f, "# max_payload: the default (1 MiB)\n");
     else
         fprintf(f, "max_payload: %d\n", YT_NATS_MAX_PAYLOAD);
+    /* A test may add settings (the chaos suite limits the store). */
+    const char *extra = getenv("YT_NATS_EXTRA_CONF");
+    if (extra && *extra)
+        fprintf(f, "%s\n", extra);
     if (fclose(f) != 0) {
         yt_fail("cannot write %s: %s", path, strerror(errno));
         return YARD_EIO;

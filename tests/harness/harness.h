@@ -60,7 +60,8 @@ void yt_env_destroy(yt_env_t *env);
 int yt_nats_stop(yt_env_t *env);
 
 /* Starts nats-server again on the same port with the same store (and the
- * max_payload env->flags asks for now) and waits until JetStream answers.
+ * max_payload env->flags asks for now, plus the lines of the environment
+ * variable YT_NATS_EXTRA_CONF, if set) and waits until JetStream answers.
  * Returns 0 or < 0. */
 int yt_nats_start(yt_env_t *env);
 

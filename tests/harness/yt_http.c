@@ -497,8 +497,13 @@ pid_t yt_gateway_start(yt_env_t *env, int *port_out, char *const extra_env[])
     envs[n] = NULL;
     char *argv[] = {bin, NULL};
 
+    /* A port the caller gives in extra_env wins (a gateway restarted on its port). */
+    int fixed_port = 0;
+    for (size_t i = 0; extra_env && extra_env[i]; i++)
+        if (strncmp(extra_env[i], "YARD_HTTP_PORT=", 15) == 0)
+            fixed_port = atoi(extra_env[i] + 15);
     for (int attempt = 0; attempt < YT_GATEWAY_TRIES; attempt++) {
-        int port = yt_free_port();
+        int port = fixed_port ? fixed_port : yt_free_port();
         snprintf(port_var, sizeof port_var, "YARD_HTTP_PORT=%d", port);
         pid_t pid = yt_spawn(env, "gateway", argv, envs);
         if (pid < 0)
