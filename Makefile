@@ -147,9 +147,11 @@ FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c
 # What fuzz targets may reach: libyard without PostgreSQL, and the gateway's
 # input decoding.
 FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c,$(LIB_SRC)) gateway/body.c gateway/job_spec.c
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
+# Targets that reach a worker's parsers get those files too.
+FUZZ_EXTRA_exec_config := workers/exec_config.c workers/registry.c
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard workers/*.c)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $< $(FUZZ_SRC) $(FUZZ_LIBS) -o $@
+	clang $(FUZZ_FLAGS) -Iworkers $< $(FUZZ_SRC) $(FUZZ_EXTRA_$*) $(FUZZ_LIBS) -o $@
 fuzz: deps
 	@command -v clang >/dev/null || (apt-get install -y -qq clang >/dev/null)
 	@$(MAKE) --no-print-directory $(FUZZERS)

@@ -184,6 +184,13 @@ int yard_config_load_file(yard_config_t *cfg, const char *path)
         YARD_LOG_ERROR(NULL, "config: cannot read %s: %s", path, strerror(errno));
         return YARD_EIO;
     }
+    int rc = yard_config_load_stream(cfg, f, path);
+    fclose(f);
+    return rc;
+}
+
+int yard_config_load_stream(yard_config_t *cfg, FILE *f, const char *path)
+{
     char line[2048], where[600];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
@@ -220,7 +227,6 @@ int yard_config_load_file(yard_config_t *cfg, const char *path)
         if (rc < 0)
             cfg_log_bad(k, where, value, rc);
     }
-    fclose(f);
     return rc;
 }
 

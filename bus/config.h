@@ -83,6 +83,9 @@ int yard_config_set(yard_config_t *cfg, const char *key, const char *value);
  * is logged with the file name and line. */
 int yard_config_load_file(yard_config_t *cfg, const char *path);
 
+/* The same for lines read from f (name is used in messages); f stays open. */
+int yard_config_load_stream(yard_config_t *cfg, FILE *f, const char *name);
+
 /* Applies every YARD_<KEY> variable in envp (NULL-terminated, like environ).
  * Unknown YARD_ variables are ignored (YARD_CONFIG and the like). Returns 0 or
  * the first yard_config_set error, logged with the variable's name. */
