@@ -108,6 +108,8 @@ int yard_dlq_matches(const yard_dlq_entry_t *e, const yard_dlq_filter_t *f)
         return 0;
     if (f->before_ms && (e->died_at_ms == 0 || e->died_at_ms >= f->before_ms))
         return 0;
+    if (f->job_id && *f->job_id && strcmp(e->job_id, f->job_id) != 0)
+        return 0;
     if (f->owner && *f->owner &&
         (!e->env_ok || !yard_str_eq_cstr(e->env.api_key_id, f->owner)))
         return 0;

@@ -60,6 +60,7 @@ typedef struct {
     int64_t since_ms;           /* died at or after */
     int64_t before_ms;          /* died before (purge --older-than) */
     const char *owner;          /* api_key_id of the job (a non-admin key) */
+    const char *job_id;         /* only this job's letters */
     uint64_t after_seq;         /* cursor: sequences above this */
     size_t limit;               /* at most this many (0: no limit) */
     size_t scan_max;            /* look at most at this many messages (0: all);
