@@ -178,12 +178,11 @@ ctl_table_t *ctl_table_new(const char *const *heads, size_t ncols, size_t max_wi
     if (!t)
         return NULL;
     t->ncols = ncols;
-    t->max_width = max_width;
-    if (ctl_table_add(t, heads) < 0) {
+    if (ctl_table_add(t, heads) < 0) { /* row 0, never cut, not counted */
         ctl_table_free(t);
         return NULL;
     }
-    t->nrows = 0; /* the heads are row 0, not counted */
+    t->max_width = max_width;
     return t;
 }
 

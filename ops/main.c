@@ -123,28 +123,6 @@ static const ctl_command_t *ctl_find(const char *name)
     return NULL;
 }
 
-int ctl_opt(const char **value, int argc, char **argv, int *i, const char *opt)
-{
-    size_t n = strlen(opt);
-    if (strncmp(argv[*i], opt, n) != 0)
-        return 0;
-    if (argv[*i][n] == '=') {
-        *value = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0')
-        return 0;
-    if (*i + 1 >= argc)
-        return -1;
-    *value = argv[++*i];
-    return 1;
-}
-
-int ctl_exit_of(int rc)
-{
-    return rc == 0 ? CTL_EXIT_OK : rc == YARD_ENOTFOUND ? CTL_EXIT_NOTFOUND : CTL_EXIT_FAIL;
-}
-
 /* Takes --json out of a subcommand's arguments (up to a "--"); returns the
  * new argc and sets *json when it was there. */
 static int ctl_take_json(int argc, char **argv, int *json)
@@ -169,18 +147,6 @@ static int ctl_wants_help(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return 1;
     return 0;
-}
-
-int ctl_usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "yardctl %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nRun 'yardctl help %s' for its usage.\n", cmd);
-    return CTL_EXIT_USAGE;
 }
 
 /* `yardctl help [COMMAND]`. */
