@@ -62,6 +62,7 @@ $(BUILD)/obj/ops/%.o:     INC = -Ibus -Iops
 $(BUILD)/obj/tests/%.o:   INC = -Ibus -Itests/harness
 $(BUILD)/obj/tests/unit/test_gw_%.o $(BUILD)/obj/tests/integration/test_gw_%.o: INC += -Igateway
 $(BUILD)/obj/tests/unit/test_wk_%.o $(BUILD)/obj/tests/integration/test_wk_%.o: INC += -Iworkers
+$(BUILD)/obj/tests/unit/test_ctl_%.o: INC += -Iops
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INC) $(DEFS) -c $< -o $@
@@ -109,10 +110,12 @@ $(BIN)/yardctl: $(call obj,$(CTL_SRC)) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Every test is its own binary: its source, the harness and libyard. Unit
-# tests of a program's modules are named after it (test_gw_*, test_wk_*) and
+# tests of a program's modules are named after it (test_gw_*, test_wk_*,
+# test_ctl_*) and
 # link that program's objects except its main.
 GW_MOD_OBJ := $(call obj,$(filter-out gateway/main.c,$(GW_SRC)))
 WK_MOD_OBJ := $(call obj,$(filter-out workers/main.c,$(WK_SRC)))
+CTL_MOD_OBJ := $(call obj,$(filter-out ops/main.c,$(CTL_SRC)))
 define module_tests # kind (unit, integration), prefix (gw, wk), objects
 $(BUILD)/tests/$(1)/test_$(2)_%: $(BUILD)/obj/tests/$(1)/test_$(2)_%.o $(3) $(HARN_OBJ) $(LIB)
 	@mkdir -p $$(dir $$@)
@@ -120,6 +123,7 @@ $(BUILD)/tests/$(1)/test_$(2)_%: $(BUILD)/obj/tests/$(1)/test_$(2)_%.o $(3) $(HA
 endef
 $(foreach k,unit integration,$(eval $(call module_tests,$(k),gw,$(GW_MOD_OBJ))))
 $(foreach k,unit integration,$(eval $(call module_tests,$(k),wk,$(WK_MOD_OBJ))))
+$(eval $(call module_tests,unit,ctl,$(CTL_MOD_OBJ)))
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HARN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)

@@ -64,6 +64,9 @@ typedef struct {
     int64_t worker_retry_unknown_types; /* 1 = retry jobs of a type without handler */
     int64_t rescue_after_s;        /* republish a job stuck this long whose message is gone */
     int64_t rescue_interval_s;     /* how often the schedule role looks for such jobs */
+    int64_t retention_s;           /* keep finished jobs (and attempts) this long */
+    int64_t retention_interval_s;  /* how often the schedule role prunes */
+    int64_t retention_batch;       /* rows deleted per transaction */
     int64_t metrics_max_types;     /* job types named in yard_jobs_completed_total; later
                                     * distinct types are counted as "other" */
     char exec_config[YARD_CONFIG_STR_MAX]; /* file mapping job types to programs ("" = none) */

@@ -126,6 +126,7 @@ void gw_respond_unavailable(yard_http_req_t *req, const char *message);
 int gw_jobs_submit_routes(gw_t *gw);
 int gw_jobs_read_routes(gw_t *gw);
 int gw_health_routes(gw_t *gw);
+int gw_dlq_routes(gw_t *gw); /* GET /v1/dlq, POST /v1/dlq/replay (dlq.c) */
 
 /* Called by the PubAck hop (app.c) on the loop thread for each ack of
  * jobs_submit.c's publishes. */
