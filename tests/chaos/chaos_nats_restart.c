@@ -28,9 +28,7 @@
 static void test_nats_restarted_mid_run(void **state)
 {
     yt_cluster_t c = {0};
-    char *const env[] = {"YARD_JS_ACK_WAIT_S=5", NULL};
-    assert_int_equal(yt_cluster_start(&c, env), 0);
-    assert_int_equal(yt_worker_start(&c.exec, c.env, "execute", NULL, env, 0), 0);
+    assert_int_equal(yt_chaos_cluster_start(&c, 0), 0);
     yt_chaos_load_t load = {.port = c.port, .njobs = JOBS, .batch = 20, .threads = 2,
                             .batches_per_s = 25, .job_json = "{\"type\":\"noop\"}", .run = "nats"};
     yt_chaos_t *ch;

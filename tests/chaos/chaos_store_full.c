@@ -33,9 +33,8 @@
 static void test_store_full(void **state)
 {
     yt_cluster_t c = {0};
-    char *const env[] = {"YARD_JS_ACK_WAIT_S=5", NULL};
     setenv("YT_NATS_EXTRA_CONF", "jetstream { max_file_store: 16MB }", 1);
-    int started = yt_cluster_start(&c, env);
+    int started = yt_chaos_cluster_start(&c, 1);
     unsetenv("YT_NATS_EXTRA_CONF");
     assert_int_equal(started, 0);
     char *job = malloc(PAD + 64);
@@ -59,7 +58,7 @@ static void test_store_full(void **state)
     long full_at = accepted;
     yt_nap_ms(1000); /* keep knocking on a full store for a while */
     long long worker_at = yt_now_ms();
-    assert_int_equal(yt_worker_start(&c.exec, c.env, "execute", NULL, env, 0), 0);
+    assert_int_equal(yt_worker_start(&c.exec, c.env, "execute", NULL, yt_chaos_env, 0), 0);
     int all = yt_chaos_finish(ch, 90000);
     yt_chaos_counts(ch, &accepted, &refused, &no_answer, &other);
     long long first = yt_chaos_first_ok_after(ch, worker_at);

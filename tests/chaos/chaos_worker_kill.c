@@ -26,9 +26,7 @@
 static void test_worker_killed_every_two_seconds(void **state)
 {
     yt_cluster_t c = {0};
-    char *const env[] = {"YARD_JS_ACK_WAIT_S=5", NULL};
-    assert_int_equal(yt_cluster_start(&c, env), 0);
-    assert_int_equal(yt_worker_start(&c.exec, c.env, "execute", NULL, env, 0), 0);
+    assert_int_equal(yt_chaos_cluster_start(&c, 0), 0);
     yt_chaos_load_t load = {.port = c.port, .njobs = JOBS, .batch = 100, .threads = 2,
                             .job_json = "{\"type\":\"sleep\",\"payload\":{\"ms\":1}}",
                             .run = "wk"};
@@ -45,7 +43,7 @@ static void test_worker_killed_every_two_seconds(void **state)
         yt_worker_stop(c.env, &c.exec, SIGKILL, 5000);
         kills++;
         long long t0 = yt_now_ms();
-        assert_int_equal(yt_worker_start(&c.exec, c.env, "execute", NULL, env, 0), 0);
+        assert_int_equal(yt_worker_start(&c.exec, c.env, "execute", NULL, yt_chaos_env, 0), 0);
         restart_total += yt_now_ms() - t0;
     }
     yt_chaos_finish(ch, 60000);

@@ -95,6 +95,10 @@ int yt_freeze(pid_t pid);
  * failure. */
 void yt_log_tail(const yt_env_t *env, const char *name);
 
+/* Writes text to the file name (relative to env's folder, or an absolute
+ * path) and gives it mode. Returns 0, or -1 after printing why. */
+int yt_write_file(const yt_env_t *env, const char *name, const char *text, mode_t mode);
+
 /* Milliseconds on a monotonic clock. */
 long long yt_now_ms(void);
 

@@ -317,6 +317,17 @@ int yt_chaos_verdict(yt_chaos_t *c, yt_env_t *env, const char *scenario, long lo
                                                                                           : -1;
 }
 
+char *const yt_chaos_env[] = {"YARD_JS_ACK_WAIT_S=5", NULL};
+
+int yt_chaos_cluster_start(yt_cluster_t *c, int without_worker)
+{
+    if (yt_cluster_start(c, yt_chaos_env) != 0)
+        return -1;
+    if (without_worker)
+        return 0;
+    return yt_worker_start(&c->exec, c->env, "execute", NULL, yt_chaos_env, 0);
+}
+
 void yt_chaos_free(yt_chaos_t *c)
 {
     if (!c)

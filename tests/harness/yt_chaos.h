@@ -17,6 +17,7 @@
 #define YARD_TEST_YT_CHAOS_H
 
 #include "harness.h"
+#include "yt_workers.h"
 
 typedef struct {
     int port;             /* the gateway */
@@ -57,6 +58,15 @@ long long yt_chaos_first_ok_after(yt_chaos_t *c, long long t_ms);
  * all 0 and every job was accepted, else -1 (after printing a few ids). */
 int yt_chaos_verdict(yt_chaos_t *c, yt_env_t *env, const char *scenario, long long recovery_ms,
                      int timeout_ms);
+
+/* The environment every scenario gives its programs: an ack wait of 5 s,
+ * so the jobs of a killed worker come back fast. NULL-terminated. */
+extern char *const yt_chaos_env[];
+
+/* Starts what every scenario runs: servers, gateway and audit role
+ * (yt_cluster_start) and, unless without_worker, an execute worker; all with
+ * yt_chaos_env. Returns 0 or -1. */
+int yt_chaos_cluster_start(yt_cluster_t *c, int without_worker);
 
 /* Frees c (yt_chaos_finish first). */
 void yt_chaos_free(yt_chaos_t *c);

@@ -41,16 +41,6 @@ static struct {
     char *out, *err;
 } g;
 
-static int write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    fclose(f);
-    return chmod(path, mode);
-}
-
 static int setup(void **state)
 {
     yard_log_init("test_wk_e2e_dlq", YARD_LOG_ERROR);
@@ -69,10 +59,10 @@ static int setup(void **state)
              "echo '{\"ok\":true}'\n",
              g.broken);
     snprintf(conf, sizeof conf, "[gate]\npath = %s\nenv = PATH=/usr/bin:/bin\n", path);
-    if (write_file(path, script, 0755) != 0)
+    if (yt_write_file(g.c.env, path, script, 0755) != 0)
         return -1;
     snprintf(path, sizeof path, "%s/exec.conf", d);
-    if (write_file(path, conf, 0644) != 0)
+    if (yt_write_file(g.c.env, path, conf, 0644) != 0)
         return -1;
     snprintf(g.exec_var, sizeof g.exec_var, "YARD_EXEC_CONFIG=%s", path);
     setenv("YARD_NATS_URL", g.c.env->nats_url, 1);
@@ -156,7 +146,7 @@ static void empty_dlq(void)
 static void test_list_filter_dry_run_and_replay_after_the_fix(void **state)
 {
     char gate[3][YT_JOB_ID_MAX], card[YT_JOB_ID_MAX], got[64];
-    assert_int_equal(write_file(g.broken, "", 0644), 0);
+    assert_int_equal(yt_write_file(g.c.env, g.broken, "", 0644), 0);
     for (int i = 0; i < 3; i++)
         submit_dead(gate[i], "{\"type\":\"gate\",\"payload\":{\"n\":1}}");
     submit_dead(card, "{\"type\":\"fail\",\"payload\":{\"retryable\":false,"
@@ -286,7 +276,7 @@ static void test_exit_codes_and_bad_arguments(void **state)
 static void test_a_replay_killed_halfway_and_run_again_replays_each_once(void **state)
 {
     char ids[KILLED_JOBS][YT_JOB_ID_MAX], got[64];
-    assert_int_equal(write_file(g.broken, "", 0644), 0);
+    assert_int_equal(yt_write_file(g.c.env, g.broken, "", 0644), 0);
     for (int i = 0; i < KILLED_JOBS; i++)
         submit_dead(ids[i], "{\"type\":\"gate\",\"payload\":{\"n\":2}}");
     assert_int_equal(unlink(g.broken), 0);
@@ -335,7 +325,7 @@ static void test_a_replay_killed_halfway_and_run_again_replays_each_once(void **
 static void test_crash_states_beyond_the_duplicate_window(void **state)
 {
     char marked[YT_JOB_ID_MAX], done[YT_JOB_ID_MAX], got[64], seq[24];
-    assert_int_equal(write_file(g.broken, "", 0644), 0);
+    assert_int_equal(yt_write_file(g.c.env, g.broken, "", 0644), 0);
     submit_dead(marked, "{\"type\":\"gate\",\"payload\":{\"n\":3}}");
     submit_dead(done, "{\"type\":\"gate\",\"payload\":{\"n\":4}}");
     assert_int_equal(unlink(g.broken), 0);

@@ -36,18 +36,6 @@ static struct {
     char exec_var[400];
 } g;
 
-static int write_file(const char *name, const char *text, mode_t mode)
-{
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s", g.c.env->dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    fclose(f);
-    return chmod(path, mode);
-}
-
 static int write_exec_files(void)
 {
     static const char escape_sh[] =
@@ -76,8 +64,9 @@ static int write_exec_files(void)
              "[exec-forker-free]\npath = %s/forker.sh\nenv = PATH=/usr/bin:/bin\nuser = nobody\n"
              "max_processes = 0\n",
              d, d, d, d, d, d);
-    if (write_file("escape.sh", escape_sh, 0755) || write_file("forker.sh", forker_sh, 0755) ||
-        write_file("exec.conf", conf, 0644))
+    if (yt_write_file(g.c.env, "escape.sh", escape_sh, 0755) ||
+        yt_write_file(g.c.env, "forker.sh", forker_sh, 0755) ||
+        yt_write_file(g.c.env, "exec.conf", conf, 0644))
         return -1;
     snprintf(g.exec_var, sizeof g.exec_var, "YARD_EXEC_CONFIG=%s/exec.conf", d);
     return 0;
