@@ -17,10 +17,13 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +73,33 @@ static void register_pids(void)
         fprintf(stderr, "could not copy the cluster's pid files\n");
 }
 
+/* Nonzero if 127.0.0.1:port can be bound now. */
+static int port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0)
+        return 0;
+    ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A base port with NROLES free ports from it (the workers' metrics ports),
+ * or -1. May race with another program, like yt_free_port. */
+static int free_port_run(void)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        int base = yt_free_port(), ok = base > 0 && base + (int)NROLES < 65536;
+        for (size_t i = 1; ok && i < NROLES; i++)
+            ok = port_free(base + (int)i);
+        if (ok)
+            return base;
+    }
+    return -1;
+}
+
 static void set_port(const char *var, int port)
 {
     char v[16];
@@ -90,7 +120,9 @@ static int setup(void **state)
     set_port("YARD_UP_NATS_PORT", yt_free_port());
     set_port("YARD_UP_NATS_MON_PORT", yt_free_port());
     set_port("YARD_UP_PG_PORT", yt_free_port());
-    g.metrics_base = 20000 + (int)(getpid() % 20000);
+    g.metrics_base = free_port_run();
+    if (g.metrics_base < 0)
+        return -1;
     set_port("YARD_UP_METRICS_PORT_BASE", g.metrics_base);
     unsetenv("YARD_API_KEY");
     unsetenv("YARD_ID_SECRET");
