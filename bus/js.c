@@ -272,7 +272,7 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, js_on_closed, js);
     if (s != NATS_OK) {
-        rc = yard_js_status(s, 0, "nats: options");
+        rc = yard_js_status(s, 0, "nats: options (nats_url: 1 to 16 servers, comma separated)");
         goto fail;
     }
     s = natsConnection_Connect(&js->nc, opts);
