@@ -4,9 +4,11 @@
  * configuration on loopback (yt_nats_cluster.h), real PostgreSQL, the real
  * gateway, audit and execute workers, all with YARD_JS_REPLICAS=3 and the
  * three nodes' URLs. One cluster for the whole group, in this order:
- *   1. the topology the programs made is replicated: JOBS, EVENTS and DLQ
- *      report 3 replicas (a leader and two peers) in cluster `switchyard`
- *      (ops/nats/node-*.conf), and so do the consumers they use;
+ *   1. the topology is replicated: a gateway started first with
+ *      YARD_JS_REPLICAS=1 makes R1 streams; the programs started then with 3
+ *      update them in place, and JOBS, EVENTS and DLQ report 3 replicas (a
+ *      leader and two current peers, within a minute) in cluster `switchyard`
+ *      (ops/nats/node-*.conf), and so do all five consumers;
  *   2. 200 jobs through the gateway all succeed, each exactly once (one
  *      attempt row per job);
  *   3. with the node leading JOBS stopped, the cluster elects another, and
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "js_internal.h" /* raw stream and consumer info: replicas, leader, peers */
 #include "yt_http.h"
@@ -37,8 +40,10 @@
 #define BATCH 100
 #define RUN_WAIT_MS 120000
 #define SUBMIT_WAIT_MS 90000
+#define REPLICATE_WAIT_MS 60000
 
 static char *const programs_env[] = {"YARD_JS_REPLICAS=3", "YARD_LOG_LEVEL=warn", NULL};
+static char *const r1_env[] = {"YARD_JS_REPLICAS=1", "YARD_LOG_LEVEL=warn", NULL};
 
 static struct {
     yt_env_t *env;
@@ -47,7 +52,27 @@ static struct {
     int port;
     yt_worker_t audit, exec;
     yard_js_t *js;
+    int64_t r1_replicas; /* JOBS's replicas after the R1 gateway ran (-1: unknown) */
 } g;
+
+/* The configured replicas of stream, or -1. */
+static int64_t stream_replicas(const char *stream)
+{
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, yard_js_ctx(g.js), stream, NULL, NULL) != NATS_OK)
+        return -1;
+    int64_t r = si->Config->Replicas;
+    jsStreamInfo_Destroy(si);
+    return r;
+}
+
+/* Removes the stopped first gateway's pid file (the next one writes its own). */
+static void unlink_gateway_pid(void)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/gateway.pid", g.env->dir);
+    unlink(path);
+}
 
 static int group_setup(void **state)
 {
@@ -56,8 +81,16 @@ static int group_setup(void **state)
         return -1;
     if (yt_nats_cluster_start(&g.nats, g.env) != 0)
         return -1;
-    g.gw = yt_e2e_gateway_start(g.env, &g.port, programs_env);
+    /* First a topology of R1 streams, as a single-node setup had it. */
+    g.gw = yt_e2e_gateway_start(g.env, &g.port, r1_env);
     if (g.gw < 0 || yt_js_open(&g.js, g.env) != 0)
+        return -1;
+    g.r1_replicas = stream_replicas(YARD_STREAM_JOBS);
+    if (yt_kill_wait(g.gw, SIGTERM, 10000) < 0)
+        yt_kill_wait(g.gw, SIGKILL, 5000);
+    unlink_gateway_pid();
+    g.gw = yt_e2e_gateway_start(g.env, &g.port, programs_env);
+    if (g.gw < 0)
         return -1;
     if (yt_worker_start(&g.audit, g.env, "audit", NULL, programs_env, 0) != 0 ||
         yt_worker_start(&g.exec, g.env, "execute", NULL, programs_env, 0) != 0)
@@ -105,50 +138,67 @@ static int replicated(const jsClusterInfo *ci, int want_current)
     return 1;
 }
 
-/* Checks that stream reports REPLICAS replicas in its config and cluster. */
-static void expect_stream_replicated(const char *stream)
+/* Polls stream (consumer NULL) or consumer of stream until it reports a
+ * leader and REPLICAS - 1 current peers in cluster `switchyard` (and, for
+ * a stream, REPLICAS in its config), or REPLICATE_WAIT_MS pass. Right after
+ * an R1 stream is scaled to R3 its new peers take a moment to catch up (and
+ * a node stopped before they have can leave a consumer without a leader:
+ * measured with nats-server 2.9.10), hence the wait. */
+static void expect_replicated(const char *stream, const char *consumer)
 {
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    char what[512];
-    natsStatus s = js_GetStreamInfo(&si, yard_js_ctx(g.js), stream, NULL, &jerr);
-    if (s != NATS_OK)
-        fail_msg("expected stream %s to exist, got %s (JetStream error %d)", stream,
-                 natsStatus_GetText(s), (int)jerr);
-    describe_cluster(si->Cluster, what, sizeof what);
-    int replicas = (int)si->Config->Replicas, ok = replicated(si->Cluster, 0);
-    jsStreamInfo_Destroy(si);
-    if (replicas != REPLICAS || !ok)
-        fail_msg("expected stream %s with %d replicas (a leader and %d peers in cluster "
-                 "switchyard), got config replicas %d, %s",
-                 stream, REPLICAS, REPLICAS - 1, replicas, what);
-}
-
-static void expect_consumer_replicated(const char *stream, const char *consumer)
-{
-    jsConsumerInfo *ci = NULL;
-    jsErrCode jerr = 0;
-    char what[512];
-    natsStatus s = js_GetConsumerInfo(&ci, yard_js_ctx(g.js), stream, consumer, NULL, &jerr);
-    if (s != NATS_OK)
-        fail_msg("expected consumer %s on %s, got %s (JetStream error %d)", consumer, stream,
-                 natsStatus_GetText(s), (int)jerr);
-    describe_cluster(ci->Cluster, what, sizeof what);
-    int ok = replicated(ci->Cluster, 0);
-    jsConsumerInfo_Destroy(ci);
-    if (!ok)
-        fail_msg("expected consumer %s on %s with %d replicas, got %s", consumer, stream,
-                 REPLICAS, what);
+    char what[512] = "";
+    long long deadline = yt_now_ms() + REPLICATE_WAIT_MS;
+    for (;;) {
+        jsErrCode jerr = 0;
+        int64_t replicas = REPLICAS;
+        int ok = 0;
+        natsStatus s;
+        if (consumer) {
+            jsConsumerInfo *ci = NULL;
+            s = js_GetConsumerInfo(&ci, yard_js_ctx(g.js), stream, consumer, NULL, &jerr);
+            if (s == NATS_OK) {
+                describe_cluster(ci->Cluster, what, sizeof what);
+                ok = replicated(ci->Cluster, 1);
+                jsConsumerInfo_Destroy(ci);
+            }
+        } else {
+            jsStreamInfo *si = NULL;
+            s = js_GetStreamInfo(&si, yard_js_ctx(g.js), stream, NULL, &jerr);
+            if (s == NATS_OK) {
+                describe_cluster(si->Cluster, what, sizeof what);
+                replicas = si->Config->Replicas;
+                ok = replicas == REPLICAS && replicated(si->Cluster, 1);
+                jsStreamInfo_Destroy(si);
+            }
+        }
+        if (s != NATS_OK)
+            snprintf(what, sizeof what, "%s (JetStream error %d)", natsStatus_GetText(s),
+                     (int)jerr);
+        if (ok)
+            return;
+        if (yt_now_ms() >= deadline)
+            fail_msg("expected %s%s%s with %d replicas (config replicas %d, a leader and %d "
+                     "current peers in cluster switchyard) within %d ms, got config replicas "
+                     "%lld, %s", consumer ? "consumer " : "stream ", consumer ? consumer : stream,
+                     consumer ? " of its stream" : "", REPLICAS, REPLICAS, REPLICAS - 1,
+                     REPLICATE_WAIT_MS, (long long)replicas, what);
+        yt_nap_ms(200);
+    }
 }
 
 static void test_topology_is_replicated(void **state)
 {
-    expect_stream_replicated(YARD_STREAM_JOBS);
-    expect_stream_replicated(YARD_STREAM_EVENTS);
-    expect_stream_replicated(YARD_STREAM_DLQ);
-    expect_consumer_replicated(YARD_STREAM_JOBS, "execute_default");
-    expect_consumer_replicated(YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE);
-    expect_consumer_replicated(YARD_STREAM_EVENTS, YARD_CONSUMER_SUBMISSIONS);
+    if (g.r1_replicas != 1)
+        fail_msg("expected the first gateway (YARD_JS_REPLICAS=1) to make JOBS with 1 replica, "
+                 "got %lld", (long long)g.r1_replicas);
+    expect_replicated(YARD_STREAM_JOBS, NULL);
+    expect_replicated(YARD_STREAM_EVENTS, NULL);
+    expect_replicated(YARD_STREAM_DLQ, NULL);
+    expect_replicated(YARD_STREAM_JOBS, "execute_default");
+    expect_replicated(YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE);
+    expect_replicated(YARD_STREAM_JOBS, YARD_CONSUMER_NOTIFY);
+    expect_replicated(YARD_STREAM_EVENTS, YARD_CONSUMER_SUBMISSIONS);
+    expect_replicated(YARD_STREAM_EVENTS, YARD_CONSUMER_AUDIT);
 }
 
 /* Submits n noop jobs with idempotency keys <tag>-<i> in batches, retrying
