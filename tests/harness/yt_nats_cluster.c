@@ -112,8 +112,9 @@ static int yt_node_spawn(yt_env_t *env, yt_nats_cluster_t *c, int i)
     return n->pid > 0 ? 0 : -1;
 }
 
-/* Waits for node i's /healthz (200); -1 if it exits or at the deadline. */
-static int yt_node_wait_healthy(yt_env_t *env, yt_nats_cluster_t *c, int i)
+/* Waits until node i's /healthz (with the given query) answers 200; -1 if
+ * it exits or at the deadline. */
+static int yt_node_wait_healthy(yt_env_t *env, yt_nats_cluster_t *c, int i, const char *path)
 {
     yt_nats_node_t *n = &c->nodes[i];
     long long deadline = yt_now_ms() + YT_CLUSTER_WAIT_MS;
@@ -123,11 +124,11 @@ static int yt_node_wait_healthy(yt_env_t *env, yt_nats_cluster_t *c, int i)
             yt_log_tail(env, n->name);
             return -1;
         }
-        if (yt_http_status(n->mon_port, "/healthz") == 200)
+        if (yt_http_status(n->mon_port, path) == 200)
             return 0;
         yt_nap(50);
     }
-    fprintf(stderr, "yt_nats_cluster: %s did not answer /healthz 200 within %d ms\n", n->name,
+    fprintf(stderr, "yt_nats_cluster: %s did not answer %s 200 within %d ms\n", n->name, path,
             YT_CLUSTER_WAIT_MS);
     yt_log_tail(env, n->name);
     return -1;
@@ -167,7 +168,7 @@ int yt_nats_cluster_start(yt_nats_cluster_t *c, yt_env_t *env)
         if (yt_node_spawn(env, c, i) < 0)
             return -1;
     for (int i = 0; i < YT_NATS_NODES; i++)
-        if (yt_node_wait_healthy(env, c, i) < 0)
+        if (yt_node_wait_healthy(env, c, i, "/healthz") < 0)
             return -1;
     if (yt_nats_cluster_wait_leader(c, YT_CLUSTER_WAIT_MS, NULL, 0) < 0) {
         fprintf(stderr, "yt_nats_cluster: no JetStream meta leader within %d ms\n",
@@ -227,7 +228,7 @@ int yt_nats_node_start(yt_env_t *env, yt_nats_cluster_t *c, int i)
         return 0;
     if (yt_node_spawn(env, c, i) < 0)
         return -1;
-    return yt_node_wait_healthy(env, c, i);
+    return yt_node_wait_healthy(env, c, i, "/healthz?js-enabled-only=true");
 }
 
 void yt_nats_cluster_stop(yt_env_t *env, yt_nats_cluster_t *c)

@@ -48,8 +48,11 @@ int yt_nats_cluster_start(yt_nats_cluster_t *c, yt_env_t *env);
  * Returns 0 or -1. */
 int yt_nats_node_stop(yt_env_t *env, yt_nats_cluster_t *c, int i);
 
-/* Starts node i again on its ports with its store, and waits up to 60 s for
- * its /healthz. Returns 0 or -1 after printing why. */
+/* Starts node i again on its ports with its store, and waits up to 60 s
+ * until it serves JetStream (/healthz?js-enabled-only=true): it may still be
+ * catching up; a test waits for the streams it needs. Returns 0 or -1 after
+ * printing why. (The full /healthz of a restarted node stayed 503 for over a
+ * minute with an idle consumer "not current" on nats-server 2.9.10.) */
 int yt_nats_node_start(yt_env_t *env, yt_nats_cluster_t *c, int i);
 
 /* Waits up to timeout_ms until every running node reports the same

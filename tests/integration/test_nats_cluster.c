@@ -14,7 +14,11 @@
  *   3. with the node leading JOBS stopped, the cluster elects another, and
  *      100 more jobs submitted then (retried with the same idempotency keys
  *      while the gateway reconnects) all succeed once; the node, started
- *      again, catches up: JOBS has 3 current replicas again.
+ *      again, catches up: JOBS has 3 current replicas again;
+ *   4. with two nodes stopped (no quorum) the gateway refuses a job (503, not
+ *      202: nothing is accepted that JetStream did not store); with both
+ *      back, the same submission (same idempotency key) is accepted and the
+ *      job runs once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -332,12 +336,32 @@ static void test_jobs_run_with_the_leader_stopped(void **state)
     }
 }
 
+static void test_no_quorum_refuses_then_recovers(void **state)
+{
+    static char ids[1][YT_JOB_ID_MAX];
+    const char *body = "{\"jobs\":[{\"type\":\"noop\",\"idempotency_key\":\"quorum-0\"}]}";
+    size_t accepted = 0;
+    for (int i = 1; i < YT_NATS_NODES; i++)
+        if (yt_nats_node_stop(g.env, &g.nats, i) != 0)
+            fail_msg("expected node %s to stop", g.nats.nodes[i].name);
+    int st = yt_job_submit_batch(g.port, body, ids, 1, &accepted);
+    if (st != 503)
+        fail_msg("expected 503 for a job submitted with two of three nodes down, got HTTP %d "
+                 "(%zu accepted)", st, accepted);
+    for (int i = 1; i < YT_NATS_NODES; i++)
+        if (yt_nats_node_start(g.env, &g.nats, i) != 0)
+            fail_msg("expected node %s to start again", g.nats.nodes[i].name);
+    submit_jobs("quorum", ids, 1);
+    expect_all_succeeded_once(ids, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topology_is_replicated),
         cmocka_unit_test(test_jobs_run_once),
         cmocka_unit_test(test_jobs_run_with_the_leader_stopped),
+        cmocka_unit_test(test_no_quorum_refuses_then_recovers),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
