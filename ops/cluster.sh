@@ -94,7 +94,8 @@ up_nats() {
     # max_payload has no command-line flag: it goes in a config file.
     echo "max_payload: $nats_max_payload" >"$data/nats/nats.conf"
     start_bg nats "$nats_port (clients), $nats_mon (monitor)" \
-        "http://127.0.0.1:$nats_mon/healthz?js-enabled-only=true" nats-server -c "$data/nats/nats.conf" -a 127.0.0.1 -p "$nats_port" \
+        "http://127.0.0.1:$nats_mon/healthz?js-enabled-only=true" \
+        nats-server -c "$data/nats/nats.conf" -a 127.0.0.1 -p "$nats_port" \
         -m "$nats_mon" -js -sd "$data/nats"
     wait_http "http://127.0.0.1:$nats_mon/healthz?js-enabled-only=true" 30 ||
         die "nats-server did not become ready; see .yard/log/nats.log"
@@ -120,7 +121,9 @@ up_postgres() {
     head -n 1 "$pgdata/postmaster.pid" >"$run/postgres.pid"
     # The port it really listens on (line 4 of postmaster.pid), in case it
     # was already running with another one.
-    record postgres "$(sed -n 4p "$pgdata/postmaster.pid")" "pg:$(sed -n 4p "$pgdata/postmaster.pid")"
+    local listening
+    listening=$(sed -n 4p "$pgdata/postmaster.pid")
+    record postgres "$listening" "pg:$listening"
     if ! psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc \
         "SELECT 1 FROM pg_database WHERE datname = 'yard'" | grep -q 1; then
         psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qc "CREATE DATABASE yard"
@@ -272,6 +275,7 @@ status() {
             state=stopped
         fi
         if [ -f "$run/$name.info" ]; then
+            # shellcheck disable=SC1090
             ports=$(. "$run/$name.info" && echo "$ports")
         fi
         [ "$state" = alive ] && ready=$(readiness "$name")
