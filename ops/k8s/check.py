@@ -28,7 +28,8 @@ both and runs it (that is how `make test` runs it). What it checks:
   * Services, HPA and PodDisruptionBudgets select or target what exists;
   * the Helm values: 3 nodes with JetStream on file storage, replicas equal
     to YARD_JS_REPLICAS, the monitoring port KEDA uses, max_payload, token;
-  * the Dockerfile: Debian 12, multi-stage, `make`, a non-root USER, and the
+  * the Dockerfile: Debian 12, multi-stage, `make`, a non-root USER, the
+    build stage has every library package of ops/install-deps.sh, and the
     runtime packages provide every shared library the programs link.
 
 Prints one line per failure and exits 1 if there was any, else 0.
@@ -141,6 +142,13 @@ class Checker:
         for sources, dest in copied:
             for s in sources.split():
                 self.installed.add(dest + os.path.basename(s))
+        # The build stage has every library package `make deps` installs.
+        first = text[:text.find("\nFROM", text.find("FROM") + 1)]
+        with open(os.path.join(os.path.dirname(path), "install-deps.sh")) as fh:
+            dev = set(re.findall(r"\blib[a-z0-9.+-]*-dev\b", fh.read()))
+        for pkg in sorted(dev):
+            self.check(re.search(r"\b%s\b" % re.escape(pkg), first) is not None,
+                       "Dockerfile: the build stage lacks %s (ops/install-deps.sh has it)" % pkg)
         # Runtime packages: the last stage's apt-get install list.
         last = text[text.rfind("\nFROM"):]
         pkgs = set(re.findall(r"\b(lib[a-z0-9.+-]+|ca-certificates)\b",
