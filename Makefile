@@ -45,7 +45,7 @@ TESTS    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC) $(INTG_SRC)) $(CHAOS)
 PROGS    := $(BIN)/yard-gateway $(BIN)/yard-worker $(BIN)/yardctl
 LOADGEN  := $(BUILD)/bench/yard-load
 
-.PHONY: all deps test chaos asan up down bench fuzz install clean FORCE
+.PHONY: all deps test chaos asan up down status bench fuzz install clean FORCE
 # Keep test objects between builds (they are intermediate files to make).
 .SECONDARY:
 all: $(PROGS) $(TESTS) $(LOADGEN)
@@ -190,6 +190,10 @@ up: deps
 
 down:
 	@ops/cluster.sh down
+
+# What runs: PID, alive or dead, ports, readiness (exit 3 when not all ready).
+status:
+	@ops/cluster.sh status
 
 clean:
 	rm -rf build build-asan bin

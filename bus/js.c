@@ -10,6 +10,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -209,6 +210,33 @@ static size_t js_pow2_at_least(size_t n)
     return c;
 }
 
+/* Most servers a nats_url list may name. */
+#define JS_MAX_SERVERS 16
+
+/* Gives opts the servers of list ("nats://a:4222,nats://b:4222", spaces
+ * around commas allowed). natsOptions_SetURL takes one URL only (a list
+ * fails every connect with "No server available"), so a list of several
+ * goes through natsOptions_SetServers. */
+static natsStatus js_set_servers(natsOptions *opts, const char *list)
+{
+    char buf[YARD_CONFIG_STR_MAX];
+    const char *urls[JS_MAX_SERVERS];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        tok = yard_config_trim(tok);
+        if (*tok == '\0')
+            continue;
+        if (n == JS_MAX_SERVERS)
+            return NATS_INVALID_ARG;
+        urls[n++] = tok;
+    }
+    if (n == 0)
+        return NATS_INVALID_ARG;
+    return n == 1 ? natsOptions_SetURL(opts, urls[0]) : natsOptions_SetServers(opts, urls, n);
+}
+
 int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
 {
     yard_js_t *js = calloc(1, sizeof *js);
@@ -232,7 +260,7 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
 
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, cfg->nats_url);
+        s = js_set_servers(opts, cfg->nats_url);
     if (s == NATS_OK && cfg->nats_token[0])
         s = natsOptions_SetToken(opts, cfg->nats_token);
     if (s == NATS_OK)
@@ -252,7 +280,7 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, js_on_closed, js);
     if (s != NATS_OK) {
-        rc = yard_js_status(s, 0, "nats: options");
+        rc = yard_js_status(s, 0, "nats: options (nats_url: 1 to 16 servers, comma separated)");
         goto fail;
     }
     s = natsConnection_Connect(&js->nc, opts);

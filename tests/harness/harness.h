@@ -37,7 +37,7 @@ typedef struct {
     pid_t nats_pid;
     int nats_port;
     int nats_mon_port;
-    char nats_url[64];   /* nats://127.0.0.1:<port> */
+    char nats_url[256];  /* nats://127.0.0.1:<port> (or the nodes of a cluster, comma separated) */
     char nats_store[300];
     /* PostgreSQL */
     pid_t pg_pid;        /* the postmaster */

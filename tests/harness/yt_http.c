@@ -475,7 +475,7 @@ int yt_http_request(yt_http_resp_t *resp, int port, const char *method, const ch
 
 pid_t yt_gateway_start(yt_env_t *env, int *port_out, char *const extra_env[])
 {
-    char bin[700], port_var[32], nats_var[128], pg_var[600];
+    char bin[700], port_var[32], nats_var[300], pg_var[600];
     char *envs[64];
     size_t n = 0;
     snprintf(bin, sizeof bin, "%s/yard-gateway", yt_bin_dir());
