@@ -37,7 +37,7 @@ static const char *const secrets[] = {NATS_PASS, "PASS 4456", SSL_PASS, ID_SECRE
 
 static struct {
     yt_env_t *env;
-    char nats_url[160], pg_dsn[700], id_secret[64];
+    char nats_url[400], pg_dsn[700], id_secret[64];
 } g;
 
 /* Reads <dir>/<name>.log (malloc'd, NUL-terminated) or NULL. */

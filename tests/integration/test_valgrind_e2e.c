@@ -152,7 +152,7 @@ static void test_gateway_and_worker_under_valgrind(void **state)
 
 static int setup(void **state)
 {
-    static char port_var[32], metrics_arg[16], nats_var[128], pg_var[600];
+    static char port_var[32], metrics_arg[16], nats_var[300], pg_var[600];
     yard_log_init("test_valgrind_e2e", YARD_LOG_ERROR);
     if (yt_env_create(&g.env, YT_NATS | YT_PG | YT_MIGRATE) != 0)
         return -1;

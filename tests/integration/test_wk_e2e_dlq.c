@@ -282,7 +282,7 @@ static void test_a_replay_killed_halfway_and_run_again_replays_each_once(void **
     assert_int_equal(unlink(g.broken), 0);
 
     /* 2 replays a second: killed after about 1.3 s, a few are done. */
-    char bin[300], url[100], dsn[600];
+    char bin[300], url[300], dsn[600];
     snprintf(bin, sizeof bin, "%s/yardctl", yt_bin_dir());
     snprintf(url, sizeof url, "YARD_NATS_URL=%s", g.c.env->nats_url);
     snprintf(dsn, sizeof dsn, "YARD_PG_DSN=%s", g.c.env->pg_dsn);
