@@ -69,6 +69,21 @@ static long rss_kib(pid_t pid)
     return kib;
 }
 
+/* Whether pid runs with AddressSanitizer's runtime. */
+static int under_asan(pid_t pid)
+{
+    char path[64], line[512];
+    int found = 0;
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "libasan") != NULL;
+    fclose(f);
+    return found;
+}
+
 /* A TCP connection to the gateway from the loopback address src (NULL:
  * any), with a small receive buffer so the gateway's answers back up fast.
  * Returns the socket or -1. */
@@ -267,8 +282,18 @@ static void test_flood_of_unread_answers_and_bodies_is_bounded(void **state)
     print_message("flood: %zu MiB sent by %d clients that never read; gateway RSS %ld MiB before, "
                   "peak %ld MiB\n",
                   sent >> 20, FLOOD_CONNS, base / 1024, peak / 1024);
+    free(stream);
     /* Another client is still served during the flood. */
     assert_int_equal(healthz_from(NULL), 200);
+    if (under_asan(g.gw)) {
+        /* AddressSanitizer's allocator holds freed memory in quarantine: its
+         * RSS says nothing about ours. The normal build checks the bound. */
+        print_message("flood: the gateway runs under AddressSanitizer; RSS bounds not checked\n");
+        for (int i = 0; i < FLOOD_CONNS; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        return;
+    }
     if (peak - base > 96 * 1024)
         fail_msg("the gateway grew from %ld MiB to %ld MiB under %d clients that never read: "
                  "expected at most 96 MiB more (2 MiB held per connection)",
@@ -276,7 +301,6 @@ static void test_flood_of_unread_answers_and_bodies_is_bounded(void **state)
     for (int i = 0; i < FLOOD_CONNS; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    free(stream);
     /* The memory goes back once they have left. */
     long after = 0;
     for (int k = 0; k < 100; k++) {
