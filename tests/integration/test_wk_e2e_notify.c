@@ -1,0 +1,294 @@
+/*
+ * test_wk_e2e_notify.c - signed webhook notifications end to end: the real
+ * gateway, an execute worker and `yard-worker --role notify`, real
+ * nats-server and PostgreSQL, and a receiver on 127.0.0.1 (yt_hook.h)
+ * that the notify worker may reach because YARD_EGRESS_ALLOW lists it.
+ *
+ *   - a job that succeeds and one that fails then dies (max_attempts 2),
+ *     both with notify on succeeded, failed and dead: the receiver gets
+ *     exactly three POSTs (job.succeeded; job.failed for attempt 1;
+ *     job.dead for attempt 2), each with a Yard-Signature that verifies
+ *     with the secret (HMAC-SHA256 over "<t>.<body>", recomputed here with
+ *     libsodium) and a body naming the job, its status and attempts; a job
+ *     whose spec asks only for dead and succeeds sends nothing; a bad spec
+ *     gets a 400 naming notify.on;
+ *   - a receiver answering 500, 500, then 200 gets three tries of the same
+ *     notification (same Yard-Notification-Id), and no fourth;
+ *   - a notify worker without the allow-list refuses the loopback URL: the
+ *     receiver gets nothing, and the notification lands in the DLQ
+ *     (dlq.jobs.notify) with the refusal as Yard-Last-Error.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "yt_hook.h"
+#include "yt_http.h"
+#include "yt_workers.h"
+
+#define SECRET "test-notify-secret-0123456789"
+#define QUIET_MS 1500 /* how long "no more requests" is watched */
+
+static struct {
+    yt_cluster_t c;
+    yt_hook_t *hook;
+    yt_worker_t notify;
+} g;
+
+static yt_hook_answer_t answer(void *ud, const char *path, int hit)
+{
+    if (!strcmp(path, "/flaky"))
+        return (yt_hook_answer_t){hit <= 2 ? 500 : 200, NULL};
+    return (yt_hook_answer_t){200, NULL};
+}
+
+static int start_notify(const char *allow)
+{
+    char *env[] = {"YARD_NOTIFY_SECRET=" SECRET, "YARD_RETRY_BASE_MS=100",
+                   "YARD_RETRY_CAP_MS=400", (char *)allow, NULL};
+    return yt_worker_start(&g.notify, g.c.env, "notify", NULL, env, 0);
+}
+
+static int setup(void **state)
+{
+    yard_log_init("test_wk_e2e_notify", YARD_LOG_ERROR);
+    if (sodium_init() < 0 || yt_cluster_start(&g.c, NULL) != 0 ||
+        yt_hook_start(&g.hook, answer, NULL) != 0)
+        return -1;
+    char *exec_env[] = {"YARD_RETRY_BASE_MS=100", "YARD_RETRY_CAP_MS=200", NULL};
+    if (yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, exec_env, 0) != 0)
+        return -1;
+    return start_notify("YARD_EGRESS_ALLOW=127.0.0.1/32");
+}
+
+static int teardown(void **state)
+{
+    yt_cluster_stop_worker(&g.c, &g.notify);
+    yt_cluster_stop(&g.c);
+    yt_hook_stop(g.hook);
+    return 0;
+}
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+static void submit(const char *body, char id[YT_JOB_ID_MAX])
+{
+    int st = yt_job_submit(g.c.port, body, id);
+    if (st != 202)
+        fail_msg("%s: expected 202, got %d", body, st);
+}
+
+static void wait_status(const char *id, const char *want)
+{
+    char got[64];
+    if (yt_job_wait_status(g.c.port, id, want, 20000, got, sizeof got) != 0) {
+        yt_worker_log_tail(g.c.env, &g.c.exec);
+        fail_msg("job %s: expected status %s within 20 s, got %s", id, want, got);
+    }
+}
+
+static void expect_requests(const char *path, int want)
+{
+    int n = yt_hook_wait(g.hook, path, want, 20000);
+    if (n != want) {
+        yt_worker_log_tail(g.c.env, &g.notify);
+        fail_msg("%s: expected %d requests within 20 s, got %d", path, want, n);
+    }
+    yt_nap_ms(QUIET_MS);
+    if ((n = yt_hook_count(g.hook, path)) != want)
+        fail_msg("%s: expected exactly %d requests, got %d after %d ms more", path, want, n,
+                 QUIET_MS);
+}
+
+/* Checks r's Yard-Signature against its body with SECRET; fails the test
+ * when it does not verify. */
+static void expect_signed(const yt_hook_req_t *r)
+{
+    long long t = 0;
+    char v1[80] = "", mine[2 * crypto_auth_hmacsha256_BYTES + 1], ts[32];
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    if (sscanf(r->signature, "t=%lld,v1=%64[0-9a-f]", &t, v1) != 2 || strlen(v1) != 64)
+        fail_msg("Yard-Signature `%s`: expected t=<unix time>,v1=<64 hex>", r->signature);
+    long long now = (long long)time(NULL);
+    if (t < now - 120 || t > now + 5)
+        fail_msg("Yard-Signature time %lld is not near now (%lld)", t, now);
+    crypto_auth_hmacsha256_state st;
+    int tl = snprintf(ts, sizeof ts, "%lld.", t);
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *)SECRET, strlen(SECRET));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)ts, (unsigned long long)tl);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)r->body, r->body_len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_bin2hex(mine, sizeof mine, mac, sizeof mac);
+    if (strcmp(mine, v1) != 0)
+        fail_msg("Yard-Signature v1=%s does not verify: HMAC-SHA256(secret, \"%lld.\" + body) "
+                 "is %s; body %s",
+                 v1, t, mine, r->body);
+    if (strcmp(r->content_type, "application/json") != 0)
+        fail_msg("Content-Type: expected application/json, got `%s`", r->content_type);
+}
+
+/* Finds among the n requests on path the one whose body has event ev for
+ * job id; fails when there is none. Returns its parsed body (decref). */
+static json_t *find_event(const char *path, int n, const char *ev, const char *id,
+                          yt_hook_req_t *out)
+{
+    for (int i = 0; i < n; i++) {
+        if (yt_hook_get(g.hook, path, i, out) != 0)
+            break;
+        json_t *b = json_loads(out->body, 0, NULL);
+        const char *e = json_string_value(json_object_get(b, "event"));
+        const char *j = json_string_value(json_object_get(b, "job_id"));
+        if (e && j && !strcmp(e, ev) && !strcmp(j, id))
+            return b;
+        json_decref(b);
+    }
+    fail_msg("%s: no %s notification for job %s among %d requests", path, ev, id, n);
+    return NULL;
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void test_each_event_once_and_signed(void **state)
+{
+    char ok_id[YT_JOB_ID_MAX], bad_id[YT_JOB_ID_MAX], quiet_id[YT_JOB_ID_MAX], body[512];
+    int port = yt_hook_port(g.hook);
+    snprintf(body, sizeof body,
+             "{\"type\":\"echo\",\"payload\":{\"n\":42},\"notify\":{\"url\":"
+             "\"http://127.0.0.1:%d/hook\",\"on\":[\"succeeded\",\"failed\",\"dead\"]}}",
+             port);
+    submit(body, ok_id);
+    snprintf(body, sizeof body,
+             "{\"type\":\"fail\",\"payload\":{\"retryable\":true,\"message\":\"boom\"},"
+             "\"max_attempts\":2,\"notify\":{\"url\":\"http://127.0.0.1:%d/hook\",\"on\":"
+             "[\"succeeded\",\"failed\",\"dead\"]}}",
+             port);
+    submit(body, bad_id);
+    snprintf(body, sizeof body,
+             "{\"type\":\"noop\",\"notify\":{\"url\":\"http://127.0.0.1:%d/hook\",\"on\":"
+             "[\"dead\"]}}",
+             port);
+    submit(body, quiet_id);
+    /* A spec naming an unknown outcome is refused at the door. */
+    snprintf(body, sizeof body,
+             "{\"type\":\"noop\",\"notify\":{\"url\":\"http://127.0.0.1:%d/hook\",\"on\":"
+             "[\"finished\"]}}",
+             port);
+    yt_http_resp_t resp = {0};
+    int st = yt_http_request(&resp, g.c.port, "POST", "/v1/jobs",
+                             (const char *const[]){"Content-Type: application/json", NULL}, body,
+                             strlen(body));
+    if (st != 400 || !strstr(resp.body, "notify.on"))
+        fail_msg("notify on [\"finished\"]: expected 400 naming notify.on, got %d %s", st,
+                 yt_http_body_excerpt(&resp));
+    yt_http_resp_free(&resp);
+
+    wait_status(ok_id, "succeeded");
+    wait_status(bad_id, "dead");
+    wait_status(quiet_id, "succeeded");
+    expect_requests("/hook", 3);
+
+    yt_hook_req_t r;
+    char ids[3][160];
+    json_t *b = find_event("/hook", 3, "job.succeeded", ok_id, &r);
+    expect_signed(&r);
+    snprintf(ids[0], sizeof ids[0], "%s", r.notif_id);
+    assert_string_equal(json_string_value(json_object_get(b, "status")), "succeeded");
+    assert_string_equal(json_string_value(json_object_get(b, "type")), "echo");
+    assert_string_equal(json_string_value(json_object_get(b, "queue")), "default");
+    assert_int_equal(json_integer_value(json_object_get(b, "attempts")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(b, "result"), "n")), 42);
+    assert_non_null(json_string_value(json_object_get(b, "time")));
+    assert_string_equal(r.event, "job.succeeded");
+    json_decref(b);
+
+    b = find_event("/hook", 3, "job.failed", bad_id, &r);
+    expect_signed(&r);
+    snprintf(ids[1], sizeof ids[1], "%s", r.notif_id);
+    assert_string_equal(json_string_value(json_object_get(b, "status")), "failed");
+    assert_int_equal(json_integer_value(json_object_get(b, "attempts")), 1);
+    assert_string_equal(json_string_value(json_object_get(b, "error")), "boom");
+    json_decref(b);
+
+    b = find_event("/hook", 3, "job.dead", bad_id, &r);
+    expect_signed(&r);
+    snprintf(ids[2], sizeof ids[2], "%s", r.notif_id);
+    assert_string_equal(json_string_value(json_object_get(b, "status")), "dead");
+    assert_int_equal(json_integer_value(json_object_get(b, "attempts")), 2);
+    json_decref(b);
+
+    /* Each notification has its own id, derived from the job and attempt. */
+    if (!strcmp(ids[0], ids[1]) || !strcmp(ids[1], ids[2]) || !strstr(ids[2], bad_id))
+        fail_msg("notification ids `%s`, `%s`, `%s`: expected distinct ids naming the job", ids[0],
+                 ids[1], ids[2]);
+}
+
+static void test_500_twice_then_200_gets_three_tries(void **state)
+{
+    char id[YT_JOB_ID_MAX], body[256];
+    snprintf(body, sizeof body,
+             "{\"type\":\"noop\",\"notify\":\"http://127.0.0.1:%d/flaky\"}",
+             yt_hook_port(g.hook));
+    submit(body, id);
+    wait_status(id, "succeeded");
+    expect_requests("/flaky", 3);
+    yt_hook_req_t first, r;
+    assert_int_equal(yt_hook_get(g.hook, "/flaky", 0, &first), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(yt_hook_get(g.hook, "/flaky", i, &r), 0);
+        expect_signed(&r);
+        if (strcmp(r.notif_id, first.notif_id) != 0 || !strstr(r.body, id))
+            fail_msg("try %d: expected the same notification (id %s, job %s), got id %s body %s",
+                     i + 1, first.notif_id, id, r.notif_id, r.body);
+    }
+}
+
+static void test_loopback_refused_without_allow_list(void **state)
+{
+    char id[YT_JOB_ID_MAX], body[256], why[512] = "";
+    yt_cluster_stop_worker(&g.c, &g.notify);
+    if (start_notify(NULL) != 0)
+        fail_msg("the notify worker without an allow-list did not start");
+    snprintf(body, sizeof body, "{\"type\":\"noop\",\"notify\":\"http://127.0.0.1:%d/refused\"}",
+             yt_hook_port(g.hook));
+    submit(body, id);
+    wait_status(id, "succeeded");
+    long long deadline = yt_now_ms() + 20000;
+    int found = 0;
+    while (found <= 0 && yt_now_ms() < deadline) {
+        found = yt_js_find_header(g.c.js, "DLQ", "dlq.jobs.notify", "Yard-Job-Id", id,
+                                  "Yard-Last-Error", why, sizeof why);
+        if (found <= 0)
+            yt_nap_ms(100);
+    }
+    if (found != 1) {
+        yt_worker_log_tail(g.c.env, &g.notify);
+        fail_msg("job %s: expected its notification in dlq.jobs.notify within 20 s", id);
+    }
+    if (!strstr(why, "egress refused: 127.0.0.1 is loopback"))
+        fail_msg("Yard-Last-Error: expected the egress refusal, got `%s`", why);
+    if (yt_hook_count(g.hook, "/refused") != 0)
+        fail_msg("the receiver got %d requests on /refused; expected none",
+                 yt_hook_count(g.hook, "/refused"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_each_event_once_and_signed),
+        cmocka_unit_test(test_500_twice_then_200_gets_three_tries),
+        cmocka_unit_test(test_loopback_refused_without_allow_list),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
