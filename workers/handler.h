@@ -147,7 +147,8 @@ typedef struct wk_builtins_opts {
     int allow_crash;         /* config `handlers_allow_crash`: register `crash`, which
                               * abort()s the worker (poison-message tests only) */
     struct wk_outbound *outbound; /* the egress guard and breakers of `http` (its ud);
-                                   * stays the caller's; NULL: unguarded (tests) */
+                                   * stays the caller's and must outlive r; NULL: every
+                                   * http job fails */
 } wk_builtins_opts_t;
 
 /* Registers noop, echo, sleep, fail, http, crash if opts->allow_crash, and
@@ -175,7 +176,7 @@ int wk_http_global_init(void);
  * (outbound.h): every connection passes its egress guard (a refusal is FAIL
  * with the reason; redirects only when egress_follow_redirects is on) and
  * the host's circuit breaker (open: RETRY with defer_ms, no attempt
- * counted). ud NULL: unguarded, redirects followed (unit tests only). */
+ * counted). With ud NULL every job fails: there is no unguarded mode. */
 void wk_handler_http(const wk_job_t *job, wk_result_t *res, void *ud);
 
 /* ---- helpers for handlers ----------------------------------------------- */

@@ -162,7 +162,7 @@ static wk_call_health_t http_classify(http_run_t *h, CURL *c, CURLcode code,
         return WK_CALL_NEUTRAL;
     }
     /* A refused connection is the producer's doing: never retried. */
-    if (code != CURLE_OK && guard && guard->refused) {
+    if (code != CURLE_OK && guard->refused) {
         wk_result_set(res, WK_OUTCOME_FAIL, "http: %s: %s", method, guard->why);
         return WK_CALL_NEUTRAL;
     }
@@ -200,21 +200,10 @@ static wk_call_health_t http_classify(http_run_t *h, CURL *c, CURLcode code,
                   (int)(h->len < SNIPPET ? h->len : SNIPPET), h->body);
     if (status >= 300 && status <= 399)
         snprintf(res->error + strlen(res->error), sizeof res->error - strlen(res->error),
-                 " (redirects are not followed: egress_follow_redirects is off)");
+                 " (a redirect: followed only when egress_follow_redirects is on)");
     return host_failed ? WK_CALL_FAILED : WK_CALL_OK;
 }
 
-#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the _STR forms */
-#define SET_PROTOCOLS(c)                                                                          \
-    (curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&                     \
-     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK)
-#else
-#define SET_PROTOCOLS(c)                                                                          \
-    (curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) ==         \
-         CURLE_OK &&                                                                              \
-     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) ==   \
-         CURLE_OK)
-#endif
 
 void wk_handler_http(const wk_job_t *job, wk_result_t *res, void *ud)
 {
@@ -286,24 +275,21 @@ void wk_handler_http(const wk_job_t *job, wk_result_t *res, void *ud)
     }
     /* The host's circuit: while it is open, the job waits without
      * spending an attempt. */
-    if (out && wk_outbound_host(host, url) == 0 &&
+    if (!out) {
+        wk_result_set(res, WK_OUTCOME_FAIL, "http: no egress guard (register the handler with "
+                                            "the worker's wk_outbound_t)");
+        goto done;
+    }
+    if (wk_outbound_host(host, url) == 0 &&
         wk_breaker_allow(out->breaker, host, &res->defer_ms, NULL) < 0) {
         wk_result_set(res, WK_OUTCOME_RETRY,
                       "http: circuit open for %s (it failed repeatedly); trying again in %lld ms",
                       host, (long long)res->defer_ms);
         goto done;
     }
-    if (out && wk_egress_attach(&guard, out->egress, c) < 0) {
+    if (wk_egress_attach(&guard, out->egress, c) < 0) {
         wk_result_set(res, WK_OUTCOME_FAIL, "http: this libcurl cannot guard egress");
         goto done;
-    }
-    if (!out && !SET_PROTOCOLS(c)) {
-        wk_result_set(res, WK_OUTCOME_FAIL, "http: this libcurl cannot restrict protocols");
-        goto done;
-    }
-    if (!out) {
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(c, CURLOPT_MAXREDIRS, WK_EGRESS_MAX_REDIRS);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -327,9 +313,9 @@ void wk_handler_http(const wk_job_t *job, wk_result_t *res, void *ud)
             curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
     CURLcode code = curl_easy_perform(c);
-    wk_call_health_t health = http_classify(&h, c, code, out ? &guard : NULL, errbuf, method,
-                                            limit, by_deadline, res);
-    if (out && host[0])
+    wk_call_health_t health =
+        http_classify(&h, c, code, &guard, errbuf, method, limit, by_deadline, res);
+    if (host[0])
         wk_outbound_report(out, host, health);
 done:
     curl_easy_cleanup(c);
