@@ -14,6 +14,11 @@
  *     gets a 400 naming notify.on;
  *   - a receiver answering 500, 500, then 200 gets three tries of the same
  *     notification (same Yard-Notification-Id), and no fourth;
+ *   - a message of a job already final that comes back (as after a crash
+ *     between the commit and the ack; here a copy published by the test,
+ *     with a notify spec the first run did not carry) publishes the job's
+ *     notification from its recorded outcome; a second copy is dropped by
+ *     the duplicate window: the receiver gets one POST;
  *   - a notify worker without the allow-list refuses the loopback URL: the
  *     receiver gets nothing, and the notification lands in the DLQ
  *     (dlq.jobs.notify) with the refusal as Yard-Last-Error.
@@ -33,6 +38,8 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "envelope.h"
+#include "err.h"
 #include "log.h"
 #include "yt_hook.h"
 #include "yt_http.h"
@@ -254,6 +261,49 @@ static void test_500_twice_then_200_gets_three_tries(void **state)
     }
 }
 
+/* Publishes a copy of job id's envelope (echo, payload {"k":1}) with a
+ * notify spec for path on jobs.execute.default under Nats-Msg-Id msg_id. */
+static void publish_copy(const char *id, const char *path, const char *msg_id)
+{
+    char notify[256], buf[4096];
+    size_t len = 0;
+    yard_envelope_t env;
+    snprintf(notify, sizeof notify, "{\"url\":\"http://127.0.0.1:%d%s\",\"on\":[\"succeeded\"]}",
+             yt_hook_port(g.hook), path);
+    yard_env_init(&env);
+    env.id = (yard_str_t){id, strlen(id)};
+    env.type = YARD_STR("echo");
+    env.payload = YARD_STR("{\"k\":1}");
+    env.notify = (yard_str_t){notify, strlen(notify)};
+    env.created_at_ms = (int64_t)time(NULL) * 1000;
+    assert_int_equal(yard_env_encode(&env, buf, sizeof buf, &len), 0);
+    yard_js_pub_t pub = {"jobs.execute.default", msg_id, NULL, 0, buf, len};
+    int rc = yard_js_publish(NULL, g.c.js, &pub, 5000);
+    if (rc != 0)
+        fail_msg("expected JetStream to take the copy of job %s, got %s", id, yard_strerror(rc));
+}
+
+static void test_redelivered_final_job_notifies_once(void **state)
+{
+    char id[YT_JOB_ID_MAX], msg_id[96];
+    submit("{\"type\":\"echo\",\"payload\":{\"k\":1}}", id);
+    wait_status(id, "succeeded");
+    snprintf(msg_id, sizeof msg_id, "%s.test-copy.1", id);
+    publish_copy(id, "/late", msg_id);
+    expect_requests("/late", 1);
+    yt_hook_req_t r;
+    assert_int_equal(yt_hook_get(g.hook, "/late", 0, &r), 0);
+    expect_signed(&r);
+    json_t *b = find_event("/late", 1, "job.succeeded", id, &r);
+    assert_int_equal(json_integer_value(json_object_get(b, "attempts")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(b, "result"), "k")), 1);
+    json_decref(b);
+    /* Another copy: the notification's id is the same, JetStream drops it. */
+    snprintf(msg_id, sizeof msg_id, "%s.test-copy.2", id);
+    publish_copy(id, "/late", msg_id);
+    expect_requests("/late", 1);
+}
+
 static void test_loopback_refused_without_allow_list(void **state)
 {
     char id[YT_JOB_ID_MAX], body[256], why[512] = "";
@@ -288,6 +338,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_event_once_and_signed),
         cmocka_unit_test(test_500_twice_then_200_gets_three_tries),
+        cmocka_unit_test(test_redelivered_final_job_notifies_once),
         cmocka_unit_test(test_loopback_refused_without_allow_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
