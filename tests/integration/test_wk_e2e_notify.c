@@ -19,6 +19,11 @@
  *     with a notify spec the first run did not carry) publishes the job's
  *     notification from its recorded outcome; a second copy is dropped by
  *     the duplicate window: the receiver gets one POST;
+ *   - a receiver failing 6 times (YARD_NOTIFY_MAX_ATTEMPTS=7, circuit after 5
+ *     failures, 2 s cool-down): the circuit opens after the 5th try, the
+ *     6th comes only after a cool-down (the probe), fails and reopens it, the
+ *     7th comes a cool-down later and is delivered: the deferrals spent no
+ *     try, else the notification would have reached the DLQ;
  *   - a notify worker without the allow-list refuses the loopback URL: the
  *     receiver gets nothing, and the notification lands in the DLQ
  *     (dlq.jobs.notify) with the refusal as Yard-Last-Error.
@@ -47,6 +52,7 @@
 
 #define SECRET "test-notify-secret-0123456789"
 #define QUIET_MS 1500 /* how long "no more requests" is watched */
+#define COOLDOWN_MS 2000
 
 static struct {
     yt_cluster_t c;
@@ -58,13 +64,16 @@ static yt_hook_answer_t answer(void *ud, const char *path, int hit)
 {
     if (!strcmp(path, "/flaky"))
         return (yt_hook_answer_t){hit <= 2 ? 500 : 200, NULL};
+    if (!strcmp(path, "/down"))
+        return (yt_hook_answer_t){hit <= 6 ? 503 : 200, NULL};
     return (yt_hook_answer_t){200, NULL};
 }
 
 static int start_notify(const char *allow)
 {
     char *env[] = {"YARD_NOTIFY_SECRET=" SECRET, "YARD_RETRY_BASE_MS=100",
-                   "YARD_RETRY_CAP_MS=400", (char *)allow, NULL};
+                   "YARD_RETRY_CAP_MS=400", "YARD_NOTIFY_MAX_ATTEMPTS=7",
+                   "YARD_CIRCUIT_COOLDOWN_S=2", (char *)allow, NULL};
     return yt_worker_start(&g.notify, g.c.env, "notify", NULL, env, 0);
 }
 
@@ -165,6 +174,23 @@ static json_t *find_event(const char *path, int n, const char *ev, const char *i
     return NULL;
 }
 
+/* The value of yard_notifications_total{outcome="<outcome>"} on the notify
+ * worker's /metrics, or -1 when absent. */
+static double notifications(const char *outcome)
+{
+    yt_http_resp_t resp = {0};
+    char key[128];
+    double v = -1;
+    snprintf(key, sizeof key, "yard_notifications_total{outcome=\"%s\"} ", outcome);
+    if (yt_http_request(&resp, g.notify.metrics_port, "GET", "/metrics", NULL, NULL, 0) == 200) {
+        const char *p = strstr(resp.body, key);
+        if (p)
+            v = strtod(p + strlen(key), NULL);
+    }
+    yt_http_resp_free(&resp);
+    return v;
+}
+
 /* ---- tests ------------------------------------------------------------------------ */
 
 static void test_each_event_once_and_signed(void **state)
@@ -259,6 +285,11 @@ static void test_500_twice_then_200_gets_three_tries(void **state)
             fail_msg("try %d: expected the same notification (id %s, job %s), got id %s body %s",
                      i + 1, first.notif_id, id, r.notif_id, r.body);
     }
+    /* So far: 3 + 1 delivered, 2 retried (the two 500s). */
+    double delivered = notifications("delivered"), retried = notifications("retried");
+    if (delivered != 4 || retried != 2)
+        fail_msg("yard_notifications_total: expected delivered 4 and retried 2, got %g and %g",
+                 delivered, retried);
 }
 
 /* Publishes a copy of job id's envelope (echo, payload {"k":1}) with a
@@ -304,6 +335,36 @@ static void test_redelivered_final_job_notifies_once(void **state)
     expect_requests("/late", 1);
 }
 
+static void test_open_circuit_spends_no_try(void **state)
+{
+    char id[YT_JOB_ID_MAX], body[256];
+    snprintf(body, sizeof body, "{\"type\":\"noop\",\"notify\":\"http://127.0.0.1:%d/down\"}",
+             yt_hook_port(g.hook));
+    submit(body, id);
+    wait_status(id, "succeeded");
+    int n = yt_hook_wait(g.hook, "/down", 7, 30000);
+    if (n != 7) {
+        yt_worker_log_tail(g.c.env, &g.notify);
+        fail_msg("/down: expected 7 tries within 30 s, got %d", n);
+    }
+    yt_hook_req_t r[7];
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(yt_hook_get(g.hook, "/down", i, &r[i]), 0);
+    /* Tries 1-5 back off (100-400 ms); 6 and 7 wait for the cool-down. */
+    for (int i = 5; i < 7; i++)
+        if (r[i].at_ms - r[i - 1].at_ms < COOLDOWN_MS - 100)
+            fail_msg("try %d came %lld ms after try %d: expected the %d ms cool-down of the open "
+                     "circuit",
+                     i + 1, r[i].at_ms - r[i - 1].at_ms, i, COOLDOWN_MS);
+    if (notifications("deferred") < 1)
+        fail_msg("yard_notifications_total{outcome=\"deferred\"}: expected at least 1, got %g",
+                 notifications("deferred"));
+    if (notifications("dead") != 0)
+        fail_msg("expected no notification in the DLQ, yard_notifications_total dead is %g",
+                 notifications("dead"));
+    expect_requests("/down", 7);
+}
+
 static void test_loopback_refused_without_allow_list(void **state)
 {
     char id[YT_JOB_ID_MAX], body[256], why[512] = "";
@@ -339,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_each_event_once_and_signed),
         cmocka_unit_test(test_500_twice_then_200_gets_three_tries),
         cmocka_unit_test(test_redelivered_final_job_notifies_once),
+        cmocka_unit_test(test_open_circuit_spends_no_try),
         cmocka_unit_test(test_loopback_refused_without_allow_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
