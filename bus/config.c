@@ -273,13 +273,6 @@ int yard_config_validate(const yard_config_t *cfg)
                        (long long)cfg->job_max_attempts, (long long)cfg->js_max_deliver);
         return YARD_ECONFIG;
     }
-    if (cfg->notify_max_attempts >= cfg->js_max_deliver) {
-        YARD_LOG_ERROR(NULL,
-                       "config: notify_max_attempts (%lld) must be below js_max_deliver (%lld), "
-                       "the consumer's ceiling",
-                       (long long)cfg->notify_max_attempts, (long long)cfg->js_max_deliver);
-        return YARD_ECONFIG;
-    }
     return 0;
 }
 

@@ -127,20 +127,17 @@ static wk_call_health_t notify_post(wk_runtime_t *rt, const char *url, const cha
     struct curl_slist *h = NULL, *l;
     notify_answer_t answer = {.len = 0};
     wk_egress_call_t guard;
-    wk_call_health_t health = WK_CALL_FAILED;
+    wk_call_health_t health = WK_CALL_NEUTRAL; /* until the request goes out */
     long status = 0;
+    char l_sig[WK_NOTIFY_SIG_MAX + 32], l_event[64], l_id[YARD_MSGID_MAX + 40];
     *delivered = *refused = 0;
     CURL *c = curl_easy_init();
     wk_notify_sign(sig, wk->cfg.notify_secret, (long long)time(NULL), body, strlen(body));
-    const char *lines[] = {"Content-Type: application/json", "User-Agent: switchyard-notify",
-                           NULL, NULL, NULL};
-    char l_sig[WK_NOTIFY_SIG_MAX + 32], l_event[64], l_id[YARD_MSGID_MAX + 40];
     snprintf(l_sig, sizeof l_sig, "%s: %s", WK_NOTIFY_SIG_HEADER, sig);
     snprintf(l_event, sizeof l_event, "Yard-Event: %s", event);
     snprintf(l_id, sizeof l_id, "%s: %s", WK_NOTIFY_ID_HEADER, notif_id);
-    lines[2] = l_sig;
-    lines[3] = l_event;
-    lines[4] = l_id;
+    const char *lines[] = {"Content-Type: application/json", "User-Agent: switchyard-notify",
+                           l_sig, l_event, l_id};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         if (!(l = curl_slist_append(h, lines[i]))) {
             snprintf(why, cap, "out of memory");
@@ -168,6 +165,7 @@ static wk_call_health_t notify_post(wk_runtime_t *rt, const char *url, const cha
         health = WK_CALL_NEUTRAL;
     } else if (code != CURLE_OK) {
         snprintf(why, cap, "POST failed: %s", errbuf[0] ? errbuf : curl_easy_strerror(code));
+        health = WK_CALL_FAILED;
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         wk_utf8_scrub(answer.text, answer.len);
@@ -176,8 +174,8 @@ static wk_call_health_t notify_post(wk_runtime_t *rt, const char *url, const cha
             health = WK_CALL_OK;
         } else {
             snprintf(why, cap, "the receiver answered %ld: %s", status, answer.text);
-            if (status != 429 && status < 500)
-                health = WK_CALL_OK; /* the host is up; the answer is the receiver's choice */
+            /* 4xx: the host is up; the answer is the receiver's choice. */
+            health = status == 429 || status >= 500 ? WK_CALL_FAILED : WK_CALL_OK;
         }
     }
 done:
@@ -292,6 +290,15 @@ int wk_notify_start(wk_runtime_t **out, wk_t *wk)
     if (!wk->cfg.notify_secret[0]) {
         YARD_LOG_ERROR(NULL, "notify: notify_secret (YARD_NOTIFY_SECRET) must be set: it signs "
                              "every webhook");
+        return YARD_ECONFIG;
+    }
+    /* Checked here, not in config: only this role's deliveries count
+     * against the notify consumer's MaxDeliver. */
+    if (wk->cfg.notify_max_attempts >= wk->cfg.js_max_deliver) {
+        YARD_LOG_ERROR(NULL,
+                       "notify: notify_max_attempts (%lld) must be below js_max_deliver (%lld), "
+                       "the consumer's ceiling on deliveries",
+                       (long long)wk->cfg.notify_max_attempts, (long long)wk->cfg.js_max_deliver);
         return YARD_ECONFIG;
     }
     if (sodium_init() < 0)
