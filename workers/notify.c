@@ -4,8 +4,9 @@
  *
  * Several threads (wk_loop, one message per fetch) share the durable
  * consumer `notify`. Each notification is POSTed as JSON with
- * Yard-Signature (HMAC-SHA256 with config notify_secret over
- * "<unix time>.<body>"), through the egress guard and the host's circuit
+ * Yard-Signature (HMAC-SHA256 over "<unix time>.<body>" with the
+ * submitting API key's webhook secret, notify_key.h, named by Yard-Key-Id;
+ * with config notify_secret for a job without a key), through the egress guard and the host's circuit
  * breaker (outbound.h), under notify_timeout_ms. A 2xx acks it. Any other
  * answer or a network error naks it with exponential backoff and jitter
  * (retry_base_ms, retry_cap_ms) until notify_max_attempts, then it goes to
@@ -29,6 +30,7 @@
 #include "consume_loop.h"
 #include "err.h"
 #include "log.h"
+#include "notify_key.h"
 #include "notify.h"
 #include "outbound.h"
 #include "retry.h"
@@ -118,12 +120,13 @@ static size_t notify_on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 /* POSTs body to url with the signature and id headers. Returns what the
  * call says of the host; *delivered is set on a 2xx; otherwise why holds
  * the reason and *refused is set for an egress refusal. */
-static wk_call_health_t notify_post(wk_runtime_t *rt, const char *url, const char *body,
-                                    const char *event, const char *notif_id, int *delivered,
-                                    int *refused, char *why, size_t cap)
+static wk_call_health_t notify_post(wk_runtime_t *rt, const char *url, const char *key_id,
+                                    const char *body, const char *event, const char *notif_id,
+                                    int *delivered, int *refused, char *why, size_t cap)
 {
     wk_t *wk = rt->wk;
     char sig[WK_NOTIFY_SIG_MAX], errbuf[CURL_ERROR_SIZE] = "";
+    char key_secret[YARD_NOTIFY_KEY_SECRET_LEN + 1], l_key[128] = "";
     struct curl_slist *h = NULL, *l;
     notify_answer_t answer = {.len = 0};
     wk_egress_call_t guard;
@@ -132,13 +135,19 @@ static wk_call_health_t notify_post(wk_runtime_t *rt, const char *url, const cha
     char l_sig[WK_NOTIFY_SIG_MAX + 32], l_event[64], l_id[YARD_MSGID_MAX + 40];
     *delivered = *refused = 0;
     CURL *c = curl_easy_init();
-    wk_notify_sign(sig, wk->cfg.notify_secret, (long long)time(NULL), body, strlen(body));
+    const char *secret = wk->cfg.notify_secret;
+    if (key_id && yard_notify_key_secret(key_secret, secret, key_id) == 0) {
+        secret = key_secret;
+        snprintf(l_key, sizeof l_key, "%s: %.80s", WK_NOTIFY_KEY_HEADER, key_id);
+    }
+    wk_notify_sign(sig, secret, (long long)time(NULL), body, strlen(body));
+    sodium_memzero(key_secret, sizeof key_secret);
     snprintf(l_sig, sizeof l_sig, "%s: %s", WK_NOTIFY_SIG_HEADER, sig);
     snprintf(l_event, sizeof l_event, "Yard-Event: %s", event);
     snprintf(l_id, sizeof l_id, "%s: %s", WK_NOTIFY_ID_HEADER, notif_id);
     const char *lines[] = {"Content-Type: application/json", "User-Agent: switchyard-notify",
-                           l_sig, l_event, l_id};
-    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+                           l_sig, l_event, l_id, l_key[0] ? l_key : NULL};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0] && lines[i]; i++) {
         if (!(l = curl_slist_append(h, lines[i]))) {
             snprintf(why, cap, "out of memory");
             goto done;
@@ -224,12 +233,16 @@ static void notify_one(wk_runtime_t *rt, yard_js_msg_t *m)
     yard_log_ctx_t ctx = {NULL, job_id, NULL};
     json_t *doc = data ? json_loadb(data, len, 0, NULL) : NULL;
     const char *url = json_string_value(json_object_get(doc, "url"));
+    const char *key_id = json_string_value(json_object_get(doc, "key"));
     json_t *event = json_object_get(doc, "event");
     const char *event_name = json_string_value(json_object_get(event, "event"));
     char *body = json_is_object(event) ? json_dumps(event, JSON_COMPACT) : NULL;
-    if (!url || !body || !event_name || wk_outbound_host(host, url) < 0) {
+    int key_ok = !key_id || (strlen(key_id) == YARD_ENV_ID_LEN &&
+                             strspn(key_id, "0123456789abcdef-") == YARD_ENV_ID_LEN);
+    if (!url || !body || !event_name || !key_ok || wk_outbound_host(host, url) < 0) {
         notify_dead(rt, m, job_id ? job_id : "", seq, (unsigned)delivered,
-                    "the notification cannot be read (want {\"url\",\"event\":{...}})");
+                    "the notification cannot be read (want {\"url\",\"key\"?: uuid,"
+                    "\"event\":{...}})");
         goto done;
     }
     unsigned deferred = notify_deferrals(rt, seq, 0);
@@ -245,8 +258,9 @@ static void notify_one(wk_runtime_t *rt, yard_js_msg_t *m)
     }
     int ok = 0, refused = 0;
     int64_t t0 = wk_clock_us();
-    wk_call_health_t health = notify_post(rt, url, body, event_name, msg_id ? msg_id : seq_text,
-                                          &ok, &refused, why, sizeof why);
+    wk_call_health_t health = notify_post(rt, url, key_id, body, event_name,
+                                          msg_id ? msg_id : seq_text, &ok, &refused, why,
+                                          sizeof why);
     wk_time_add(wk, "handler", wk_clock_us() - t0);
     wk_outbound_report(wk->outbound, host, health);
     if (ok) {

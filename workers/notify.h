@@ -9,7 +9,9 @@
  * is an attempt that failed and will run again; "dead" the end of retries.
  *
  * The message on jobs.notify is JSON, self-contained so a DLQ copy can be
- * replayed as is: {"url":...,"event":{...}} where event is the body POSTed:
+ * replayed as is: {"url":...,"key":...,"event":{...}} where key is the id of
+ * the API key that submitted the job (absent with auth disabled; it picks
+ * the signing secret, notify_key.h) and event is the body POSTed:
  *   {"event":"job.succeeded","job_id","type","queue","status","attempts",
  *    "result" (succeeded) | "error" (failed, dead),"time" (RFC 3339 UTC),
  *    "workflow_id","step_id" (workflow steps only)}
@@ -27,8 +29,12 @@
 #include "wk.h"
 
 /* The header carrying the signature: t=<unix seconds>,v1=<hex HMAC-SHA256
- * of "<t>.<body>" keyed with config notify_secret>. */
+ * of "<t>.<body>">, keyed with the submitting API key's webhook secret
+ * (yard_notify_key_secret), or with config notify_secret for a job without
+ * a key. */
 #define WK_NOTIFY_SIG_HEADER "Yard-Signature"
+/* The id of the API key whose secret signed it (absent: notify_secret). */
+#define WK_NOTIFY_KEY_HEADER "Yard-Key-Id"
 /* The delivery's id (the message's Nats-Msg-Id): the same for every try of
  * one notification, so a receiver can drop repeats. */
 #define WK_NOTIFY_ID_HEADER "Yard-Notification-Id"

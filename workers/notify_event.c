@@ -56,8 +56,9 @@ static json_t *notify_str(yard_str_t s)
     return s.len ? json_stringn(s.ptr, s.len) : NULL;
 }
 
-/* Builds the message of o for url: {"url":...,"event":{...}}, compact
- * text (malloc'd), or NULL when out of memory. */
+/* Builds the message of o for url: {"url":...,"event":{...}} and "key"
+ * (the submitting API key's id) when the job has one, compact text
+ * (malloc'd), or NULL when out of memory. */
 static char *notify_message(const wk_notify_outcome_t *o, const char *url)
 {
     const yard_envelope_t *env = o->env;
@@ -83,6 +84,11 @@ static char *notify_message(const wk_notify_outcome_t *o, const char *url)
         bad = json_object_set_new(ev, "workflow_id", notify_str(env->workflow_id)) < 0 ||
               json_object_set_new(ev, "step_id", notify_str(env->step_id)) < 0;
     json_t *msg = bad ? NULL : json_pack("{s:s,s:O}", "url", url, "event", ev);
+    if (msg && env->api_key_id.len &&
+        json_object_set_new(msg, "key", notify_str(env->api_key_id)) < 0) {
+        json_decref(msg);
+        msg = NULL;
+    }
     char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
     json_decref(ev);

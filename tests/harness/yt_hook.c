@@ -79,6 +79,7 @@ static void hook_answer(yt_hook_t *h, int fd)
     hook_header(head, "Yard-Signature", r->signature, sizeof r->signature);
     hook_header(head, "Yard-Notification-Id", r->notif_id, sizeof r->notif_id);
     hook_header(head, "Yard-Event", r->event, sizeof r->event);
+    hook_header(head, "Yard-Key-Id", r->key_id, sizeof r->key_id);
     hook_header(head, "Content-Type", r->content_type, sizeof r->content_type);
     hook_header(head, "Content-Length", cl, sizeof cl);
     long want = strtol(cl, NULL, 10);

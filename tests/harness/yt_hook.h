@@ -19,6 +19,7 @@ typedef struct {
     char signature[160];   /* Yard-Signature, or "" */
     char notif_id[160];    /* Yard-Notification-Id, or "" */
     char event[64];        /* Yard-Event, or "" */
+    char key_id[64];       /* Yard-Key-Id, or "" */
     char content_type[64];
     char body[YT_HOOK_BODY_MAX + 1]; /* NUL-terminated (cut at YT_HOOK_BODY_MAX) */
     size_t body_len;

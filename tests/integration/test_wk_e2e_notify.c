@@ -24,6 +24,10 @@
  *     6th comes only after a cool-down (the probe), fails and reopens it, the
  *     7th comes a cool-down later and is delivered: the deferrals spent no
  *     try, else the notification would have reached the DLQ;
+ *   - a job submitted with an API key (through a second gateway, with auth)
+ *     is signed with that key's webhook secret, which `yardctl keys
+ *     notify-secret PREFIX` prints, and names the key in Yard-Key-Id; the
+ *     cluster's secret does not verify it;
  *   - a notify worker without the allow-list refuses the loopback URL: the
  *     receiver gets nothing, and the notification lands in the DLQ
  *     (dlq.jobs.notify) with the refusal as Yard-Last-Error.
@@ -35,6 +39,7 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,9 +133,9 @@ static void expect_requests(const char *path, int want)
                  QUIET_MS);
 }
 
-/* Checks r's Yard-Signature against its body with SECRET; fails the test
- * when it does not verify. */
-static void expect_signed(const yt_hook_req_t *r)
+/* Nonzero if r's Yard-Signature verifies with secret; fails the test when
+ * the header is malformed or its time is not near now. */
+static int signature_verifies(const yt_hook_req_t *r, const char *secret)
 {
     long long t = 0;
     char v1[80] = "", mine[2 * crypto_auth_hmacsha256_BYTES + 1], ts[32];
@@ -142,15 +147,24 @@ static void expect_signed(const yt_hook_req_t *r)
         fail_msg("Yard-Signature time %lld is not near now (%lld)", t, now);
     crypto_auth_hmacsha256_state st;
     int tl = snprintf(ts, sizeof ts, "%lld.", t);
-    crypto_auth_hmacsha256_init(&st, (const unsigned char *)SECRET, strlen(SECRET));
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
     crypto_auth_hmacsha256_update(&st, (const unsigned char *)ts, (unsigned long long)tl);
     crypto_auth_hmacsha256_update(&st, (const unsigned char *)r->body, r->body_len);
     crypto_auth_hmacsha256_final(&st, mac);
     sodium_bin2hex(mine, sizeof mine, mac, sizeof mac);
-    if (strcmp(mine, v1) != 0)
-        fail_msg("Yard-Signature v1=%s does not verify: HMAC-SHA256(secret, \"%lld.\" + body) "
-                 "is %s; body %s",
-                 v1, t, mine, r->body);
+    return strcmp(mine, v1) == 0;
+}
+
+/* Checks r's Yard-Signature against its body with SECRET (a job without an
+ * API key); fails the test when it does not verify. */
+static void expect_signed(const yt_hook_req_t *r)
+{
+    if (!signature_verifies(r, SECRET))
+        fail_msg("Yard-Signature `%s` does not verify with the cluster's secret: "
+                 "HMAC-SHA256(secret, \"<t>.\" + body); body %s",
+                 r->signature, r->body);
+    if (r->key_id[0])
+        fail_msg("Yard-Key-Id: expected none for a job without an API key, got `%s`", r->key_id);
     if (strcmp(r->content_type, "application/json") != 0)
         fail_msg("Content-Type: expected application/json, got `%s`", r->content_type);
 }
@@ -365,6 +379,65 @@ static void test_open_circuit_spends_no_try(void **state)
     expect_requests("/down", 7);
 }
 
+static void test_per_key_secret(void **state)
+{
+    char key[128], out[256], err[2048], secret[80], prefix[16], body[256], auth[200];
+    char id[YT_JOB_ID_MAX] = "";
+    int port = 0;
+    const char *create[] = {"keys", "create", "--name", "hooks", "--scopes", "submit", "--quiet",
+                            NULL};
+    setenv("YARD_NOTIFY_SECRET", SECRET, 1); /* yardctl derives from the workers' secret */
+    if (yt_run_program(g.c.env, "yardctl", create, key, sizeof key, err, sizeof err) != 0)
+        fail_msg("yardctl keys create failed: %s", err);
+    key[strcspn(key, "\n")] = '\0';
+    snprintf(prefix, sizeof prefix, "%.8s", key + 3); /* yk_<prefix>_... */
+    const char *show[] = {"keys", "notify-secret", prefix, NULL};
+    if (yt_run_program(g.c.env, "yardctl", show, out, sizeof out, err, sizeof err) != 0)
+        fail_msg("yardctl keys notify-secret %s failed: %s", prefix, err);
+    if (sscanf(out, "%64[0-9a-f]", secret) != 1 || strlen(secret) != 64)
+        fail_msg("yardctl keys notify-secret: expected 64 hex characters, got `%s`", out);
+    pid_t gw = yt_gateway_start(g.c.env, &port, (char *[]){"YARD_ID_SECRET=k", NULL});
+    if (gw < 0)
+        fail_msg("the gateway with auth did not start");
+    snprintf(body, sizeof body, "{\"type\":\"noop\",\"notify\":\"http://127.0.0.1:%d/keyed\"}",
+             yt_hook_port(g.hook));
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    yt_http_resp_t resp = {0};
+    /* The new gateway answers 503 until it is ready (NATS, PostgreSQL, keys). */
+    long long ready_by = yt_now_ms() + 20000;
+    int st;
+    while ((st = yt_http_request(&resp, port, "POST", "/v1/jobs",
+                                 (const char *const[]){"Content-Type: application/json", auth,
+                                                       NULL},
+                                 body, strlen(body))) == 503 &&
+           yt_now_ms() < ready_by) {
+        yt_http_resp_free(&resp);
+        yt_nap_ms(200);
+    }
+    if (st != 202)
+        fprintf(stderr, "submit with the key: %s\n", yt_http_body_excerpt(&resp));
+    json_t *doc = json_loads(resp.body ? resp.body : "", 0, NULL);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(doc, "id")) ?: "");
+    json_decref(doc);
+    yt_http_resp_free(&resp);
+    yt_kill_wait(gw, SIGTERM, 10000);
+    if (st != 202 || !id[0])
+        fail_msg("submit with the key: expected 202 with an id, got %d", st);
+    wait_status(id, "succeeded");
+    expect_requests("/keyed", 1);
+    yt_hook_req_t r;
+    assert_int_equal(yt_hook_get(g.hook, "/keyed", 0, &r), 0);
+    if (!signature_verifies(&r, secret))
+        fail_msg("Yard-Signature `%s` does not verify with the key's secret", r.signature);
+    if (signature_verifies(&r, SECRET))
+        fail_msg("Yard-Signature `%s` verifies with the cluster's secret: expected the key's",
+                 r.signature);
+    long long known = yt_sql_int(g.c.env, "SELECT count(*) FROM api_keys WHERE id = '%s'",
+                                 r.key_id[0] ? r.key_id : "00000000-0000-0000-0000-000000000000");
+    if (known != 1)
+        fail_msg("Yard-Key-Id `%s`: expected the id of the key that submitted the job", r.key_id);
+}
+
 static void test_loopback_refused_without_allow_list(void **state)
 {
     char id[YT_JOB_ID_MAX], body[256], why[512] = "";
@@ -401,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_500_twice_then_200_gets_three_tries),
         cmocka_unit_test(test_redelivered_final_job_notifies_once),
         cmocka_unit_test(test_open_circuit_spends_no_try),
+        cmocka_unit_test(test_per_key_secret),
         cmocka_unit_test(test_loopback_refused_without_allow_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
