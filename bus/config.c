@@ -80,6 +80,13 @@ static const cfg_key_t cfg_keys[] = {
     INT(metrics_max_types, 50, 0, 1000),
     STR(exec_config, "", 0),
     BOOL(handlers_allow_crash, 0),
+    STR(egress_allow, "", 0),
+    BOOL(egress_follow_redirects, 0),
+    INT(circuit_failures, 5, 1, 1000),
+    INT(circuit_cooldown_s, 30, 1, 86400),
+    STR(notify_secret, "", 1),
+    INT(notify_timeout_ms, 10000, 100, 300000),
+    INT(notify_max_attempts, 8, 1, 100),
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 

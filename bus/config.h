@@ -71,6 +71,15 @@ typedef struct {
                                     * distinct types are counted as "other" */
     char exec_config[YARD_CONFIG_STR_MAX]; /* file mapping job types to programs ("" = none) */
     int64_t handlers_allow_crash;  /* register the `crash` handler (tests only) */
+    /* outbound calls (the http handler, notify's webhooks): workers/outbound.h */
+    char egress_allow[YARD_CONFIG_STR_MAX]; /* CIDRs the egress guard permits ("" = none) */
+    int64_t egress_follow_redirects; /* 1 = follow redirects (each target is checked) */
+    int64_t circuit_failures;      /* consecutive failures that open a host's circuit */
+    int64_t circuit_cooldown_s;    /* how long an open circuit fails fast */
+    /* notify role */
+    char notify_secret[YARD_CONFIG_STR_MAX]; /* HMAC-SHA256 key of Yard-Signature */
+    int64_t notify_timeout_ms;     /* one webhook POST */
+    int64_t notify_max_attempts;   /* tries before the notification goes to the DLQ */
 } yard_config_t;
 
 /* Fills cfg with the compiled-in defaults. Never fails. */

@@ -64,13 +64,16 @@
  *   DEAD      <id>.dead.<seq>    the DLQ copy of JOBS message seq
  *   REPLAY    <id>.replay.<seq>  the replay of DLQ message seq
  *   RESCUE    <id>.rescue.<seq>  the republish of a job whose JOBS message
- *                                seq vanished (schedule role's rescuer) */
+ *                                seq vanished (schedule role's rescuer)
+ *   NOTIFY    <id>.notify.<n>    the webhook notification of the outcome of
+ *                                attempt n (seq), on jobs.notify */
 typedef enum {
     YARD_MSGID_JOB = 0,
     YARD_MSGID_RUN,
     YARD_MSGID_DEAD,
     YARD_MSGID_REPLAY,
-    YARD_MSGID_RESCUE
+    YARD_MSGID_RESCUE,
+    YARD_MSGID_NOTIFY
 } yard_msgid_kind_t;
 #define YARD_MSGID_MAX 96
 

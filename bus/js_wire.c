@@ -28,5 +28,8 @@ void yard_js_msg_id(char out[YARD_MSGID_MAX], yard_msgid_kind_t kind, const char
     case YARD_MSGID_RESCUE:
         snprintf(out, YARD_MSGID_MAX, "%s.rescue.%llu", id, s);
         break;
+    case YARD_MSGID_NOTIFY:
+        snprintf(out, YARD_MSGID_MAX, "%s.notify.%llu", id, s);
+        break;
     }
 }

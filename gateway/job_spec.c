@@ -136,23 +136,78 @@ static int spec_run_at(gw_job_spec_t *spec, json_t *v, const gw_job_rules_t *r, 
     return 0;
 }
 
+/* Nonzero if u is an http(s) URL with a host, at most 2048 bytes, without
+ * blanks or control characters. */
 static int spec_url_ok(const char *u)
 {
-    return u && (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0) &&
-           strlen(u) > 8 && strlen(u) <= 2048;
+    size_t scheme = u && strncmp(u, "https://", 8) == 0 ? 8
+                    : u && strncmp(u, "http://", 7) == 0 ? 7
+                                                         : 0;
+    if (!scheme || strlen(u) > 2048 || strchr("/?#:", u[scheme]) || u[scheme] == '\0')
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return 0;
+    return 1;
 }
 
+/* The outcomes a notify spec may name (job states with a notification). */
+static const char *const spec_notify_events[] = {"succeeded", "failed", "dead"};
+#define SPEC_NOTIFY_NEVENTS (sizeof spec_notify_events / sizeof spec_notify_events[0])
+
+/* notify: a URL, or {"url": URL, "on"?: [outcomes]}; stored as the object
+ * {"url","on"} (a bare URL, or no "on", means ["succeeded","dead"]). */
 static int spec_notify(gw_job_spec_t *spec, json_t *v, const gw_job_rules_t *r, char *err,
                        size_t cap)
 {
     json_t *url = json_is_object(v) ? json_object_get(v, "url") : v;
+    json_t *on = json_is_object(v) ? json_object_get(v, "on") : NULL;
+    const char *key;
+    json_t *item;
+    size_t i;
+    int seen[SPEC_NOTIFY_NEVENTS] = {0};
     if (!spec_url_ok(json_string_value(url))) {
         snprintf(err, cap,
-                 "field `notify` must be an http(s) URL or an object with an http(s) `url`");
+                 "field `notify` must be an http(s) URL or an object with an http(s) `url` "
+                 "(with a host, at most 2048 bytes, no blanks)");
         return YARD_EINVAL;
     }
-    return spec_dump(&spec->notify_json, &spec->notify_len, "notify", v, YARD_ENV_NOTIFY_MAX, err,
-                     cap);
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, item) {
+            if (strcmp(key, "url") != 0 && strcmp(key, "on") != 0) {
+                snprintf(err, cap, "field `notify` has unknown field `%.64s` (known: url, on)",
+                         key);
+                return YARD_EINVAL;
+            }
+        }
+    }
+    if (on && (!json_is_array(on) || json_array_size(on) == 0)) {
+        snprintf(err, cap, "field `notify.on` must be a non-empty array of \"succeeded\", "
+                           "\"failed\", \"dead\"");
+        return YARD_EINVAL;
+    }
+    json_array_foreach(on, i, item) {
+        const char *name = json_string_value(item);
+        size_t k = 0;
+        while (name && k < SPEC_NOTIFY_NEVENTS && strcmp(name, spec_notify_events[k]) != 0)
+            k++;
+        if (!name || k == SPEC_NOTIFY_NEVENTS || seen[k]++) {
+            snprintf(err, cap, "field `notify.on` item %zu must be one of \"succeeded\", "
+                               "\"failed\", \"dead\", each at most once", i);
+            return YARD_EINVAL;
+        }
+    }
+    /* "o" hands the array's reference to the object (also on failure). */
+    json_t *norm = json_pack("{s:O,s:o}", "url", url, "on",
+                             on ? json_incref(on) : json_pack("[s,s]", "succeeded", "dead"));
+    if (!norm) {
+        snprintf(err, cap, "field `notify` cannot be encoded");
+        return YARD_EINVAL;
+    }
+    int rc = spec_dump(&spec->notify_json, &spec->notify_len, "notify", norm,
+                       YARD_ENV_NOTIFY_MAX, err, cap);
+    json_decref(norm);
+    return rc;
 }
 
 static int spec_idem(gw_job_spec_t *spec, json_t *v, const gw_job_rules_t *r, char *err,

@@ -14,7 +14,9 @@
  *   max_attempts  integer default   1..100
  *   timeout_s     integer default   1..86400
  *   run_at        string  now       RFC 3339 time; in the future: scheduled
- *   notify        string|object     webhook URL, or {"url": ..., ...}
+ *   notify        string|object     webhook URL, or {"url": URL, "on"?: [...]} with
+ *                                   on from succeeded, failed, dead (default
+ *                                   succeeded, dead); stored as {"url","on"}
  *   idempotency_key string          1..255 bytes (batch items; single jobs
  *                                   use the Idempotency-Key header)
  */

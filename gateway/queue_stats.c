@@ -17,6 +17,7 @@ static const struct {
 } stats_consumers[GW_STATS_CONSUMERS] = {
     {YARD_STREAM_EVENTS, YARD_CONSUMER_SUBMISSIONS},
     {YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE},
+    {YARD_STREAM_JOBS, YARD_CONSUMER_NOTIFY},
 };
 
 int gw_queue_stats_read(gw_t *gw, size_t i, gw_queue_stats_t *out)

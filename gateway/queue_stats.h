@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define GW_QUEUE_STATS_EVERY_MS 5000
-#define GW_STATS_CONSUMERS 2 /* submissions, schedule */
+#define GW_STATS_CONSUMERS 3 /* submissions, schedule, notify */
 
 struct gw;
 

@@ -12,14 +12,16 @@
 # Ports (override with the environment): YARD_UP_HTTP_PORT=8080,
 # YARD_UP_NATS_PORT=4222, YARD_UP_NATS_MON_PORT=8222, YARD_UP_PG_PORT=55432;
 # the workers' /metrics ports are YARD_UP_METRICS_PORT_BASE=9101 and the next
-# ones, in the order of `roles` (execute 9101, schedule 9102, audit 9103).
+# ones, in the order of `roles` (execute 9101, schedule 9102, audit 9103,
+# notify 9104).
 # `up` records each process's ports and readiness probe in .yard/run/<name>.info,
 # so `status` reports what was started whatever the environment is now.
 # The data folder is YARD_DATA_DIR (default .yard); the programs are taken
 # from YARD_BIN (default bin/, where `make` builds them).
 # Logs are in .yard/log/<name>.log (PostgreSQL's in .yard/pg/server.log);
 # nats-server reads .yard/nats/nats.conf (max_payload). .yard/env holds
-# YARD_URL, YARD_API_KEY, YARD_NATS_URL and YARD_PG_DSN as exported shell
+# YARD_URL, YARD_API_KEY, YARD_NATS_URL, YARD_PG_DSN and YARD_NOTIFY_SECRET (the
+# key of the webhooks' Yard-Signature) as exported shell
 # assignments: after `. .yard/env`, curl examples and yardctl work as they are.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -42,7 +44,7 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 # One worker per role; worker i serves /metrics, /healthz and /readyz on
 # metrics_base + i. A new role is one more word here (up, down and status
 # follow).
-roles=(execute schedule audit)
+roles=(execute schedule audit notify)
 
 say() { printf 'yard: %s\n' "$*"; }
 die() { printf 'yard: error: %s\n' "$*" >&2; exit 1; }
@@ -131,16 +133,19 @@ up_postgres() {
 }
 
 write_env() {
-    local key=${YARD_API_KEY:-} secret=${YARD_ID_SECRET:-}
+    local key=${YARD_API_KEY:-} secret=${YARD_ID_SECRET:-} notify=${YARD_NOTIFY_SECRET:-}
     if [ -f "$data/env" ]; then
         # shellcheck disable=SC1091
         key=$(. "$data/env" && echo "${YARD_API_KEY:-}")
         secret=$(. "$data/env" && echo "${YARD_ID_SECRET:-}")
+        notify=$(. "$data/env" && echo "${YARD_NOTIFY_SECRET:-}")
     fi
     [ -n "$secret" ] || secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    [ -n "$notify" ] || notify=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
     export YARD_NATS_URL="nats://127.0.0.1:$nats_port"
     export YARD_PG_DSN="postgresql://postgres@127.0.0.1:$pg_port/yard"
     export YARD_ID_SECRET=$secret
+    export YARD_NOTIFY_SECRET=$notify
     "$bin/yardctl" migrate >/dev/null 2>&1 || die "migrations failed; run $bin/yardctl migrate to see why"
     if [ -z "$key" ] || ! "$bin/yardctl" keys list 2>/dev/null | grep -q "${key:3:8}"; then
         key=$("$bin/yardctl" keys create --name local-admin --scopes admin --quiet)
@@ -152,6 +157,7 @@ export YARD_API_KEY=$key
 export YARD_NATS_URL=$YARD_NATS_URL
 export YARD_PG_DSN=$YARD_PG_DSN
 export YARD_ID_SECRET=$secret
+export YARD_NOTIFY_SECRET=$notify
 ENV
     umask 022
     export YARD_API_KEY=$key
@@ -178,6 +184,8 @@ up() {
     say "admin API key: $YARD_API_KEY"
     say "settings for scripts and yardctl: . .yard/env"
     for i in "${!roles[@]}"; do
+        wait_http "http://127.0.0.1:$((metrics_base + i))/readyz" 30 ||
+            die "worker-${roles[i]} is not ready; see .yard/log/worker-${roles[i]}.log"
         say "worker-${roles[i]} metrics: http://127.0.0.1:$((metrics_base + i))/metrics"
     done
 }

@@ -1,8 +1,9 @@
 /*
- * ctl_keys.c - `yardctl keys create|list|revoke`: the gateway's API keys in
+ * ctl_keys.c - `yardctl keys create|list|revoke|notify-secret`: the gateway's API keys in
  * PostgreSQL (table api_keys). A new key is printed once and stored only as
  * its hash (bus/apikey.h); list never shows a key or a hash; revoke marks the
- * row, and gateways drop the key at their next cache refresh.
+ * row, and gateways drop the key at their next cache refresh; notify-secret
+ * prints the secret that signs the key's webhooks (bus/notify_key.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -19,6 +20,7 @@
 #include "err.h"
 #include "id.h"
 #include "log.h"
+#include "notify_key.h"
 
 #define KEYS_CONNECT_TIMEOUT_S 10
 #define KEYS_NAME_MAX_CHARS 200 /* api_keys.name CHECK */
@@ -28,6 +30,7 @@ const char ctl_keys_help[] =
     "usage: yardctl keys create --name NAME --scopes LIST [--rate N] [--burst N] [--quiet]\n"
     "       yardctl keys list\n"
     "       yardctl keys revoke ID|PREFIX\n"
+    "       yardctl keys notify-secret ID|PREFIX\n"
     "\n"
     "Manages the API keys the gateway accepts (Authorization: Bearer KEY), in\n"
     "PostgreSQL (pg_dsn, YARD_PG_DSN). Only a hash of each key is stored.\n"
@@ -47,6 +50,10 @@ const char ctl_keys_help[] =
     "         created, revoked and last used (times in UTC).\n"
     "revoke   revokes the key with this id or prefix (or the key itself); the\n"
     "         gateways refuse it within auth_refresh_s seconds.\n"
+    "notify-secret\n"
+    "         prints the secret that signs the webhooks of the key's jobs\n"
+    "         (Yard-Signature; derived from notify_secret, YARD_NOTIFY_SECRET, which\n"
+    "         must be the notify workers' value): give it to the key's owner.\n"
     "\n"
     "Every form takes --json (create then prints the key in the document).\n"
     "\n"
@@ -352,6 +359,48 @@ cleanup:
     return rc;
 }
 
+/* ---- notify-secret --------------------------------------------------------- */
+
+/* Prints the webhook secret of the key with id or prefix arg. */
+static int keys_notify_secret(PGconn *conn, const yard_config_t *cfg, const char *arg)
+{
+    static const char sql[] =
+        "SELECT id::text FROM api_keys WHERE id = $1::uuid OR prefix = $2";
+    char id_text[YARD_ID_TEXT_LEN + 1], secret[YARD_NOTIFY_KEY_SECRET_LEN + 1];
+    const char *params[2] = {NULL, NULL};
+    PGresult *res = NULL;
+    yard_id_t id;
+    int rc = CTL_EXIT_FAIL;
+    if (!cfg->notify_secret[0]) {
+        YARD_LOG_ERROR(NULL, "notify-secret: notify_secret (YARD_NOTIFY_SECRET) is not set: "
+                             "use the notify workers' value");
+        return CTL_EXIT_FAIL;
+    }
+    if (yard_id_parse(&id, arg, strlen(arg)) == 0) {
+        yard_id_format(&id, id_text);
+        params[0] = id_text;
+    } else if (yard_apikey_is_prefix(arg, strlen(arg))) {
+        params[1] = arg;
+    } else {
+        YARD_LOG_ERROR(NULL, "notify-secret: '%s' is not a key id (uuid) or a prefix "
+                             "(8 characters a-z, 2-7)",
+                       strncmp(arg, YARD_APIKEY_TAG, YARD_APIKEY_TAG_LEN) == 0 ? "yk_..." : arg);
+        return CTL_EXIT_FAIL;
+    }
+    if (yard_db_query(&res, conn, "looking up an API key", sql, 2, params) != 0)
+        return CTL_EXIT_FAIL; /* logged */
+    if (PQntuples(res) != 1) {
+        YARD_LOG_ERROR(NULL, "notify-secret: no key has the %s %s", params[0] ? "id" : "prefix",
+                       params[0] ? params[0] : params[1]);
+    } else if (yard_notify_key_secret(secret, cfg->notify_secret, PQgetvalue(res, 0, 0)) == 0) {
+        printf("%s\n", secret);
+        sodium_memzero(secret, sizeof secret);
+        rc = CTL_EXIT_OK;
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* ---- dispatch -------------------------------------------------------------- */
 
 int ctl_cmd_keys(const yard_config_t *cfg, int argc, char **argv)
@@ -374,14 +423,15 @@ int ctl_cmd_keys(const yard_config_t *cfg, int argc, char **argv)
     } else if (strcmp(sub, "list") == 0) {
         if (argc > 2)
             return ctl_usage_error(argv[0], "list: unknown argument '%s'", argv[2]);
-    } else if (strcmp(sub, "revoke") == 0) {
+    } else if (strcmp(sub, "revoke") == 0 || strcmp(sub, "notify-secret") == 0) {
         if (argc != 3)
-            return ctl_usage_error(argv[0], "revoke needs one key id or prefix");
+            return ctl_usage_error(argv[0], "%s needs one key id or prefix", sub);
     } else {
         if (!sub[0])
-            return ctl_usage_error(argv[0], "needs a subcommand: create, list or revoke");
-        return ctl_usage_error(argv[0], "unknown subcommand '%s': expected create, list or "
-                               "revoke", sub);
+            return ctl_usage_error(argv[0], "needs a subcommand: create, list, revoke or "
+                                            "notify-secret");
+        return ctl_usage_error(argv[0], "unknown subcommand '%s': expected create, list, "
+                               "revoke or notify-secret", sub);
     }
     if (yard_db_connect(&conn, cfg->pg_dsn, KEYS_CONNECT_TIMEOUT_S) != 0)
         return CTL_EXIT_FAIL; /* logged, password hidden */
@@ -389,6 +439,8 @@ int ctl_cmd_keys(const yard_config_t *cfg, int argc, char **argv)
         rc = keys_create(conn, &create);
     else if (strcmp(sub, "list") == 0)
         rc = keys_list(conn);
+    else if (strcmp(sub, "notify-secret") == 0)
+        rc = keys_notify_secret(conn, cfg, argv[2]);
     else
         rc = keys_revoke(conn, cfg, argv[2]);
     yard_db_close(conn);

@@ -18,6 +18,8 @@
 #include "http_router.h"
 #include "http_server.h"
 #include "log.h"
+#include "notify.h"
+#include "outbound.h"
 #include "redact.h"
 #include "wk.h"
 
@@ -36,6 +38,7 @@ static const wk_role_t roles[] = {
     {"execute", wk_execute_start, wk_execute_join},
     {"schedule", wk_schedule_start, wk_schedule_join},
     {"audit", wk_ingest_start, wk_ingest_join},
+    {"notify", wk_notify_start, wk_notify_join},
 };
 
 struct wk_app {
@@ -181,8 +184,12 @@ static int wk_configure(wk_t *wk)
         return YARD_ECONFIG;
     }
     wk->nqueues = (size_t)rc;
+    if ((!strcmp(wk->role, "execute") || !strcmp(wk->role, "notify")) &&
+        (wk_http_global_init() < 0 || wk_outbound_create(&wk->outbound, &wk->cfg) < 0))
+        return YARD_ECONFIG;
     if (!strcmp(wk->role, "execute")) {
-        wk_builtins_opts_t bo = {wk->cfg.exec_config, (int)wk->cfg.handlers_allow_crash};
+        wk_builtins_opts_t bo = {wk->cfg.exec_config, (int)wk->cfg.handlers_allow_crash,
+                                 wk->outbound};
         if (wk_registry_create(&wk->registry) < 0 || wk_builtins_register(wk->registry, &bo) < 0)
             return YARD_ECONFIG;
         wk_registry_retry_unknown(wk->registry, (int)wk->cfg.worker_retry_unknown_types);
@@ -205,7 +212,9 @@ int wk_app_create(wk_app_t **out, const yard_config_t *cfg, const wk_role_t *rol
     int rc = wk_configure(wk);
     if (rc < 0)
         goto fail;
-    if ((rc = wk_metrics_init(wk)) < 0 || (rc = wk_connect_nats(wk)) < 0 ||
+    if ((rc = wk_metrics_init(wk)) < 0 ||
+        (wk->outbound && (rc = wk_outbound_metrics(wk->outbound, wk->metrics)) < 0) ||
+        (rc = wk_connect_nats(wk)) < 0 ||
         (rc = yard_js_ensure_topology(wk->js, &wk->cfg, wk->queues, wk->nqueues, NULL)) < 0)
         goto fail;
     yard_http_options_t ho = {0};
@@ -275,6 +284,7 @@ void wk_app_destroy(wk_app_t *app)
     yard_js_destroy(wk->js, WK_JS_CLOSE_MS);
     wk_registry_destroy(wk->registry);
     wk_metrics_fini(wk);
+    wk_outbound_destroy(wk->outbound);
     uv_loop_close(app->loop);
     free(app);
 }

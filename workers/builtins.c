@@ -109,7 +109,8 @@ int wk_builtins_register(wk_registry_t *r, const wk_builtins_opts_t *opts)
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (table[i].fn == builtin_crash && !allow_crash)
             continue;
-        if ((rc = wk_registry_add(r, table[i].type, table[i].fn, NULL)) < 0) {
+        void *ud = table[i].fn == wk_handler_http && opts ? (void *)opts->outbound : NULL;
+        if ((rc = wk_registry_add(r, table[i].type, table[i].fn, ud)) < 0) {
             YARD_LOG_ERROR(NULL, "cannot register built-in handler %s: %s", table[i].type,
                            yard_strerror(rc));
             return rc;

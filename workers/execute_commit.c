@@ -14,6 +14,7 @@
 #include "err.h"
 #include "execute.h"
 #include "log.h"
+#include "notify.h"
 #include "retry.h"
 
 typedef enum { ACT_ACK, ACT_NAK, ACT_TERM } exec_act_t;
@@ -48,6 +49,17 @@ static void exec_plan(wk_runtime_t *rt, exec_plan_t *p, wk_execute_item_t *it)
     if (it->handed_back) {
         p->write = 0;
         p->act = ACT_NAK;
+        return;
+    }
+    /* The handler did not try (the host's circuit is open): back to
+     * JetStream until it may, without counting an attempt. */
+    if (outcome == WK_OUTCOME_RETRY && r->defer_ms > 0 && !atomic_load(&it->cancelled)) {
+        yard_log_ctx_t ctx = {NULL, it->id, it->trace[0] ? it->trace : NULL};
+        YARD_LOG_INFO(&ctx, "job %s attempt %u deferred for %lld ms: %s", it->type, it->attempt,
+                      (long long)r->defer_ms, r->error);
+        p->write = 0;
+        p->act = ACT_NAK;
+        p->delay_ms = r->defer_ms;
         return;
     }
     /* A job cancelled while it ran stays cancelled, however its handler
@@ -177,6 +189,18 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
     int64_t t0 = wk_clock_us();
     for (size_t i = 0; i < n; i++) {
         exec_plan_t *p = &plans[i];
+        /* Committed: the notification goes out before the ack, so a crash
+         * in between redelivers the job, whose claim finds it final and
+         * publishes the notification again (execute_fetch.c). When the
+         * publish fails, the nak does the same. */
+        if (p->write && rc == 0 && p->it->env.notify.len && p->rec.state != YARD_JOB_CANCELLED) {
+            wk_notify_outcome_t o = {&p->it->env, p->it->id, p->it->attempt, p->rec.state,
+                                     p->rec.result_json, p->rec.error};
+            if (wk_notify_publish(wk, &o) < 0 && p->rec.state != YARD_JOB_FAILED) {
+                p->act = ACT_NAK;
+                p->delay_ms = EXEC_RETRY_MS;
+            }
+        }
         if (p->write && rc < 0) {
             yard_js_nak(p->it->msg, EXEC_RETRY_MS);
         } else if (p->act == ACT_ACK) {

@@ -16,6 +16,7 @@
 #include "err.h"
 #include "execute.h"
 #include "log.h"
+#include "notify.h"
 
 /* What the claim says of a job PostgreSQL refused on its own (after the
  * batch was split down to it). */
@@ -169,6 +170,17 @@ static void exec_claim_and_queue(wk_execute_queue_t *q, wk_execute_item_t **item
         if (refusal) {
             exec_refuse(q, items[i]->msg, items[i]->id, items[i]->trace, items[i]->delivered,
                         refusal);
+            wk_execute_item_free(items[i]);
+            items[i] = NULL;
+        }
+    }
+    /* A final job's notification may not have gone out before the crash
+     * or the failure that brought its message back: publish it again (the
+     * duplicate window drops it if it had). */
+    for (size_t i = 0; i < n; i++) {
+        if (items[i] && claimed[i] <= 0 && items[i]->env.notify.len &&
+            wk_notify_republish(wk, q->conn, &items[i]->env, items[i]->id) < 0) {
+            yard_js_nak(items[i]->msg, EXEC_RETRY_MS);
             wk_execute_item_free(items[i]);
             items[i] = NULL;
         }

@@ -12,6 +12,7 @@
 
 #include "execute.h"
 #include "log.h"
+#include "notify.h"
 
 /* Extends the ack deadline of it when an extension is due (AckWait / 3 since the
  * last one, or since the start) and its handler is alive: it showed a sign
@@ -94,8 +95,15 @@ void wk_execute_poison(wk_runtime_t *rt, wk_execute_advisory_t *list)
                                (unsigned)wk->cfg.js_max_deliver, why) == 0 &&
                 (!ok || (wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE) == 0 &&
                          yard_jobs_mark_dead(rt->conn, &env, list->seq,
-                                             (unsigned)wk->cfg.js_max_deliver, why) == 0)))
+                                             (unsigned)wk->cfg.js_max_deliver, why) == 0))) {
+                /* Its dead notification, if it asked for one (best effort:
+                 * the message is deleted next, logged if this fails). */
+                wk_notify_outcome_t o = {&env, id, (unsigned)wk->cfg.js_max_deliver,
+                                         YARD_JOB_DEAD, NULL, why};
+                if (ok && env.notify.len)
+                    wk_notify_publish(wk, &o);
                 yard_js_delete_msg(wk->js, YARD_STREAM_JOBS, list->seq);
+            }
             yard_js_msg_destroy(m);
         }
         free(list);

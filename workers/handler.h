@@ -86,6 +86,10 @@ typedef struct wk_result {
     wk_outcome_t outcome;
     char *result_json;         /* malloc'd JSON text, freed by the runtime; or NULL */
     char error[WK_ERROR_MAX];  /* human-readable reason for anything but OK */
+    int64_t defer_ms;          /* with RETRY only: the handler did not try at all (the
+                                * host's circuit is open): the runtime redelivers the job
+                                * after this many ms without counting an attempt; 0 = an
+                                * ordinary retry */
 } wk_result_t;
 
 /* A handler: runs job, fills res. ud is the pointer given to wk_registry_add. */
@@ -142,6 +146,9 @@ typedef struct wk_builtins_opts {
                               * (format: ops/exec.conf.example); NULL or "" = none */
     int allow_crash;         /* config `handlers_allow_crash`: register `crash`, which
                               * abort()s the worker (poison-message tests only) */
+    struct wk_outbound *outbound; /* the egress guard and breakers of `http` (its ud);
+                                   * stays the caller's and must outlive r; NULL: every
+                                   * http job fails */
 } wk_builtins_opts_t;
 
 /* Registers noop, echo, sleep, fail, http, crash if opts->allow_crash, and
@@ -165,7 +172,11 @@ int wk_http_global_init(void);
  * 2xx -> OK {"status":N,"body":"<text, at most 64 KiB>"[,"truncated":true]};
  * 429, 5xx and network errors -> RETRY; other statuses -> FAIL; deadline ->
  * TIMEOUT; cancellation -> CANCELLED (noticed within about a second). Only
- * http and https, also on redirects. ud is unused. */
+ * http and https, also on redirects. ud is the worker's wk_outbound_t
+ * (outbound.h): every connection passes its egress guard (a refusal is FAIL
+ * with the reason; redirects only when egress_follow_redirects is on) and
+ * the host's circuit breaker (open: RETRY with defer_ms, no attempt
+ * counted). With ud NULL every job fails: there is no unguarded mode. */
 void wk_handler_http(const wk_job_t *job, wk_result_t *res, void *ud);
 
 /* ---- helpers for handlers ----------------------------------------------- */

@@ -2,14 +2,16 @@
  * handler_http.c - the `http` built-in: one outbound HTTP(S) request per job,
  * with libcurl's easy interface on the handler thread.
  *
- * Safety: only http and https (redirects too, at most 5), no signals
- * (CURLOPT_NOSIGNAL: we run on many threads), the response body capped at
- * 64 KiB, the job's deadline as the transfer timeout, and the progress
- * callback stopping the transfer on cancellation. libcurl checks the
- * progress callback about once a second while a transfer is idle, so a
- * cancellation takes up to a second to be noticed; a deadline is exact.
- * The worker can reach whatever its network can: producers with the submit
- * scope can make it call internal addresses (put egress rules around it).
+ * Safety: only http and https (redirects too, at most 5, and only when
+ * egress_follow_redirects is on), no signals (CURLOPT_NOSIGNAL: we run on
+ * many threads), the response body capped at 64 KiB, the job's deadline as
+ * the transfer timeout, and the progress callback stopping the transfer on
+ * cancellation. libcurl checks the progress callback about once a second
+ * while a transfer is idle, so a cancellation takes up to a second to be
+ * noticed; a deadline is exact. Every connection passes the egress guard
+ * (egress.h: loopback, private, link-local... refused by resolved address,
+ * unless egress_allow permits it) and the host's circuit breaker
+ * (breaker.h): an open circuit defers the job without counting an attempt.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "err.h"
 #include "handler.h"
 #include "log.h"
+#include "outbound.h"
 
 #define BODY_MAX (64 * 1024) /* response bytes kept */
 #define SNIPPET 200          /* response bytes quoted in an error */
@@ -142,10 +145,12 @@ static int make_headers(struct curl_slist **out, int *has_type, json_t *headers,
     return 0;
 }
 
-/* Sets the result or the error for a finished transfer. */
-static void http_classify(http_run_t *h, CURL *c, CURLcode code, const char *errbuf,
-                          const char *method, int64_t timeout_ms, int by_deadline,
-                          wk_result_t *res)
+/* Sets the result or the error for a finished transfer; returns what it
+ * says of the host's health, for its circuit breaker. */
+static wk_call_health_t http_classify(http_run_t *h, CURL *c, CURLcode code,
+                                      const wk_egress_call_t *guard, const char *errbuf,
+                                      const char *method, int64_t timeout_ms, int by_deadline,
+                                      wk_result_t *res)
 {
     static const CURLcode permanent[] = {CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT,
                                          CURLE_TOO_MANY_REDIRECTS, CURLE_NOT_BUILT_IN,
@@ -154,13 +159,18 @@ static void http_classify(http_run_t *h, CURL *c, CURLcode code, const char *err
     if (h->stopped == WK_OUTCOME_CANCELLED || h->stopped == WK_OUTCOME_TIMEOUT) {
         wk_result_set(res, h->stopped, "http: %s %s", method,
                       h->stopped == WK_OUTCOME_CANCELLED ? "cancelled" : "deadline reached");
-        return;
+        return WK_CALL_NEUTRAL;
+    }
+    /* A refused connection is the producer's doing: never retried. */
+    if (code != CURLE_OK && guard->refused) {
+        wk_result_set(res, WK_OUTCOME_FAIL, "http: %s: %s", method, guard->why);
+        return WK_CALL_NEUTRAL;
     }
     if (code == CURLE_OPERATION_TIMEDOUT) {
         wk_result_set(res, by_deadline ? WK_OUTCOME_TIMEOUT : WK_OUTCOME_RETRY,
                       "http: %s timed out after %lld ms (%s)", method, (long long)timeout_ms,
                       by_deadline ? "the job's deadline" : "timeout_ms");
-        return;
+        return WK_CALL_FAILED;
     }
     if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && h->truncated)) {
         wk_outcome_t o = WK_OUTCOME_RETRY;
@@ -169,7 +179,7 @@ static void http_classify(http_run_t *h, CURL *c, CURLcode code, const char *err
                 o = WK_OUTCOME_FAIL;
         wk_result_set(res, o, "http: %s failed: %s", method,
                       errbuf[0] ? errbuf : curl_easy_strerror(code));
-        return;
+        return o == WK_OUTCOME_RETRY ? WK_CALL_FAILED : WK_CALL_NEUTRAL;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     wk_utf8_scrub(h->body, h->len);
@@ -182,24 +192,18 @@ static void http_classify(http_run_t *h, CURL *c, CURLcode code, const char *err
         else
             wk_result_set_json(res, v);
         json_decref(v);
-        return;
+        return WK_CALL_OK;
     }
-    wk_result_set(res, status == 429 || status >= 500 ? WK_OUTCOME_RETRY : WK_OUTCOME_FAIL,
+    int host_failed = status == 429 || status >= 500;
+    wk_result_set(res, host_failed ? WK_OUTCOME_RETRY : WK_OUTCOME_FAIL,
                   "http: %s answered %ld: %.*s", method, status,
                   (int)(h->len < SNIPPET ? h->len : SNIPPET), h->body);
+    if (status >= 300 && status <= 399)
+        snprintf(res->error + strlen(res->error), sizeof res->error - strlen(res->error),
+                 " (a redirect: followed only when egress_follow_redirects is on)");
+    return host_failed ? WK_CALL_FAILED : WK_CALL_OK;
 }
 
-#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the _STR forms */
-#define SET_PROTOCOLS(c)                                                                          \
-    (curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&                     \
-     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK)
-#else
-#define SET_PROTOCOLS(c)                                                                          \
-    (curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) ==         \
-         CURLE_OK &&                                                                              \
-     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) ==   \
-         CURLE_OK)
-#endif
 
 void wk_handler_http(const wk_job_t *job, wk_result_t *res, void *ud)
 {
@@ -216,6 +220,9 @@ void wk_handler_http(const wk_job_t *job, wk_result_t *res, void *ud)
     int64_t limit = wk_job_remaining_ms(job); /* the transfer's timeout */
     int by_deadline = 1;
     size_t mlen;
+    wk_outbound_t *out = ud;
+    wk_egress_call_t guard;
+    char host[WK_BREAKER_HOST_MAX] = "";
 
     if (wk_job_payload_unpack(&root, job, res, "{s?s,s:s,s?o,s?o,s?I!}", "method", &method,
                               "url", &url, "headers", &headers, "body", &body, "timeout_ms",
@@ -266,14 +273,26 @@ void wk_handler_http(const wk_job_t *job, wk_result_t *res, void *ud)
         limit = timeout_ms;
         by_deadline = 0;
     }
-    if (!SET_PROTOCOLS(c)) {
-        wk_result_set(res, WK_OUTCOME_FAIL, "http: this libcurl cannot restrict protocols");
+    /* The host's circuit: while it is open, the job waits without
+     * spending an attempt. */
+    if (!out) {
+        wk_result_set(res, WK_OUTCOME_FAIL, "http: no egress guard (register the handler with "
+                                            "the worker's wk_outbound_t)");
+        goto done;
+    }
+    if (wk_outbound_host(host, url) == 0 &&
+        wk_breaker_allow(out->breaker, host, &res->defer_ms, NULL) < 0) {
+        wk_result_set(res, WK_OUTCOME_RETRY,
+                      "http: circuit open for %s (it failed repeatedly); trying again in %lld ms",
+                      host, (long long)res->defer_ms);
+        goto done;
+    }
+    if (wk_egress_attach(&guard, out->egress, c) < 0) {
+        wk_result_set(res, WK_OUTCOME_FAIL, "http: this libcurl cannot guard egress");
         goto done;
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, limit == INT64_MAX ? 0L : (long)limit);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "switchyard-worker");
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -293,7 +312,11 @@ void wk_handler_http(const wk_job_t *job, wk_result_t *res, void *ud)
         if (strcmp(method, "POST") != 0)
             curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
-    http_classify(&h, c, curl_easy_perform(c), errbuf, method, limit, by_deadline, res);
+    CURLcode code = curl_easy_perform(c);
+    wk_call_health_t health =
+        http_classify(&h, c, code, &guard, errbuf, method, limit, by_deadline, res);
+    if (host[0])
+        wk_outbound_report(out, host, health);
 done:
     curl_easy_cleanup(c);
     curl_slist_free_all(hlist);

@@ -1,5 +1,5 @@
 /*
- * main.c - yard-worker: one role (execute, schedule or audit), its health and
+ * main.c - yard-worker: one role (execute, schedule, notify or audit), its health and
  * metrics port, and a graceful drain on SIGTERM (app.c).
  */
 #include <stdio.h>
@@ -25,6 +25,8 @@ static void usage(FILE *out)
             "            batches, run handlers (noop, echo, sleep, fail, http, exec mappings),\n"
             "            record every attempt in PostgreSQL, retry with backoff, dead-letter\n"
             "  schedule  hold jobs with a future run_at and release them when due\n"
+            "  notify    deliver the webhooks jobs ask for (\"notify\"), signed with\n"
+            "            HMAC-SHA256 (YARD_NOTIFY_SECRET), with retries and the DLQ\n"
             "  audit     record every submitted job as queued in PostgreSQL\n"
             "\n"
             "Options:\n"
@@ -36,7 +38,8 @@ static void usage(FILE *out)
             "\n"
             "Settings that matter here: YARD_NATS_URL, YARD_PG_DSN, YARD_WORKER_CONCURRENCY\n"
             "(16), YARD_WORKER_BATCH (64), YARD_WORKER_DRAIN_TIMEOUT_S (30),\n"
-            "YARD_RETRY_BASE_MS (1000), YARD_RETRY_CAP_MS (300000), YARD_EXEC_CONFIG.\n"
+            "YARD_RETRY_BASE_MS (1000), YARD_RETRY_CAP_MS (300000), YARD_EXEC_CONFIG,\n"
+            "YARD_EGRESS_ALLOW (CIDRs outbound calls may reach), YARD_NOTIFY_SECRET.\n"
             "\n"
             "SIGTERM: stop fetching, let running jobs finish (drain timeout), hand the\n"
             "rest back to JetStream at once, exit 0.\n");
@@ -68,9 +71,7 @@ static int parse_args(wk_args_t *a, int argc, char **argv)
     }
     if (a->print || wk_role_find(a->role))
         return 0;
-    fprintf(stderr, "yard-worker: --role must be execute, schedule or audit%s\n",
-            a->role && !strcmp(a->role, "notify") ? " (notify: webhook delivery is not built yet)"
-                                                  : "");
+    fprintf(stderr, "yard-worker: --role must be execute, schedule, notify or audit\n");
     return -1;
 }
 

@@ -2,8 +2,9 @@
  * wk.h - the worker's program state and what its role modules share.
  *
  * yard-worker runs one role: execute (run jobs of some queues), schedule
- * (hold delayed jobs until run_at), or audit (record every submitted job as
- * queued in PostgreSQL). main.c parses the command line; app.c serves
+ * (hold delayed jobs until run_at), notify (deliver signed webhooks,
+ * notify.h), or audit (record every submitted job as queued in
+ * PostgreSQL). main.c parses the command line; app.c serves
  * /healthz, /readyz and /metrics on its own port (libyard's HTTP server on
  * the main thread's loop) and starts the role, whose threads do the work.
  */
@@ -29,6 +30,8 @@ typedef struct wk {
     char worker_name[96]; /* host:pid, recorded with each attempt */
     yard_js_t *js;
     wk_registry_t *registry;
+    struct wk_outbound *outbound; /* execute and notify: egress guard and circuit breakers
+                                   * of outbound HTTP (outbound.h) */
     char queue_bufs[WK_MAX_QUEUES][YARD_QUEUE_NAME_MAX + 1];
     const char *queues[WK_MAX_QUEUES];
     size_t nqueues;

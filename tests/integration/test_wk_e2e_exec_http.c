@@ -4,7 +4,8 @@
  * PostgreSQL, programs and an HTTP server written by the test.
  *
  * The test writes an exec config and /bin/sh scripts into its folder and
- * starts one execute worker on it (YARD_EXEC_CONFIG, YARD_RETRY_BASE_MS=100):
+ * starts one execute worker on it (YARD_EXEC_CONFIG, YARD_RETRY_BASE_MS=100,
+ * YARD_EGRESS_ALLOW=127.0.0.1/32 for the test's HTTP server):
  *   exec-ok        prints JSON built from its stdin: the job's result;
  *   exec-tempfail  exits 75 (EX_TEMPFAIL) on attempts 1 and 2, succeeds on
  *                  3: two `retry` attempts, then succeeded;
@@ -309,7 +310,10 @@ static int setup(void **state)
         return -1;
     if (yt_cluster_start(&g.c, NULL) != 0 || write_exec_files() != 0 || srv_start(&g.srv) != 0)
         return -1;
-    char *exec_env[] = {g.exec_var, "YARD_RETRY_BASE_MS=100", NULL};
+    /* The test's HTTP server is on loopback, which the egress guard refuses
+     * unless allowed. */
+    char *exec_env[] = {g.exec_var, "YARD_RETRY_BASE_MS=100", "YARD_EGRESS_ALLOW=127.0.0.1/32",
+                        NULL};
     return yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, exec_env, 0);
 }
 

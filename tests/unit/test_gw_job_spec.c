@@ -56,7 +56,9 @@ static void test_valid_job_defaults_and_fields(void **state)
     assert_string_equal(s.idempotency_key, "k-1");
     /* 2^53 + 1 survives: jansson keeps 64-bit integers. */
     assert_non_null(strstr(s.payload_json, "9007199254740993"));
-    assert_string_equal(s.notify_json, "\"https://hooks.example/x\"");
+    /* A bare URL is stored as the object the notify role reads. */
+    assert_string_equal(s.notify_json,
+                        "{\"url\":\"https://hooks.example/x\",\"on\":[\"succeeded\",\"dead\"]}");
     gw_job_spec_clear(&s);
     json_decref(doc);
 
@@ -98,6 +100,17 @@ static void test_invalid_jobs_name_the_field(void **state)
         {"{\"type\":\"noop\",\"run_at\":\"2026-01-01T00:00:00\"}", "`run_at`"},
         {"{\"type\":\"noop\",\"notify\":\"ftp://x\"}", "`notify`"},
         {"{\"type\":\"noop\",\"notify\":{\"secret\":\"s\"}}", "`notify`"},
+        {"{\"type\":\"noop\",\"notify\":\"http://\"}", "`notify`"},
+        {"{\"type\":\"noop\",\"notify\":\"https://h x/\"}", "`notify`"},
+        {"{\"type\":\"noop\",\"notify\":{\"url\":\"https://h/\",\"secret\":\"s\"}}",
+         "unknown field `secret`"},
+        {"{\"type\":\"noop\",\"notify\":{\"url\":\"https://h/\",\"on\":[]}}", "`notify.on`"},
+        {"{\"type\":\"noop\",\"notify\":{\"url\":\"https://h/\",\"on\":\"dead\"}}",
+         "`notify.on`"},
+        {"{\"type\":\"noop\",\"notify\":{\"url\":\"https://h/\",\"on\":[\"done\"]}}",
+         "`notify.on` item 0"},
+        {"{\"type\":\"noop\",\"notify\":{\"url\":\"https://h/\",\"on\":[\"dead\",\"dead\"]}}",
+         "`notify.on` item 1"},
         {"{\"type\":\"noop\",\"idempotency_key\":\"\"}", "`idempotency_key`"},
         {"{\"type\":\"noop\",\"type\":\"echo\"}", "duplicate"},
         {"{\"type\":\"noop\"} x", "invalid JSON"},
@@ -117,6 +130,20 @@ static void test_invalid_jobs_name_the_field(void **state)
             fail_msg("case %zu (%s): error \"%s\" does not mention \"%s\"", i, cases[i].body, err,
                      cases[i].mention);
     }
+}
+
+static void test_notify_object_form(void **state)
+{
+    gw_job_spec_t s;
+    char err[256] = "";
+    assert_int_equal(parse_job(&s,
+                               "{\"type\":\"noop\",\"notify\":{\"on\":[\"failed\"],"
+                               "\"url\":\"http://hooks.example:8080/x?y=1\"}}",
+                               err, sizeof err),
+                     0);
+    assert_string_equal(s.notify_json,
+                        "{\"url\":\"http://hooks.example:8080/x?y=1\",\"on\":[\"failed\"]}");
+    gw_job_spec_clear(&s);
 }
 
 static void test_depth_limit(void **state)
@@ -224,6 +251,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_job_defaults_and_fields),
         cmocka_unit_test(test_invalid_jobs_name_the_field),
+        cmocka_unit_test(test_notify_object_form),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_msgpack_bodies),
         cmocka_unit_test(test_content_types),

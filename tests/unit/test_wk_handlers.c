@@ -40,12 +40,14 @@
 #include "exec_config.h"
 #include "handler.h"
 #include "log.h"
+#include "outbound.h"
 
 /* ---- fixture ------------------------------------------------------------ */
 
 static struct {
     char dir[256];         /* scripts, the exec config and pid files */
     wk_registry_t *reg;    /* built-ins and the exec mappings below */
+    wk_outbound_t *outbound; /* http's egress guard: the test server on 127.0.0.1 allowed */
     int port;              /* the test HTTP server */
     pthread_t server;
     int stop[2];           /* closing stop[1] stops the server */
@@ -1034,7 +1036,13 @@ static int group_setup(void **state)
     setenv("YARD_T_DROP", "dropped", 1);
     unsetenv("YARD_T_UNSET");
     yard_log_init("test_wk_handlers", YARD_LOG_WARN);
-    wk_builtins_opts_t opts = {.exec_config = conf, .allow_crash = 0};
+    yard_config_t cfg;
+    yard_config_defaults(&cfg);
+    if (yard_config_set(&cfg, "egress_allow", "127.0.0.1/32") < 0 ||
+        yard_config_set(&cfg, "egress_follow_redirects", "true") < 0 ||
+        wk_outbound_create(&fx.outbound, &cfg) < 0)
+        return -1;
+    wk_builtins_opts_t opts = {.exec_config = conf, .allow_crash = 0, .outbound = fx.outbound};
     if (wk_registry_create(&fx.reg) < 0 || wk_builtins_register(fx.reg, &opts) < 0)
         return -1;
     return server_start();
@@ -1047,6 +1055,7 @@ static int group_teardown(void **state)
     pthread_join(fx.server, NULL);
     close(fx.stop[0]);
     wk_registry_destroy(fx.reg);
+    wk_outbound_destroy(fx.outbound);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx.dir);
     return system(cmd) == 0 ? 0 : -1;
 }
