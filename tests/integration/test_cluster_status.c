@@ -31,7 +31,7 @@
 
 #define OUT_MAX 8192
 /* The roles ops/cluster.sh starts, in its order (metrics port base + i). */
-static const char *const roles[] = {"execute", "schedule", "audit"};
+static const char *const roles[] = {"execute", "schedule", "audit", "notify"};
 #define NROLES (sizeof roles / sizeof roles[0])
 
 static struct {
