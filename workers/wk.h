@@ -60,6 +60,9 @@ int wk_schedule_start(wk_runtime_t **out, wk_t *wk);
 void wk_schedule_join(wk_runtime_t *rt);
 int wk_ingest_start(wk_runtime_t **out, wk_t *wk);
 void wk_ingest_join(wk_runtime_t *rt);
+/* The audit role (audit.c): ingest plus the audit_log writer. */
+int wk_audit_start(wk_runtime_t **out, wk_t *wk);
+void wk_audit_join(wk_runtime_t *rt);
 
 /* Records the outcome rc of a PostgreSQL store write for readiness: a
  * worker whose writes have failed for cfg.worker_unready_after_s is not
