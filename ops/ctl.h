@@ -16,7 +16,11 @@
 #ifndef YARD_CTL_H
 #define YARD_CTL_H
 
+#include <stddef.h>
+
 #include "config.h"
+#include "events.h"
+#include "js.h"
 
 enum {
     CTL_EXIT_OK = 0,    /* done */
@@ -49,5 +53,19 @@ int ctl_cmd_dlq(const yard_config_t *cfg, int argc, char **argv);
 /* keys: creates, lists and revokes the gateway's API keys (ctl_keys.c). */
 extern const char ctl_keys_help[];
 int ctl_cmd_keys(const yard_config_t *cfg, int argc, char **argv);
+
+/* audit: verifies and follows the audit log (ctl_audit.c). */
+extern const char ctl_audit_help[];
+int ctl_cmd_audit(const yard_config_t *cfg, int argc, char **argv);
+
+/* ---- operator events (ctl_events.c) ------------------------------------ */
+
+/* Writes the actor of this command's events: "operator:<login name>". */
+void ctl_operator(char *out, size_t cap);
+
+/* Publishes e on js, or on a connection of its own (at most a few seconds
+ * to connect) when js is NULL. Returns 0, or an error after a warning that
+ * the action is done but its event not recorded. */
+int ctl_event_publish(const yard_config_t *cfg, yard_js_t *js, const yard_event_t *e);
 
 #endif

@@ -10,6 +10,7 @@
  * when, goes to the JSON log.
  */
 #include <pwd.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,24 @@ typedef struct {
     const char *who;
 } dlq_replay_t;
 
+/* Publishes the job.replayed event of DLQ message seq (job id, env). */
+static int dlq_replay_event(const dlq_replay_t *r, yard_js_t *js, const yard_envelope_t *env,
+                            const char *id, uint64_t seq, const char *subject)
+{
+    char actor[160], key[24], trace[YARD_TRACE_ID_LEN + 1];
+    ctl_operator(actor, sizeof actor);
+    snprintf(key, sizeof key, "%llu", (unsigned long long)seq);
+    json_t *d = json_pack("{s:I, s:s, s:i}", "dlq_seq", (json_int_t)seq, "subject", subject,
+                          "max_attempts", (int)env->max_attempts);
+    char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    yard_event_t e = {YARD_EVENT_JOB, YARD_EVENT_REPLAYED, id, key, actor, 0,
+                      yard_env_trace_id(trace, env->traceparent), data};
+    int rc = data ? ctl_event_publish(r->cfg, js, &e) : YARD_ENOMEM;
+    free(data);
+    return rc;
+}
+
 static int dlq_replay_one(yard_js_t *js, const yard_js_msg_t *m, uint64_t seq, void *ud)
 {
     dlq_replay_t *r = ud;
@@ -148,6 +167,9 @@ static int dlq_replay_one(yard_js_t *js, const yard_js_msg_t *m, uint64_t seq, v
     size_t cap = yard_env_encoded_size_max(&env), len = 0;
     char *buf = malloc(cap);
     int rc = buf ? yard_env_encode(&env, buf, cap, &len) : YARD_ENOMEM;
+    /* The event first: a replay that happens is always recorded. */
+    if (rc == 0)
+        rc = dlq_replay_event(r, js, &env, id, seq, subject);
     /* Queued first: a worker claims only a job that is not final. */
     if (rc == 0)
         rc = yard_jobs_replay(r->db, id);

@@ -23,6 +23,7 @@ static const ctl_command_t ctl_commands[] = {
      ctl_cmd_migrate},
     {"keys", "create, list and revoke API keys", ctl_keys_help, ctl_cmd_keys},
     {"dlq", "list and replay dead jobs", ctl_dlq_help, ctl_cmd_dlq},
+    {"audit", "verify and follow the hash-chained audit log", ctl_audit_help, ctl_cmd_audit},
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 
