@@ -277,7 +277,14 @@ int yard_event_batch_wait(yard_event_batch_t *b, int64_t timeout_ms)
 
 size_t yard_event_batch_count(const yard_event_batch_t *b)
 {
-    return b->added;
+    return b->added; /* written only by the adding thread */
+}
+
+void yard_event_batch_retain(yard_event_batch_t *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->refs++;
+    pthread_mutex_unlock(&b->mu);
 }
 
 void yard_event_batch_destroy(yard_event_batch_t *b)

@@ -99,7 +99,8 @@ int yard_event_publish(yard_js_t *js, const yard_event_t *e, int64_t timeout_ms)
  * For hot paths (the execute worker): add publishes each event without
  * waiting; wait blocks until every one added was acknowledged. A batch may
  * be destroyed while publishes are outstanding: their callbacks still run
- * safely (the batch is freed by the last of them). One thread uses a batch. */
+ * safely (the batch is freed by the last of them). One thread adds; any
+ * holder of a reference may wait. */
 typedef struct yard_event_batch yard_event_batch_t;
 
 /* Returns 0 and sets *out, or YARD_ENOMEM. */
@@ -110,15 +111,20 @@ int yard_event_batch_create(yard_event_batch_t **out, yard_js_t *js);
  * the event was not published, and the batch counts it as failed. */
 int yard_event_batch_add(yard_event_batch_t *b, const yard_event_t *e);
 
-/* Waits up to timeout_ms for every event added since the batch was made
- * (or last reset). Returns 0 when all were stored, YARD_ETIMEOUT when some
+/* Waits up to timeout_ms (0: only looks) for every event added since the
+ * batch was made. Returns 0 when all were stored, YARD_ETIMEOUT when some
  * are still unanswered, or the first failure's code. */
 int yard_event_batch_wait(yard_event_batch_t *b, int64_t timeout_ms);
 
 /* Number of events added since creation. */
 size_t yard_event_batch_count(const yard_event_batch_t *b);
 
-/* Releases b. NULL is a no-op. */
+/* Takes another reference to b (for another owner, e.g. each item whose
+ * event it carries); each is released with yard_event_batch_destroy. The
+ * references share the batch: wait and count see every event added. */
+void yard_event_batch_retain(yard_event_batch_t *b);
+
+/* Releases a reference to b. NULL is a no-op. */
 void yard_event_batch_destroy(yard_event_batch_t *b);
 
 /* ---- reading (the audit role) -------------------------------------------- */

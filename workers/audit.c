@@ -117,11 +117,11 @@ static int audit_add_accepted(audit_batch_t *b, const void *data, size_t len)
     uint32_t count = 0;
     int rc = yard_accepted_open(&r, data, len, &count);
     while (rc == 0 && (rc = yard_accepted_next(&r, &job)) == 1) {
+        rc = 0; /* a job read: go on to the next */
         yard_envelope_t env;
         char trace[YARD_TRACE_ID_LEN + 1], idbuf[YARD_EVENT_ID_MAX], actor[128];
         if (yard_env_decode(&env, job.env, job.len) < 0) {
             YARD_LOG_WARN(NULL, "audit: unreadable job in an accepted event; not recorded");
-            rc = 0;
             continue;
         }
         char *id = audit_keep(b, audit_strndup(env.id));

@@ -93,7 +93,7 @@ struct wk_execute_item {
     atomic_int cancelled;
     atomic_int running;
     int handed_back;                      /* drain: nak at once, write nothing (mu) */
-    int started_ok;                       /* its started event is stored (execute_events.c) */
+    yard_event_batch_t *started;          /* holds its started event (a reference), or NULL */
     wk_result_t res;
 };
 
@@ -160,8 +160,8 @@ int wk_execute_conn(wk_t *wk, PGconn **conn, yard_jobs_commit_t mode);
 /* ---- lifecycle events (execute_events.c) ---------------------------------- */
 
 /* Publishes the started events of the claimed items (claimed[i] > 0; items
- * may hold NULLs) and waits for them; sets started_ok on success. Sets each
- * such item's attempt to claimed[i]. */
+ * may hold NULLs) without waiting; each such item keeps a reference to the
+ * batch in its started field and gets its attempt set to claimed[i]. */
 void wk_execute_events_started(wk_runtime_t *rt, wk_execute_item_t **items, const int *claimed,
                                size_t n);
 

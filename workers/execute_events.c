@@ -9,9 +9,9 @@
  * are acked after it; when a publish fails nothing is written and the
  * messages come back. So an outcome PostgreSQL holds always has its event,
  * and a crash anywhere republishes under the same event ids (no-ops). A
- * started event is published by the fetcher right after the claim (one
- * wait per fetch); if that failed, the committer publishes it again with
- * the outcome.
+ * started event is published by the fetcher right after the claim, without
+ * waiting; the committer looks whether it was stored and, if not (yet),
+ * publishes it again before the outcome.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,18 +50,22 @@ void wk_execute_events_started(wk_runtime_t *rt, wk_execute_item_t **items, cons
 {
     yard_event_batch_t *b = NULL;
     if (yard_event_batch_create(&b, rt->wk->js) < 0)
-        return; /* started_ok stays 0: the committer publishes them */
+        return; /* no started batch: the committer publishes them */
     for (size_t i = 0; i < n; i++)
         if (items[i] && claimed[i] > 0) {
             items[i]->attempt = (unsigned)claimed[i];
             exec_event_started_add(b, rt->wk, items[i]);
+            yard_event_batch_retain(b);
+            items[i]->started = b;
         }
-    int ok = yard_event_batch_count(b) == 0 ||
-             yard_event_batch_wait(b, rt->wk->cfg.js_publish_timeout_ms) == 0;
-    for (size_t i = 0; ok && i < n; i++)
-        if (items[i] && claimed[i] > 0)
-            items[i]->started_ok = 1;
     yard_event_batch_destroy(b);
+}
+
+/* Nonzero once the started event of it is stored (without waiting: the
+ * fetcher's publish is usually answered by the time the job finished). */
+static int exec_event_started_stored(const wk_execute_item_t *it)
+{
+    return it->started && yard_event_batch_wait(it->started, 0) == 0;
 }
 
 void wk_execute_events_outcome(yard_event_batch_t *b, const wk_t *wk, const wk_execute_item_t *it,
@@ -88,7 +92,9 @@ void wk_execute_events_outcome(yard_event_batch_t *b, const wk_t *wk, const wk_e
     default:
         return;
     }
-    if (!it->started_ok)
+    /* Not stored (yet, or failed): again, under the same id, before the
+     * outcome on the same connection, so the stream keeps them in order. */
+    if (!exec_event_started_stored(it))
         exec_event_started_add(b, wk, it);
     exec_event_actor(actor, sizeof actor, wk);
     snprintf(key, sizeof key, "%u", rec->attempt);
