@@ -9,8 +9,9 @@
  *      trace id (a client's traceparent reaches all three rows), and
  *      `yardctl audit verify` passes (also --json and --since);
  *   2. the audit worker killed with -9 while it writes, then restarted:
- *      3,000 more jobs still give exactly three rows each, no gap, and the
- *      chain verifies;
+ *      3,000 more jobs still give exactly three rows each (a redelivered
+ *      event is appended when it comes back, so here started precedes
+ *      succeeded by event time), no gap, and the chain verifies;
  *   3. a redelivered batch of events (the same event ids appended again
  *      through yard_audit_append) adds no row;
  *   4. operator actions and failures: `yardctl keys create|revoke` give
@@ -103,9 +104,12 @@ static void wait_rows(const char *arr, int n)
 }
 
 /* Checks that each of the n jobs of arr has exactly one row of each of
- * the three events, started before succeeded, and one trace id. */
-static void expect_three_rows_each(const char *arr, int n)
+ * the three events, started before succeeded, and one trace id. Before
+ * means earlier in the chain (seq) when by_seq, else by event time: events
+ * redelivered after a crash are appended when they come back. */
+static void expect_three_rows_each(const char *arr, int n, int by_seq)
 {
+    const char *order = by_seq ? "seq" : "at";
     long long good = yt_sql_int(
         g.c.env,
         "SELECT count(*) FROM (SELECT job_id FROM audit_log WHERE job_id = ANY(%s) "
@@ -113,12 +117,12 @@ static void expect_three_rows_each(const char *arr, int n)
         " AND count(*) FILTER (WHERE event = 'job.accepted') = 1"
         " AND count(*) FILTER (WHERE event = 'job.started') = 1"
         " AND count(*) FILTER (WHERE event = 'job.succeeded') = 1"
-        " AND max(seq) FILTER (WHERE event = 'job.started') <"
-        "     max(seq) FILTER (WHERE event = 'job.succeeded')"
+        " AND max(%s) FILTER (WHERE event = 'job.started') <="
+        "     max(%s) FILTER (WHERE event = 'job.succeeded')"
         " AND count(DISTINCT detail->>'trace_id') = 1"
         " AND bool_and(detail->>'trace_id' ~ '^[0-9a-f]{32}$')"
         " AND bool_and(actor IS NOT NULL AND actor <> '')) t",
-        arr);
+        arr, order, order);
     if (good != n)
         fail_msg("expected all %d jobs with exactly accepted, started, succeeded (in order, "
                  "one trace id, actors set), got %lld",
@@ -194,7 +198,7 @@ static void test_5000_jobs_give_ordered_rows_and_verify(void **state)
     wait_rows(arr, BIG_RUN + 1);
     printf("test_wk_e2e_audit: %d audit rows written within %.2f s of the last submit\n",
            3 * (BIG_RUN + 1), (yt_now_ms() - t0) / 1000.0);
-    expect_three_rows_each(arr, BIG_RUN + 1);
+    expect_three_rows_each(arr, BIG_RUN + 1, 1);
     expect_no_gap();
 
     /* Actors: the gateway (auth off) accepted, the execute worker ran. */
@@ -262,7 +266,7 @@ static void test_audit_killed_mid_run_leaves_no_gap_or_duplicate(void **state)
     if (yt_worker_start(&g.c.audit, g.c.env, "audit", NULL, NULL, 0) != 0)
         fail_msg("expected the audit worker to start again (log above)");
     wait_rows(arr, KILL_RUN);
-    expect_three_rows_each(arr, KILL_RUN);
+    expect_three_rows_each(arr, KILL_RUN, 0);
     expect_no_gap();
     long long after = yt_sql_int(g.c.env, "SELECT count(*) FROM audit_log");
     if (after - before != 3LL * KILL_RUN)
