@@ -88,52 +88,112 @@ int yard_event_id(char out[YARD_EVENT_ID_MAX], const yard_event_t *e)
     return n > 0 && n < YARD_EVENT_ID_MAX ? 0 : YARD_EINVAL;
 }
 
-static json_t *events_str_or_null(const char *s)
+/* A growing JSON text; oom remembers a failed allocation. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} events_text_t;
+
+static int events_room(events_text_t *t, size_t more)
 {
-    return s && *s ? json_string(s) : json_null();
+    if (t->oom)
+        return 0;
+    if (t->len + more + 1 <= t->cap)
+        return 1;
+    size_t cap = t->cap ? t->cap : 256;
+    while (cap < t->len + more + 1)
+        cap *= 2;
+    char *b = realloc(t->buf, cap);
+    if (!b) {
+        t->oom = 1;
+        return 0;
+    }
+    t->buf = b;
+    t->cap = cap;
+    return 1;
+}
+
+static void events_raw(events_text_t *t, const char *s, size_t n)
+{
+    if (!events_room(t, n))
+        return;
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+/* Appends "key": then s as a JSON string, or null when s is NULL or "". */
+static void events_field(events_text_t *t, const char *key, const char *s)
+{
+    events_raw(t, ",\"", 2);
+    events_raw(t, key, strlen(key));
+    events_raw(t, "\":", 2);
+    if (!s || !*s) {
+        events_raw(t, "null", 4);
+        return;
+    }
+    size_t n = strlen(s);
+    if (!events_room(t, 6 * n + 2)) /* worst case: every byte as \u00XX */
+        return;
+    t->buf[t->len++] = '"';
+    yard_log_json_escape(t->buf, t->cap, &t->len, s, n);
+    t->buf[t->len++] = '"';
+    t->buf[t->len] = '\0';
+}
+
+/* Nonzero when data looks like one JSON object: '{' ... '}' (callers pass
+ * JSON they built; the audit role's reader checks it in full). */
+static int events_data_ok(const char *data, size_t *n)
+{
+    const char *p = data, *end = data + strlen(data);
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\t' || end[-1] == '\r'))
+        end--;
+    *n = (size_t)(end - data);
+    return end - p >= 2 && *p == '{' && end[-1] == '}';
 }
 
 int yard_event_encode(yard_event_msg_t *out, const yard_event_t *e)
 {
-    char name[YARD_EVENT_NAME_MAX + 16];
-    json_t *data = NULL, *root = NULL;
+    char name[YARD_EVENT_NAME_MAX + 16], num[32];
+    events_text_t t = {0};
+    size_t data_len = 2;
+    const char *data = e->data_json && *e->data_json ? e->data_json : "{}";
     int rc = yard_event_id(out->id, e);
     out->body = NULL;
+    if (rc == 0 && !events_data_ok(data, &data_len))
+        rc = YARD_EINVAL;
     if (rc < 0) {
-        YARD_LOG_ERROR(NULL, "events: refused an event (%s %s of %s by %s): bad name, id or actor",
+        YARD_LOG_ERROR(NULL, "events: refused an event (%s %s of %s by %s): bad name, id, actor "
+                             "or data",
                        yard_event_domain_prefix(e->domain), e->name ? e->name : "(none)",
                        e->subject_id ? e->subject_id : "(none)", e->actor ? e->actor : "(none)");
         return rc;
     }
     snprintf(out->subject, sizeof out->subject, "%s%s", events_subject_root(e->domain), e->name);
     snprintf(name, sizeof name, "%s.%s", yard_event_domain_prefix(e->domain), e->name);
-    if (e->data_json && *e->data_json) {
-        json_error_t jerr;
-        data = json_loads(e->data_json, JSON_REJECT_DUPLICATES, &jerr);
-        if (!json_is_object(data)) {
-            YARD_LOG_ERROR(NULL, "events: %s: data is not a JSON object (%s)", out->id,
-                           data ? "another JSON value" : jerr.text);
-            json_decref(data);
-            return YARD_EINVAL;
-        }
-    } else {
-        data = json_object();
-    }
-    root = json_pack("{s:i, s:s, s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o}", "v", 1, "id", out->id,
-                     "event", name, "at", (json_int_t)(e->at_ms ? e->at_ms : events_now_ms()),
-                     "actor", e->actor, "trace_id", events_str_or_null(e->trace_id), "job_id",
-                     events_str_or_null(e->domain == YARD_EVENT_JOB ? e->subject_id : NULL),
-                     "workflow_id",
-                     events_str_or_null(e->domain == YARD_EVENT_WORKFLOW ? e->subject_id : NULL),
-                     "target", events_str_or_null(e->domain == YARD_EVENT_OPS ? e->subject_id : NULL),
-                     "data", data);
-    if (!root)
-        return YARD_ENOMEM; /* json_pack's "o" consumed data */
-    out->body = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (!out->body)
+    snprintf(num, sizeof num, "%lld", (long long)(e->at_ms ? e->at_ms : events_now_ms()));
+    events_raw(&t, "{\"v\":1", 6);
+    events_field(&t, "id", out->id);
+    events_field(&t, "event", name);
+    events_raw(&t, ",\"at\":", 6);
+    events_raw(&t, num, strlen(num));
+    events_field(&t, "actor", e->actor);
+    events_field(&t, "trace_id", e->trace_id);
+    events_field(&t, "job_id", e->domain == YARD_EVENT_JOB ? e->subject_id : NULL);
+    events_field(&t, "workflow_id", e->domain == YARD_EVENT_WORKFLOW ? e->subject_id : NULL);
+    events_field(&t, "target", e->domain == YARD_EVENT_OPS ? e->subject_id : NULL);
+    events_raw(&t, ",\"data\":", 8);
+    events_raw(&t, data, data_len);
+    events_raw(&t, "}", 1);
+    if (t.oom) {
+        free(t.buf);
         return YARD_ENOMEM;
-    out->len = strlen(out->body);
+    }
+    out->body = t.buf;
+    out->len = t.len;
     return 0;
 }
 
@@ -323,9 +383,11 @@ int yard_event_read(yard_event_read_t *out, const void *data, size_t len)
     out->target = events_get_str(root, "target");
     out->at_ms = json_integer_value(json_object_get(root, "at"));
     json_t *d = json_object_get(root, "data");
-    out->data_json = json_is_object(d) ? json_dumps(d, JSON_COMPACT) : strdup("{}");
-    if (!out->id || !out->event || !out->actor || out->at_ms <= 0 || !out->data_json) {
-        int rc = out->data_json ? YARD_EFORMAT : YARD_ENOMEM;
+    if (!json_is_object(d) && json_object_set_new(root, "data", json_object()) == 0)
+        d = json_object_get(root, "data");
+    out->data = json_is_object(d) ? d : NULL;
+    if (!out->id || !out->event || !out->actor || out->at_ms <= 0 || !out->data) {
+        int rc = out->data ? YARD_EFORMAT : YARD_ENOMEM;
         yard_event_read_free(out);
         return rc;
     }
@@ -336,7 +398,6 @@ void yard_event_read_free(yard_event_read_t *out)
 {
     if (!out)
         return;
-    free(out->data_json);
     json_decref(out->root);
     memset(out, 0, sizeof *out);
 }

@@ -82,9 +82,10 @@ const char *yard_event_domain_prefix(yard_event_domain_t d);
  * required field, its name is not [a-z0-9_]{1,32}, or the id does not fit. */
 int yard_event_id(char out[YARD_EVENT_ID_MAX], const yard_event_t *e);
 
-/* Encodes e into *out (free its body with yard_event_msg_free). Returns 0,
- * YARD_EINVAL (a bad field or data_json not a JSON object; logged), or
- * YARD_ENOMEM. */
+/* Encodes e into *out (free its body with yard_event_msg_free). data_json
+ * is copied as it is (only its braces are checked: pass JSON you built).
+ * Returns 0, YARD_EINVAL (a bad field, or data_json not braced; logged),
+ * or YARD_ENOMEM. */
 int yard_event_encode(yard_event_msg_t *out, const yard_event_t *e);
 
 /* Frees m's body; m may then be encoded into again. NULL is a no-op. */
@@ -133,7 +134,7 @@ void yard_event_batch_destroy(yard_event_batch_t *b);
 typedef struct {
     const char *id, *event, *actor, *trace_id, *job_id, *workflow_id, *target;
     int64_t at_ms;
-    char *data_json; /* malloc'd compact JSON of "data" ("{}" when absent) */
+    void *data;      /* json_t * of "data" (an object, possibly empty), owned by root */
     void *root;      /* json_t *, owned */
 } yard_event_read_t;
 

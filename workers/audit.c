@@ -166,14 +166,11 @@ static int audit_add_accepted(audit_batch_t *b, const void *data, size_t len)
 static int audit_add_event(audit_batch_t *b, const char *subject, const void *data, size_t len)
 {
     yard_event_read_t ev;
-    json_error_t jerr;
     if (yard_event_read(&ev, data, len) < 0) {
         YARD_LOG_WARN(NULL, "audit: unreadable event on %s; not recorded", subject);
         return 0;
     }
-    json_t *d = json_loads(ev.data_json, 0, &jerr);
-    if (!d)
-        d = json_object();
+    json_t *d = ev.data; /* the row's detail: the data, the trace id, the target */
     audit_set_str(d, "trace_id", ev.trace_id);
     if (ev.target)
         audit_set_str(d, "target", ev.target);
@@ -189,7 +186,6 @@ static int audit_add_event(audit_batch_t *b, const char *subject, const void *da
     row.workflow_id = audit_uuid_ok(ev.workflow_id) ? audit_keep(b, strdup(ev.workflow_id)) : NULL;
     row.actor = audit_keep(b, strdup(ev.actor));
     row.detail = audit_keep(b, json_dumps(d, JSON_COMPACT));
-    json_decref(d);
     int oom = !row.event_id || !row.event || !row.actor || !row.detail ||
               (ev.job_id && audit_uuid_ok(ev.job_id) && !row.job_id);
     yard_event_read_free(&ev);
