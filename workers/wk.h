@@ -3,7 +3,8 @@
  *
  * yard-worker runs one role: execute (run jobs of some queues), schedule
  * (hold delayed jobs until run_at), or audit (record every submitted job as
- * queued in PostgreSQL). main.c parses the command line; app.c serves
+ * queued in PostgreSQL, and every lifecycle event as a row of the
+ * hash-chained audit_log). main.c parses the command line; app.c serves
  * /healthz, /readyz and /metrics on its own port (libyard's HTTP server on
  * the main thread's loop) and starts the role, whose threads do the work.
  */
