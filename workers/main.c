@@ -25,7 +25,7 @@ static void usage(FILE *out)
             "            batches, run handlers (noop, echo, sleep, fail, http, exec mappings),\n"
             "            record every attempt in PostgreSQL, retry with backoff, dead-letter\n"
             "  schedule  hold jobs with a future run_at and release them when due\n"
-            "  audit     record every submitted job as queued in PostgreSQL\n"
+            "  audit     record submitted jobs as queued, and every lifecycle event in the audit log\n"
             "\n"
             "Options:\n"
             "  --queues a,b        execute: the queues to serve\n"
