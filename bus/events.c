@@ -79,7 +79,10 @@ static int events_token_valid(const char *s)
 
 int yard_event_id(char out[YARD_EVENT_ID_MAX], const yard_event_t *e)
 {
-    if (!events_name_valid(e->name) || !events_token_valid(e->subject_id) ||
+    /* events.jobs.accepted carries the gateway's grouped binary event
+     * (accepted.h), which the submissions consumer reads: never JSON. */
+    int grouped = e->domain == YARD_EVENT_JOB && e->name && !strcmp(e->name, YARD_EVENT_ACCEPTED);
+    if (grouped || !events_name_valid(e->name) || !events_token_valid(e->subject_id) ||
         (e->key && !events_token_valid(e->key)) || !e->actor || !*e->actor ||
         !events_subject_root(e->domain))
         return YARD_EINVAL;

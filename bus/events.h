@@ -79,7 +79,9 @@ typedef struct {
 const char *yard_event_domain_prefix(yard_event_domain_t d);
 
 /* Writes e's event id into out. Returns 0, or YARD_EINVAL when e misses a
- * required field, its name is not [a-z0-9_]{1,32}, or the id does not fit. */
+ * required field, its name is not [a-z0-9_]{1,32}, the id does not fit, or
+ * it is job.accepted (only the gateway's grouped event, accepted.h, goes on
+ * events.jobs.accepted; the audit role derives each job's id itself). */
 int yard_event_id(char out[YARD_EVENT_ID_MAX], const yard_event_t *e);
 
 /* Encodes e into *out (free its body with yard_event_msg_free). data_json

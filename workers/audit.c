@@ -138,8 +138,9 @@ static int audit_add_accepted(audit_batch_t *b, const void *data, size_t len)
         audit_set_str(d, "trace_id", tid);
         free(type);
         free(queue);
-        yard_event_t e = {YARD_EVENT_JOB, YARD_EVENT_ACCEPTED, id, NULL, actor, 0, NULL, NULL};
-        if (!id || yard_event_id(idbuf, &e) < 0) {
+        /* ev.job.accepted.<id>, the id scheme of events.h (id is UUID text). */
+        if (!id || !audit_uuid_ok(id) ||
+            snprintf(idbuf, sizeof idbuf, "ev.job.%s.%s", YARD_EVENT_ACCEPTED, id) < 0) {
             json_decref(d);
             YARD_LOG_WARN(NULL, "audit: accepted job without a usable id; not recorded");
             continue;

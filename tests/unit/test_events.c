@@ -88,6 +88,7 @@ static void test_bad_events_are_refused(void **state)
         {YARD_EVENT_JOB, "started", JOB, "1 2", "a", 0, NULL, NULL},    /* space in key */
         {YARD_EVENT_JOB, "started", JOB, NULL, NULL, 0, NULL, NULL},    /* no actor */
         {YARD_EVENT_JOB, "started", JOB, NULL, "a", 0, NULL, "[1,2]"}, /* data not an object */
+        {YARD_EVENT_JOB, "accepted", JOB, NULL, "a", 0, NULL, NULL},    /* the grouped subject */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (yard_event_encode(&m, &bad[i]) != YARD_EINVAL)
