@@ -35,15 +35,17 @@ CTL_SRC  := $(wildcard ops/*.c)
 HARN_SRC := $(wildcard tests/harness/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 INTG_SRC := $(wildcard tests/integration/test_*.c)
+CHAOS_SRC := $(wildcard tests/chaos/chaos_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB      := $(BUILD)/libyard.a
 HARN_OBJ := $(call obj,$(HARN_SRC))
-TESTS    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC) $(INTG_SRC))
+CHAOS    := $(patsubst %.c,$(BUILD)/%,$(CHAOS_SRC))
+TESTS    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC) $(INTG_SRC)) $(CHAOS)
 PROGS    := $(BIN)/yard-gateway $(BIN)/yard-worker $(BIN)/yardctl
 LOADGEN  := $(BUILD)/bench/yard-load
 
-.PHONY: all deps test asan up down bench fuzz install clean FORCE
+.PHONY: all deps test chaos asan up down status bench fuzz install clean FORCE
 # Keep test objects between builds (they are intermediate files to make).
 .SECONDARY:
 all: $(PROGS) $(TESTS) $(LOADGEN)
@@ -60,6 +62,7 @@ $(BUILD)/obj/ops/%.o:     INC = -Ibus -Iops
 $(BUILD)/obj/tests/%.o:   INC = -Ibus -Itests/harness
 $(BUILD)/obj/tests/unit/test_gw_%.o $(BUILD)/obj/tests/integration/test_gw_%.o: INC += -Igateway
 $(BUILD)/obj/tests/unit/test_wk_%.o $(BUILD)/obj/tests/integration/test_wk_%.o: INC += -Iworkers
+$(BUILD)/obj/tests/unit/test_ctl_%.o: INC += -Iops
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INC) $(DEFS) -c $< -o $@
@@ -107,10 +110,12 @@ $(BIN)/yardctl: $(call obj,$(CTL_SRC)) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Every test is its own binary: its source, the harness and libyard. Unit
-# tests of a program's modules are named after it (test_gw_*, test_wk_*) and
+# tests of a program's modules are named after it (test_gw_*, test_wk_*,
+# test_ctl_*) and
 # link that program's objects except its main.
 GW_MOD_OBJ := $(call obj,$(filter-out gateway/main.c,$(GW_SRC)))
 WK_MOD_OBJ := $(call obj,$(filter-out workers/main.c,$(WK_SRC)))
+CTL_MOD_OBJ := $(call obj,$(filter-out ops/main.c,$(CTL_SRC)))
 define module_tests # kind (unit, integration), prefix (gw, wk), objects
 $(BUILD)/tests/$(1)/test_$(2)_%: $(BUILD)/obj/tests/$(1)/test_$(2)_%.o $(3) $(HARN_OBJ) $(LIB)
 	@mkdir -p $$(dir $$@)
@@ -118,6 +123,7 @@ $(BUILD)/tests/$(1)/test_$(2)_%: $(BUILD)/obj/tests/$(1)/test_$(2)_%.o $(3) $(HA
 endef
 $(foreach k,unit integration,$(eval $(call module_tests,$(k),gw,$(GW_MOD_OBJ))))
 $(foreach k,unit integration,$(eval $(call module_tests,$(k),wk,$(WK_MOD_OBJ))))
+$(eval $(call module_tests,unit,ctl,$(CTL_MOD_OBJ)))
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HARN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
@@ -145,9 +151,11 @@ FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c
 # What fuzz targets may reach: libyard without PostgreSQL, and the gateway's
 # input decoding.
 FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c,$(LIB_SRC)) gateway/body.c gateway/job_spec.c
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
+# Targets that reach a worker's parsers get those files too.
+FUZZ_EXTRA_exec_config := workers/exec_config.c workers/registry.c
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard workers/*.c)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $< $(FUZZ_SRC) $(FUZZ_LIBS) -o $@
+	clang $(FUZZ_FLAGS) -Iworkers $< $(FUZZ_SRC) $(FUZZ_EXTRA_$*) $(FUZZ_LIBS) -o $@
 fuzz: deps
 	@command -v clang >/dev/null || (apt-get install -y -qq clang >/dev/null)
 	@$(MAKE) --no-print-directory $(FUZZERS)
@@ -163,6 +171,11 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@YARD_BIN=$(abspath $(BIN)) tests/run.sh $(TESTS)
 
+# The chaos scenarios alone (`make test` runs them too, last).
+chaos: deps
+	@$(MAKE) --no-print-directory $(PROGS) $(CHAOS)
+	@YARD_BIN=$(abspath $(BIN)) tests/run.sh $(CHAOS)
+
 asan: deps
 	@$(MAKE) --no-print-directory all BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g" \
 		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
@@ -177,6 +190,10 @@ up: deps
 
 down:
 	@ops/cluster.sh down
+
+# What runs: PID, alive or dead, ports, readiness (exit 3 when not all ready).
+status:
+	@ops/cluster.sh status
 
 clean:
 	rm -rf build build-asan bin

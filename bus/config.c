@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "redact.h"
 #include "err.h"
 #include "log.h"
 
@@ -41,6 +42,7 @@ static const cfg_key_t cfg_keys[] = {
     INT(js_max_deliver, 25, 2, 1000),
     INT(js_ack_wait_s, 60, 1, 86400 + 600),
     INT(js_publish_max_pending, 32768, 1, 1 << 20),
+    INT(js_publish_max_pending_bytes, 67108864, 1 << 20, INT64_C(1) << 34),
     INT(js_publish_timeout_ms, 5000, 10, 600000),
     INT(js_events_max_age_s, 604800, 60, 365LL * 86400),
     INT(js_dlq_max_age_s, 0, 0, 3650LL * 86400),
@@ -53,6 +55,9 @@ static const cfg_key_t cfg_keys[] = {
     INT(http_max_connections, 1024, 1, 1 << 20),
     INT(http_read_timeout_ms, 10000, 50, 600000),
     INT(http_idle_timeout_ms, 60000, 50, 3600000),
+    INT(http_max_connections_per_client, 256, 1, 1 << 20),
+    INT(http_max_conn_buffer, 2097152, 65536, INT64_C(1) << 32),
+    INT(http_max_buffer, 268435456, 1048576, INT64_C(1) << 40),
     BOOL(auth_disabled, 0),
     INT(auth_refresh_s, 5, 1, 3600),
     STR(id_secret, "", 1),
@@ -69,6 +74,9 @@ static const cfg_key_t cfg_keys[] = {
     BOOL(worker_retry_unknown_types, 0),
     INT(rescue_after_s, 120, 1, 86400),
     INT(rescue_interval_s, 10, 1, 3600),
+    INT(retention_s, 1209600, 60, 3650LL * 86400),
+    INT(retention_interval_s, 300, 1, 86400),
+    INT(retention_batch, 1000, 1, 100000),
     INT(metrics_max_types, 50, 0, 1000),
     STR(exec_config, "", 0),
     BOOL(handlers_allow_crash, 0),
@@ -179,6 +187,13 @@ int yard_config_load_file(yard_config_t *cfg, const char *path)
         YARD_LOG_ERROR(NULL, "config: cannot read %s: %s", path, strerror(errno));
         return YARD_EIO;
     }
+    int rc = yard_config_load_stream(cfg, f, path);
+    fclose(f);
+    return rc;
+}
+
+int yard_config_load_stream(yard_config_t *cfg, FILE *f, const char *path)
+{
     char line[2048], where[600];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
@@ -215,7 +230,6 @@ int yard_config_load_file(yard_config_t *cfg, const char *path)
         if (rc < 0)
             cfg_log_bad(k, where, value, rc);
     }
-    fclose(f);
     return rc;
 }
 
@@ -283,29 +297,6 @@ int yard_config_load(yard_config_t *cfg, const char *path)
     return yard_config_validate(cfg);
 }
 
-/* Writes value to out with any password in a URL (user:pass@) or a
- * conninfo (password=...) replaced by ***. */
-static void cfg_print_masked_dsn(const char *v, FILE *out)
-{
-    const char *at = strchr(v, '@'), *scheme = strstr(v, "://");
-    if (scheme && at && at > scheme) {
-        const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-        if (colon) {
-            fprintf(out, "%.*s:***%s\n", (int)(colon - v), v, at);
-            return;
-        }
-    }
-    const char *pw = strstr(v, "password=");
-    if (pw) {
-        const char *end = pw + 9;
-        while (*end && !isspace((unsigned char)*end))
-            end++;
-        fprintf(out, "%.*spassword=***%s\n", (int)(pw - v), v, end);
-        return;
-    }
-    fprintf(out, "%s\n", v);
-}
-
 void yard_config_print(const yard_config_t *cfg, FILE *out)
 {
     for (size_t i = 0; i < CFG_NKEYS; i++) {
@@ -316,8 +307,9 @@ void yard_config_print(const yard_config_t *cfg, FILE *out)
             int64_t v;
             memcpy(&v, field, sizeof v);
             fprintf(out, "%lld\n", (long long)v);
-        } else if (strcmp(k->name, "pg_dsn") == 0) {
-            cfg_print_masked_dsn(field, out);
+        } else if (strcmp(k->name, "pg_dsn") == 0 || strcmp(k->name, "nats_url") == 0) {
+            char masked[4096];
+            fprintf(out, "%s\n", yard_redact_dsn(masked, sizeof masked, field));
         } else if (k->secret && field[0]) {
             fprintf(out, "***\n");
         } else {

@@ -28,6 +28,7 @@ typedef struct {
     int64_t js_max_deliver;        /* consumer MaxDeliver: ceiling on attempts */
     int64_t js_ack_wait_s;         /* consumer AckWait */
     int64_t js_publish_max_pending; /* async publishes in flight */
+    int64_t js_publish_max_pending_bytes; /* ... and the bytes they hold */
     int64_t js_publish_timeout_ms; /* wait for a PubAck */
     int64_t js_events_max_age_s;   /* EVENTS retention */
     int64_t js_dlq_max_age_s;      /* DLQ retention (0 = forever) */
@@ -41,6 +42,9 @@ typedef struct {
     int64_t http_max_connections;
     int64_t http_read_timeout_ms;
     int64_t http_idle_timeout_ms;
+    int64_t http_max_connections_per_client; /* open connections from one address */
+    int64_t http_max_conn_buffer; /* bodies and answers one connection holds before it is not read */
+    int64_t http_max_buffer;      /* ... all connections hold; a body beyond it gets 503 */
     /* auth */
     int64_t auth_disabled;         /* 1 = no API keys (local development only) */
     int64_t auth_refresh_s;        /* API key cache refresh */
@@ -60,6 +64,9 @@ typedef struct {
     int64_t worker_retry_unknown_types; /* 1 = retry jobs of a type without handler */
     int64_t rescue_after_s;        /* republish a job stuck this long whose message is gone */
     int64_t rescue_interval_s;     /* how often the schedule role looks for such jobs */
+    int64_t retention_s;           /* keep finished jobs (and attempts) this long */
+    int64_t retention_interval_s;  /* how often the schedule role prunes */
+    int64_t retention_batch;       /* rows deleted per transaction */
     int64_t metrics_max_types;     /* job types named in yard_jobs_completed_total; later
                                     * distinct types are counted as "other" */
     char exec_config[YARD_CONFIG_STR_MAX]; /* file mapping job types to programs ("" = none) */
@@ -78,6 +85,9 @@ int yard_config_set(yard_config_t *cfg, const char *key, const char *value);
  * YARD_EIO if it cannot be read, or the first yard_config_set error; an error
  * is logged with the file name and line. */
 int yard_config_load_file(yard_config_t *cfg, const char *path);
+
+/* The same for lines read from f (name is used in messages); f stays open. */
+int yard_config_load_stream(yard_config_t *cfg, FILE *f, const char *name);
 
 /* Applies every YARD_<KEY> variable in envp (NULL-terminated, like environ).
  * Unknown YARD_ variables are ignored (YARD_CONFIG and the like). Returns 0 or

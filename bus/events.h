@@ -7,7 +7,7 @@
  * Subjects (YARD_SUBJ_EVENT_* in js.h):
  *   events.jobs.<name>       job.<name>: accepted (the gateway's grouped
  *                            event, accepted.h), started, attempt_failed,
- *                            succeeded, dead, cancelled, replayed
+ *                            succeeded, dead, cancelled, replayed, purged
  *   events.workflows.<name>  workflow.<name>
  *   events.ops.<name>        ops.<name>: key_created, key_revoked, ...
  *
@@ -50,6 +50,7 @@ typedef enum { YARD_EVENT_JOB = 0, YARD_EVENT_WORKFLOW, YARD_EVENT_OPS } yard_ev
 #define YARD_EVENT_DEAD "dead"
 #define YARD_EVENT_CANCELLED "cancelled"
 #define YARD_EVENT_REPLAYED "replayed"
+#define YARD_EVENT_PURGED "purged" /* its dead letter deleted (yardctl dlq purge) */
 /* Operator actions (events.ops.<name>). */
 #define YARD_EVENT_KEY_CREATED "key_created"
 #define YARD_EVENT_KEY_REVOKED "key_revoked"
@@ -60,8 +61,9 @@ typedef struct {
     const char *name;       /* required: a YARD_EVENT_* name, [a-z0-9_] */
     const char *subject_id; /* required: job id, workflow id, or the ops target */
     const char *key;        /* repeats of the event (attempt, seq); NULL: it happens once */
-    const char *actor;      /* required: "key:<api key id>", "worker:<role>@<host:pid>",
-                             * "operator:<user>" */
+    const char *actor;      /* required: "key:<api key id>" (or "api:<id>" for a DLQ
+                             * replay), "gateway" (auth off), "worker:<role>@<host:pid>",
+                             * "yardctl:<login>" */
     int64_t at_ms;          /* Unix ms; 0: now */
     const char *trace_id;   /* 32 hex, or NULL */
     const char *data_json;  /* a JSON object's text, or NULL for {} */

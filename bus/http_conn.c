@@ -15,6 +15,7 @@
  * answers are written, then the error, then the connection closes; the
  * bytes after the error are never parsed.
  */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,6 +37,44 @@ static int conn_error(yard_http_conn_t *c, int status, const char *code, const c
     c->err_code = code;
     c->err_msg = msg;
     return -1;
+}
+
+/* ---- memory budgets ---- */
+
+#define MEM_TRIM_AFTER (32u << 20) /* a peak above this is given back once it has passed */
+
+void http_mem_charge(yard_http_conn_t *c, long long delta)
+{
+    http_ctx_t *ctx = c->ctx;
+
+    c->mem_used = (size_t)((long long)c->mem_used + delta);
+    ctx->mem_used = (size_t)((long long)ctx->mem_used + delta);
+    if (ctx->mem_used > ctx->mem_peak) {
+        ctx->mem_peak = ctx->mem_used;
+    } else if (ctx->mem_peak > MEM_TRIM_AFTER && ctx->mem_used < ctx->mem_peak / 8) {
+        /* A flood has passed: glibc keeps freed heap for reuse; give it back. */
+        malloc_trim(0);
+        ctx->mem_peak = ctx->mem_used;
+    }
+}
+
+void http_mem_recharge(yard_http_req_t *req)
+{
+    size_t now = req->heap_body_cap + req->heap_out_cap;
+
+    if (now != req->charged)
+        http_mem_charge(req->conn, (long long)now - (long long)req->charged);
+    req->charged = now;
+}
+
+/* Whether c may parse more requests now: its pipeline has room, the
+ * client takes its answers, and what it holds is within its budget (the
+ * request being received may always complete, or nothing would). */
+static int conn_can_parse(const yard_http_conn_t *c)
+{
+    if (c->nqueued >= HTTP_MAX_PIPELINE || c->write_busy)
+        return 0;
+    return c->mem_used <= c->ctx->lim.max_conn_buffer || c->nqueued == (c->cur ? 1u : 0u);
 }
 
 /* Appends req to the response queue. */
@@ -295,12 +334,16 @@ static int head_check(yard_http_conn_t *c, yard_http_req_t *req)
     return 0;
 }
 
-/* Makes room for need more body bytes: in the arena after the head while it
- * fits, then on the heap. Returns 0 or -1 (ENOMEM). */
-static int body_reserve(yard_http_req_t *req, size_t arena_cap, size_t max_body, size_t need)
+/* Makes room for need more body bytes (that have arrived): in the arena
+ * after the head while they fit, then on the heap, growing at most to twice
+ * what has arrived and never beyond the announced length (0: unknown).
+ * Returns 0, or -1 with the connection's error set (ENOMEM, or 503 when the
+ * server's buffer budget is spent). */
+static int body_reserve(yard_http_conn_t *c, yard_http_req_t *req, size_t need, size_t announced)
 {
+    const http_ctx_t *ctx = c->ctx;
     size_t want = req->body_len + need;
-    size_t arena_room = arena_cap - req->head_len - 1;
+    size_t arena_room = ctx->arena_cap - req->head_len - 1;
     int in_arena = req->body_cap && req->body != req->heap_body;
 
     if (want <= req->body_cap)
@@ -311,16 +354,24 @@ static int body_reserve(yard_http_req_t *req, size_t arena_cap, size_t max_body,
         return 0;
     }
     if (want > req->heap_body_cap) {
-        size_t cap = req->heap_body_cap * 2 < max_body ? req->heap_body_cap * 2 : max_body;
+        size_t cap = req->heap_body_cap * 2;
         if (cap < want)
             cap = want;
-        if (cap < 1024)
-            cap = 1024;
+        if (cap < 16 * 1024)
+            cap = 16 * 1024;
+        if (announced && cap > announced)
+            cap = announced > want ? announced : want;
+        if (cap > ctx->lim.max_body)
+            cap = want;
+        if (ctx->mem_used + (cap - req->heap_body_cap) > ctx->lim.max_buffer)
+            return conn_error(c, 503, "server_busy",
+                              "the server holds too many request bodies; retry shortly");
         char *b = realloc(req->heap_body, cap);
         if (!b)
-            return -1;
+            return conn_error(c, 0, NULL, NULL);
         req->heap_body = b;
         req->heap_body_cap = cap;
+        http_mem_recharge(req);
     }
     if (in_arena && req->body_len)
         memcpy(req->heap_body, req->body, req->body_len);
@@ -343,10 +394,7 @@ static int on_headers_complete(http_parser *p)
     req->http10 = p->http_major == 1 && p->http_minor == 0;
     if (head_check(c, req))
         return -1;
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length &&
-        body_reserve(req, c->ctx->arena_cap, c->ctx->lim.max_body,
-                     (size_t)p->content_length))
-        return conn_error(c, 0, NULL, NULL);
+    /* Nothing is reserved for the body before its bytes arrive. */
     return 0;
 }
 
@@ -357,8 +405,8 @@ static int on_body(http_parser *p, const char *at, size_t n)
 
     if (n > c->ctx->lim.max_body - req->body_len)
         return conn_error(c, 413, "payload_too_large", "request body too large");
-    if (body_reserve(req, c->ctx->arena_cap, c->ctx->lim.max_body, n))
-        return conn_error(c, 0, NULL, NULL);
+    if (body_reserve(c, req, n, (p->flags & F_CONTENTLENGTH) ? req->body_len + n + (size_t)p->content_length : 0))
+        return -1;
     memcpy(req->body + req->body_len, at, n);
     req->body_len += n;
     return 0;
@@ -433,7 +481,7 @@ static size_t conn_parse(yard_http_conn_t *c, const char *data, size_t len)
 {
     size_t done = 0;
 
-    while (done < len && !c->stop_parsing && !c->dead && c->nqueued < HTTP_MAX_PIPELINE) {
+    while (done < len && !c->stop_parsing && !c->dead && conn_can_parse(c)) {
         c->chunk = data + done;
         size_t n = http_parser_execute(&c->parser, &parser_settings, data + done, len - done);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -564,7 +612,7 @@ void http_conn_drive(yard_http_conn_t *c)
     c->driving = 1;
     do {
         c->again = 0;
-        if (!c->stop_parsing && !c->dead && c->nqueued < HTTP_MAX_PIPELINE)
+        if (!c->stop_parsing && !c->dead && conn_can_parse(c))
             conn_parse_input(c);
         conn_flush(c);
     } while (c->again && !c->dead);
@@ -580,7 +628,7 @@ void http_conn_feed(yard_http_conn_t *c, const char *data, size_t len)
         return;
     c->in = data;
     c->in_len = len;
-    if (!c->backlog_len && c->nqueued < HTTP_MAX_PIPELINE)
+    if (!c->backlog_len && conn_can_parse(c))
         http_conn_drive(c);
     if (!c->in_len || c->stop_parsing || c->dead) {
         c->in_len = 0;
@@ -595,6 +643,7 @@ void http_conn_feed(yard_http_conn_t *c, const char *data, size_t len)
             c->ops->changed(c);
             return;
         }
+        http_mem_charge(c, (long long)cap - (long long)c->backlog_cap);
         c->backlog = b;
         c->backlog_cap = cap;
     }
@@ -694,6 +743,8 @@ void http_conn_unref(yard_http_conn_t *c)
 {
     if (--c->refs)
         return;
+    if (c->backlog_cap)
+        http_mem_charge(c, -(long long)c->backlog_cap);
     free(c->backlog);
     c->ops->release(c);
 }

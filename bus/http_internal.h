@@ -50,6 +50,8 @@ typedef struct {
     size_t npool;
     size_t head_cap;  /* arena bytes the head may use: limit plus terminators */
     size_t arena_cap; /* head_cap + HTTP_ARENA_SPARE */
+    size_t mem_used; /* heap bytes held by the connections' requests and backlogs */
+    size_t mem_peak; /* highest mem_used since memory was last given back to the OS */
     size_t rnd_used;
     unsigned char rnd[HTTP_RND_POOL];
 } http_ctx_t;
@@ -96,6 +98,7 @@ struct yard_http_req {
     size_t out_len;
     char *heap_out;
     size_t heap_out_cap;
+    size_t charged;    /* heap_body_cap + heap_out_cap as counted in the memory budgets */
     uint32_t head_len; /* arena bytes used by the head (terminators included) */
     uint32_t raw_len;  /* head bytes counted against max_header_bytes */
     uint32_t url_off, url_len, path_len, query_off, query_len;
@@ -135,6 +138,7 @@ struct yard_http_conn {
     size_t in_len;
     char *backlog; /* bytes received while paused (pipeline full) */
     size_t backlog_len, backlog_cap;
+    size_t mem_used; /* heap bytes its requests and backlog hold (in ctx->mem_used too) */
     const char *chunk; /* start of the bytes the parser is working on */
     uint8_t lf_blank;  /* the bytes before chunk end in a line break and blanks */
     uint8_t last_cb;   /* which element the parser's last data callback fed */
@@ -182,6 +186,16 @@ int http_conn_timer_mode(const yard_http_conn_t *c);
 
 /* Re-runs the connection's work loop (after a response or a write). */
 void http_conn_drive(yard_http_conn_t *c);
+
+/* ---- memory budgets (http_conn.c) ---- */
+
+/* Counts req's heap buffers again in its connection's and the server's
+ * memory use, after they grew or were freed. */
+void http_mem_recharge(yard_http_req_t *req);
+
+/* Adds delta (may be negative) to c's and the server's memory use; gives
+ * memory back to the OS after a flood has passed. */
+void http_mem_charge(yard_http_conn_t *c, long long delta);
 
 /* ---- http_request.c ---- */
 

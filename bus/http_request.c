@@ -29,6 +29,9 @@
 #define DEF_MAX_CONNECTIONS 1024
 #define DEF_READ_TIMEOUT_MS 10000
 #define DEF_IDLE_TIMEOUT_MS 60000
+#define DEF_MAX_CONNECTIONS_PER_CLIENT 256
+#define DEF_MAX_CONN_BUFFER (2u << 20)
+#define DEF_MAX_BUFFER (256u << 20)
 #define CAP_MAX_HEADER_BYTES (1024 * 1024) /* offsets are 32-bit; keep it sane */
 #define CAP_MAX_HEADERS 4096
 #define ERROR_BODY_MAX 1024
@@ -62,6 +65,12 @@ void http_ctx_init(http_ctx_t *ctx, const yard_http_options_t *opts)
         l->read_timeout_ms = DEF_READ_TIMEOUT_MS;
     if (!l->idle_timeout_ms)
         l->idle_timeout_ms = DEF_IDLE_TIMEOUT_MS;
+    if (!l->max_connections_per_client)
+        l->max_connections_per_client = DEF_MAX_CONNECTIONS_PER_CLIENT;
+    if (!l->max_conn_buffer)
+        l->max_conn_buffer = DEF_MAX_CONN_BUFFER;
+    if (!l->max_buffer)
+        l->max_buffer = DEF_MAX_BUFFER;
     ctx->handler = opts->handler;
     ctx->handler_ud = opts->handler_ud;
     ctx->observe = opts->observe;
@@ -136,6 +145,10 @@ void http_req_free(yard_http_req_t *req)
 void http_req_put(yard_http_conn_t *c, yard_http_req_t *req)
 {
     http_ctx_t *ctx = c->ctx;
+
+    if (req->charged)
+        http_mem_charge(c, -(long long)req->charged);
+    req->charged = 0;
 
     if (ctx->npool >= HTTP_POOL_KEEP) {
         http_req_free(req);
@@ -438,6 +451,7 @@ static char *out_space(yard_http_req_t *req, size_t n)
         free(req->heap_out);
         req->heap_out = malloc(n);
         req->heap_out_cap = req->heap_out ? n : 0;
+        http_mem_recharge(req);
     }
     return req->heap_out;
 }
@@ -522,6 +536,16 @@ static int req_answer(yard_http_req_t *req, int status, const char *content_type
         return rc;
     }
     req->state = HTTP_REQ_READY;
+    /* The handler is done with the body: a large one is not kept while the
+     * answer waits for its turn behind a slow reader. */
+    if (req->heap_body_cap > HTTP_BUF_KEEP) {
+        free(req->heap_body);
+        req->heap_body = NULL;
+        req->heap_body_cap = 0;
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+        http_mem_recharge(req);
+    }
     req_account(req, status, req->out_len, 0);
     http_conn_drive(c);
     http_conn_unref(c);

@@ -43,6 +43,8 @@ typedef struct sconn {
     uint32_t timer_seq; /* conn.nstarted when the read timer was armed */
     uint8_t timer_mode;
     uint8_t open_handles;
+    uint8_t peer_len;        /* bytes of peer used: 4 (IPv4), 16 (IPv6), 0 unknown */
+    unsigned char peer[16];  /* the client's address, for the per-client limit */
     unsigned reading : 1, fresh : 1, eof : 1, closing : 1, lingering : 1, write_pending : 1;
 } sconn_t;
 
@@ -352,6 +354,76 @@ static void server_reject(yard_http_server_t *s)
     uv_close((uv_handle_t *)&rj->tcp, reject_closed);
 }
 
+/* Records the client's address of sc (IPv4-mapped IPv6 counts as IPv4). */
+static void sc_note_peer(sconn_t *sc)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+
+    sc->peer_len = 0;
+    if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&ss, &len))
+        return;
+    if (ss.ss_family == AF_INET) {
+        memcpy(sc->peer, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        sc->peer_len = 4;
+    } else if (ss.ss_family == AF_INET6) {
+        const unsigned char *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (!memcmp(a, mapped, 12)) {
+            memcpy(sc->peer, a + 12, 4);
+            sc->peer_len = 4;
+        } else {
+            memcpy(sc->peer, a, 16);
+            sc->peer_len = 16;
+        }
+    }
+}
+
+/* Open connections from the same address as sc, sc excluded. */
+static size_t server_count_peer(const yard_http_server_t *s, const sconn_t *sc)
+{
+    size_t n = 0;
+
+    if (!sc->peer_len)
+        return 0;
+    for (const sconn_t *o = s->conns; o; o = o->next)
+        if (o != sc && !o->closing && o->peer_len == sc->peer_len &&
+            !memcmp(o->peer, sc->peer, sc->peer_len))
+            n++;
+    return n;
+}
+
+/* At the connection limit, the longest-known idle keep-alive connection
+ * makes room for a new one (as its idle timeout would have, later), so idle
+ * connections cannot lock new clients out. Returns 1 if one was closed. */
+static int server_evict_idle(yard_http_server_t *s)
+{
+    sconn_t *victim = NULL;
+
+    for (sconn_t *sc = s->conns; sc; sc = sc->next) /* newest first */
+        if (!sc->closing && !sc->lingering && (sc->timer_mode == TM_IDLE || sc->timer_mode == TM_FRESH))
+            victim = sc;
+    if (!victim)
+        return 0;
+    sc_close(victim);
+    return 1;
+}
+
+/* Answers 503 on sc at once (if the socket takes it) and closes it. */
+static void sc_refuse(sconn_t *sc, const char *message)
+{
+    yard_http_server_t *s = sc->server;
+    char buf[1024], id[HTTP_ID_MAX + 1];
+
+    http_ctx_new_id(&s->ctx, id);
+    size_t n = http_error_format(buf, sizeof buf, 503, "service_unavailable", message, id);
+    uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+    (void)uv_try_write((uv_stream_t *)&sc->tcp, &b, 1);
+    if (s->ctx.observe)
+        s->ctx.observe(s->ctx.observe_ud, "unmatched", "UNKNOWN", 503, 0);
+    sc_close(sc);
+}
+
 static void server_on_connection(uv_stream_t *listener, int status)
 {
     yard_http_server_t *s = listener->data;
@@ -361,7 +433,7 @@ static void server_on_connection(uv_stream_t *listener, int status)
         YARD_LOG_WARN(NULL, "http: accept failed: %s", uv_strerror(status));
         return;
     }
-    if (s->nopen >= s->ctx.lim.max_connections) {
+    if (s->nopen >= s->ctx.lim.max_connections && !server_evict_idle(s)) {
         server_reject(s);
         return;
     }
@@ -383,8 +455,16 @@ static void server_on_connection(uv_stream_t *listener, int status)
     s->conns = sc;
     s->nconns++;
     s->nopen++;
-    if (uv_accept(listener, (uv_stream_t *)&sc->tcp) ||
-        uv_read_start((uv_stream_t *)&sc->tcp, sc_alloc, sc_on_read)) {
+    if (uv_accept(listener, (uv_stream_t *)&sc->tcp)) {
+        sc_close(sc);
+        return;
+    }
+    sc_note_peer(sc);
+    if (server_count_peer(s, sc) >= s->ctx.lim.max_connections_per_client) {
+        sc_refuse(sc, "too many connections from this address");
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&sc->tcp, sc_alloc, sc_on_read)) {
         sc_close(sc);
         return;
     }

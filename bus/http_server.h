@@ -32,6 +32,12 @@ typedef struct {
     size_t max_connections;   /* open connections [1024]; beyond it: 503 and close */
     uint64_t read_timeout_ms; /* first byte to last byte of a request [10 s] -> 408 and close */
     uint64_t idle_timeout_ms; /* keep-alive connection with nothing to do [60 s] -> quiet close */
+    size_t max_connections_per_client; /* open connections from one address [256]; beyond: 503 */
+    size_t max_conn_buffer;   /* bodies and responses one connection holds [2 MiB]; beyond it the
+                                 connection is not read until its answers are written (its current
+                                 request may always complete) */
+    size_t max_buffer;        /* bodies and responses all connections hold [256 MiB]; a body that
+                                 would go beyond it -> 503 and close */
 } yard_http_limits_t;
 
 typedef struct yard_http_req yard_http_req_t;

@@ -210,6 +210,21 @@ static const struct {
      " WHERE j.queue = q.name AND j.status = 'queued'), 0)::float8"
      " FROM unnest($1::text[]) AS q(name)",
      L_NONE},
+    /* Replays of dead letters (yard_jobs_replay_plan / _mark): $1 id. */
+    {"yard_replay_state",
+     "SELECT status, attempts, max_attempts, coalesce(replay_budget, max_attempts),"
+     " coalesce(replayed_seq, 0), js_seq IS NULL FROM jobs WHERE id = $1::uuid",
+     L_NONE},
+    /* $1 id, $2 DLQ sequence, $3 who, $4 ceiling of max_attempts. SET reads
+     * the row as it was, so the budget is the one before this replay. */
+    {"yard_replay_mark",
+     "UPDATE jobs SET status = 'queued', finished_at = NULL, js_seq = NULL,"
+     " replay_budget = coalesce(replay_budget, max_attempts),"
+     " max_attempts = LEAST(attempts + coalesce(replay_budget, max_attempts), $4::int),"
+     " replayed_seq = $2::bigint, replays = replays + 1, replayed_at = now(), replayed_by = $3"
+     " WHERE id = $1::uuid AND status = 'dead' AND coalesce(replayed_seq, 0) < $2::bigint"
+     " RETURNING max_attempts",
+     L_NONE},
     /* $1 seconds without change, $2 limit. Served by jobs_status_updated_idx. */
     {"yard_stale",
      "SELECT id::text, type, queue, payload::text, priority, max_attempts, timeout_s,"
@@ -620,4 +635,72 @@ void yard_jobs_stale_free(yard_jobs_stale_t *s)
     s->rows = NULL;
     s->res = NULL;
     s->n = 0;
+}
+
+/* ---- replays of dead letters ----------------------------------------------------------- */
+
+/* The max_attempts a replay grants: attempts + budget, within the envelope's
+ * bound. */
+static unsigned replay_grant(long attempts, long budget)
+{
+    long max = attempts + budget;
+    return (unsigned)(max > YARD_ENV_ATTEMPTS_MAX ? YARD_ENV_ATTEMPTS_MAX : max < 1 ? 1 : max);
+}
+
+int yard_jobs_replay_plan(yard_jobs_replay_t *out, PGconn *c, const char *id, uint64_t dlq_seq)
+{
+    const char *params[1] = {id};
+    PGresult *res = NULL;
+    int rc = yard_db_query_prepared(&res, c, "yard_replay_state", "jobs: replay state", 1, params);
+    if (rc < 0)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return YARD_ENOTFOUND;
+    }
+    yard_jobs_replay_t p = {0};
+    if (yard_job_state_parse(&p.state, PQgetvalue(res, 0, 0)) < 0)
+        rc = YARD_EPG;
+    long attempts = atol(PQgetvalue(res, 0, 1)), max = atol(PQgetvalue(res, 0, 2));
+    long budget = atol(PQgetvalue(res, 0, 3));
+    uint64_t replayed = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+    int unpublished = PQgetvalue(res, 0, 5)[0] == 't';
+    PQclear(res);
+    if (rc < 0)
+        return rc;
+    if (replayed >= dlq_seq) {
+        /* Marked by a replay of this letter whose publish was not recorded:
+         * publish again (the same Nats-Msg-Id dedupes a publish that was). */
+        int resume = replayed == dlq_seq && p.state == YARD_JOB_QUEUED && unpublished;
+        p.plan = resume ? YARD_REPLAY_RESUME : YARD_REPLAY_DONE;
+        p.max_attempts = (unsigned)max;
+    } else if (p.state == YARD_JOB_DEAD) {
+        p.plan = YARD_REPLAY_FRESH;
+        p.max_attempts = replay_grant(attempts, budget);
+    } else {
+        p.plan = YARD_REPLAY_REFUSED;
+        p.max_attempts = (unsigned)max;
+    }
+    *out = p;
+    return 0;
+}
+
+int yard_jobs_replay_mark(unsigned *max_attempts, PGconn *c, const char *id, uint64_t dlq_seq,
+                          const char *who)
+{
+    char seq[24], cap[16];
+    PGresult *res = NULL;
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)dlq_seq);
+    snprintf(cap, sizeof cap, "%d", YARD_ENV_ATTEMPTS_MAX);
+    const char *params[4] = {id, seq, who, cap};
+    int rc = yard_db_query_prepared(&res, c, "yard_replay_mark", "jobs: replay", 4, params);
+    if (rc < 0)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return YARD_ESTATE;
+    }
+    *max_attempts = (unsigned)atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
 }

@@ -152,6 +152,43 @@ int yard_jobs_cancel(yard_job_state_t *out, PGconn *c, const char *id, const cha
 int yard_jobs_replay(PGconn *c, const char *id);
 int yard_jobs_replay_undo(PGconn *c, const char *id);
 
+/* What a replay of DLQ message dlq_seq of a job would do
+ * (yard_jobs_replay_plan). The row records the last DLQ sequence replayed,
+ * so a letter at or below it was replayed already, however long ago:
+ *   FRESH    the job is dead: mark it (yard_jobs_replay_mark), publish
+ *   RESUME   a replay of this very letter marked the job queued and did not
+ *            record its publish (interrupted): publish again, same msg id
+ *   DONE     replayed already: only the DLQ copy is left to remove
+ *   REFUSED  the job is alive or finished otherwise (state says which) */
+typedef enum {
+    YARD_REPLAY_FRESH = 0,
+    YARD_REPLAY_RESUME,
+    YARD_REPLAY_DONE,
+    YARD_REPLAY_REFUSED
+} yard_replay_plan_t;
+
+typedef struct {
+    yard_replay_plan_t plan;
+    yard_job_state_t state; /* the row's state now */
+    unsigned max_attempts;  /* what the replayed job runs with: attempts
+                             * used + its budget (max_attempts as submitted),
+                             * at most YARD_ENV_ATTEMPTS_MAX */
+} yard_jobs_replay_t;
+
+/* Fills *out for job id and DLQ message dlq_seq, reading only. Returns 0,
+ * YARD_ENOTFOUND (no row) or an error. */
+int yard_jobs_replay_plan(yard_jobs_replay_t *out, PGconn *c, const char *id, uint64_t dlq_seq);
+
+/* Replay, step one: dead -> queued in one statement, if the job is dead and
+ * dlq_seq is above the last letter replayed; grants a fresh budget
+ * (max_attempts = attempts + budget), clears js_seq (the republish sets it;
+ * until then the rescuer sees a queued job without a message), and records
+ * dlq_seq, who and when. Sets *max_attempts to the new value. Returns 0,
+ * YARD_ESTATE (not dead, or that letter was replayed: another replay won),
+ * or an error. */
+int yard_jobs_replay_mark(unsigned *max_attempts, PGconn *c, const char *id, uint64_t dlq_seq,
+                          const char *who);
+
 /* Release of a due scheduled job, republished as JOBS message seq:
  * scheduled -> queued. Returns 0 (also when the row is not scheduled, or
  * not written yet: the claim takes it from there) or an error. */

@@ -10,6 +10,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,11 +19,13 @@
 #include "iostats.h"
 #include "js_internal.h"
 #include "log.h"
+#include "redact.h"
 
 typedef struct {
     natsMsg *msg; /* key; NULL = empty slot */
     yard_js_ack_cb cb;
     void *ud;
+    size_t bytes; /* the message's data and headers, counted in pending_bytes */
 } js_pending_t;
 
 struct yard_js {
@@ -35,6 +38,8 @@ struct yard_js {
     size_t cap; /* power of two, at least 2 * max_pending */
     size_t count;
     size_t max_pending;
+    size_t pending_bytes;     /* bytes of the async publishes in flight */
+    size_t max_pending_bytes; /* ... at most this much, but always one */
     atomic_int closing; /* yard_js_destroy began: a disconnect is expected */
     int closed;         /* nats.c's closed callback ran (under mu) */
     pthread_cond_t closed_cv;
@@ -94,13 +99,14 @@ static size_t js_slot_of(const yard_js_t *js, const natsMsg *m)
 }
 
 /* Called with mu held. */
-static void js_pending_put(yard_js_t *js, natsMsg *m, yard_js_ack_cb cb, void *ud)
+static void js_pending_put(yard_js_t *js, natsMsg *m, yard_js_ack_cb cb, void *ud, size_t bytes)
 {
     size_t i = js_slot_of(js, m);
     while (js->slots[i].msg)
         i = (i + 1) & (js->cap - 1);
-    js->slots[i] = (js_pending_t){m, cb, ud};
+    js->slots[i] = (js_pending_t){m, cb, ud, bytes};
     js->count++;
+    js->pending_bytes += bytes;
 }
 
 /* Removes m's entry from the table (called with mu held); returns 0 and
@@ -115,6 +121,7 @@ static int js_pending_take(yard_js_t *js, const natsMsg *m, js_pending_t *out)
         return -1;
     *out = js->slots[i];
     js->slots[i].msg = NULL;
+    js->pending_bytes -= out->bytes;
     /* Backward-shift the following cluster so lookups stay correct. */
     size_t hole = i, j = (i + 1) & (js->cap - 1);
     while (js->slots[j].msg) {
@@ -185,8 +192,9 @@ static void js_on_closed(natsConnection *nc, void *closure)
 static void js_on_reconnect(natsConnection *nc, void *closure)
 {
     char url[256] = "";
+    char shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    YARD_LOG_INFO(NULL, "nats: reconnected to %s", url);
+    YARD_LOG_INFO(NULL, "nats: reconnected to %s", yard_redact_dsn(shown, sizeof shown, url));
 }
 
 static void js_on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -202,6 +210,33 @@ static size_t js_pow2_at_least(size_t n)
     return c;
 }
 
+/* Most servers a nats_url list may name. */
+#define JS_MAX_SERVERS 16
+
+/* Gives opts the servers of list ("nats://a:4222,nats://b:4222", spaces
+ * around commas allowed). natsOptions_SetURL takes one URL only (a list
+ * fails every connect with "No server available"), so a list of several
+ * goes through natsOptions_SetServers. */
+static natsStatus js_set_servers(natsOptions *opts, const char *list)
+{
+    char buf[YARD_CONFIG_STR_MAX];
+    const char *urls[JS_MAX_SERVERS];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        tok = yard_config_trim(tok);
+        if (*tok == '\0')
+            continue;
+        if (n == JS_MAX_SERVERS)
+            return NATS_INVALID_ARG;
+        urls[n++] = tok;
+    }
+    if (n == 0)
+        return NATS_INVALID_ARG;
+    return n == 1 ? natsOptions_SetURL(opts, urls[0]) : natsOptions_SetServers(opts, urls, n);
+}
+
 int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
 {
     yard_js_t *js = calloc(1, sizeof *js);
@@ -211,6 +246,7 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
     if (!js)
         return YARD_ENOMEM;
     js->max_pending = (size_t)cfg->js_publish_max_pending;
+    js->max_pending_bytes = (size_t)cfg->js_publish_max_pending_bytes;
     js->cap = js_pow2_at_least(js->max_pending * 2);
     js->pub_timeout_ms = cfg->js_publish_timeout_ms;
     js->slots = calloc(js->cap, sizeof *js->slots);
@@ -224,7 +260,7 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
 
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, cfg->nats_url);
+        s = js_set_servers(opts, cfg->nats_url);
     if (s == NATS_OK && cfg->nats_token[0])
         s = natsOptions_SetToken(opts, cfg->nats_token);
     if (s == NATS_OK)
@@ -244,13 +280,14 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, js_on_closed, js);
     if (s != NATS_OK) {
-        rc = yard_js_status(s, 0, "nats: options");
+        rc = yard_js_status(s, 0, "nats: options (nats_url: 1 to 16 servers, comma separated)");
         goto fail;
     }
     s = natsConnection_Connect(&js->nc, opts);
     if (s != NATS_OK) {
-        YARD_LOG_ERROR(NULL, "nats: cannot connect to %s: %s", cfg->nats_url,
-                       natsStatus_GetText(s));
+        char shown[1024];
+        YARD_LOG_ERROR(NULL, "nats: cannot connect to %s: %s",
+                       yard_redact_dsn(shown, sizeof shown, cfg->nats_url), natsStatus_GetText(s));
         rc = yard_js_status(s, 0, NULL);
         if (rc == YARD_ENATS)
             rc = YARD_EUNAVAIL;
@@ -364,6 +401,15 @@ static int js_make_msg(natsMsg **out, const yard_js_pub_t *pub)
     return 0;
 }
 
+/* What a publish holds in memory until its PubAck: data, headers, subject. */
+static size_t js_msg_bytes(const yard_js_pub_t *pub)
+{
+    size_t n = pub->len + strlen(pub->subject) + 64;
+    for (size_t i = 0; i < pub->nheaders; i++)
+        n += strlen(pub->headers[i].name) + strlen(pub->headers[i].value) + 4;
+    return n;
+}
+
 int yard_js_publish(yard_js_puback_t *out, yard_js_t *js, const yard_js_pub_t *pub,
                     int64_t timeout_ms)
 {
@@ -401,14 +447,17 @@ int yard_js_publish_async(yard_js_t *js, const yard_js_pub_t *pub, yard_js_ack_c
         return YARD_EUNAVAIL;
     if ((rc = js_make_msg(&m, pub)) < 0)
         return rc;
+    size_t bytes = js_msg_bytes(pub);
     pthread_mutex_lock(&js->mu);
-    if (js->count >= js->max_pending) {
+    /* Bounded by count and by bytes; one publish always fits, whatever its size. */
+    if (js->count >= js->max_pending ||
+        (js->count && js->pending_bytes + bytes > js->max_pending_bytes)) {
         pthread_mutex_unlock(&js->mu);
         natsMsg_Destroy(m);
         return YARD_EBUSY;
     }
     /* Registered before publishing: the PubAck may arrive before we return. */
-    js_pending_put(js, m, cb, ud);
+    js_pending_put(js, m, cb, ud, bytes);
     pthread_mutex_unlock(&js->mu);
 
     jsPubOptions_Init(&po);

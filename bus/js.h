@@ -175,8 +175,9 @@ int yard_js_publish(yard_js_puback_t *out, yard_js_t *js, const yard_js_pub_t *p
 typedef void (*yard_js_ack_cb)(void *ud, int rc, const yard_js_puback_t *ack);
 
 /* Publishes without waiting; cb(ud, ...) reports the PubAck, or a failure
- * after cfg->js_publish_timeout_ms. At most cfg->js_publish_max_pending are
- * in flight: beyond that this returns YARD_EBUSY at once. Returns 0 (cb will
+ * after cfg->js_publish_timeout_ms. At most cfg->js_publish_max_pending
+ * publishes, holding at most cfg->js_publish_max_pending_bytes (one always
+ * fits), are in flight: beyond that this returns YARD_EBUSY at once. Returns 0 (cb will
  * be called), or a negative code (cb will not be called): YARD_EUNAVAIL when
  * disconnected, YARD_EBUSY, YARD_ENOMEM, YARD_ENATS. */
 int yard_js_publish_async(yard_js_t *js, const yard_js_pub_t *pub, yard_js_ack_cb cb, void *ud);

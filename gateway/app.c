@@ -2,6 +2,7 @@
  * app.c - the gateway's life: start (NATS, topology, pool, keys, HTTP),
  * the PubAck hop to the loop, API key refresh, access checks, graceful stop.
  */
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "err.h"
 #include "gw.h"
 #include "log.h"
+#include "redact.h"
 #include "queue_stats.h"
 
 #define GW_POOL_THREADS 4
@@ -158,12 +160,10 @@ static void gw_keys_refresh(uv_timer_t *timer)
     }
 }
 
-int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_principal_t *who)
+int gw_authenticate(gw_t *gw, yard_http_req_t *req, unsigned scope, gw_principal_t *who)
 {
     size_t hlen = 0;
     const char *hdr;
-    double retry_after = 1;
-    char extra[64];
     int rc;
     memset(who, 0, sizeof *who);
     if (gw->cfg.auth_disabled) {
@@ -193,6 +193,14 @@ int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_pr
         }
         gw_keys_used_add(gw, who->key_id);
     }
+    return 0;
+}
+
+int gw_rate_charge(gw_t *gw, yard_http_req_t *req, const gw_principal_t *who, double cost)
+{
+    double retry_after = 1;
+    char extra[64];
+    int rc;
     double rate = who->rate_per_s > 0 ? who->rate_per_s : (double)gw->cfg.rate_per_s;
     double burst = who->burst > 0 ? who->burst : (double)gw->cfg.rate_burst;
     /* With auth disabled every caller shares one bucket. */
@@ -209,6 +217,12 @@ int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_pr
         return rc;
     }
     return 0;
+}
+
+int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_principal_t *who)
+{
+    int rc = gw_authenticate(gw, req, scope, who);
+    return rc < 0 ? rc : gw_rate_charge(gw, req, who, cost);
 }
 
 /* ---- metrics of the HTTP server ------------------------------------------- */
@@ -276,13 +290,28 @@ static int gw_metrics_init(gw_t *gw)
 
 /* ---- start and stop ------------------------------------------------------ */
 
+/* Whether addr (an http_addr: an IP literal) is a loopback address. */
+static int gw_addr_is_loopback(const char *addr)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, addr, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, addr, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) ||
+               (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return 0;
+}
+
 static int gw_connect_nats(gw_t *gw)
 {
     int rc, tries = 0;
     while ((rc = yard_js_connect(&gw->js, &gw->cfg, "yard-gateway")) == YARD_EUNAVAIL) {
-        if (tries++ % 10 == 0)
+        if (tries++ % 10 == 0) {
+            char url[1024];
             YARD_LOG_WARN(NULL, "gateway: NATS at %s not reachable yet; retrying",
-                          gw->cfg.nats_url);
+                          yard_redact_dsn(url, sizeof url, gw->cfg.nats_url));
+        }
         sleep(1);
     }
     if (rc == 0)
@@ -315,6 +344,14 @@ int gw_create(gw_t **out, const yard_config_t *cfg)
     gw->nqueues = (size_t)rc;
     gw->rules = (gw_job_rules_t){gw->queues, gw->nqueues, (uint32_t)cfg->job_max_attempts,
                                  (uint32_t)cfg->job_timeout_s};
+    if (cfg->auth_disabled && !gw_addr_is_loopback(cfg->http_addr)) {
+        YARD_LOG_ERROR(NULL, "gateway: auth_disabled is refused on http_addr `%s`: without API "
+                             "keys every caller is an admin, so it is allowed only on a loopback "
+                             "address (127.0.0.1, ::1)",
+                       cfg->http_addr);
+        rc = YARD_ECONFIG;
+        goto fail;
+    }
     if (cfg->auth_disabled)
         YARD_LOG_WARN(NULL, "gateway: auth_disabled is set: every request is allowed without an "
                             "API key; never do this outside local development");
@@ -333,7 +370,8 @@ int gw_create(gw_t **out, const yard_config_t *cfg)
         goto fail;
 
     if ((rc = yard_http_router_create(&gw->router)) < 0 || (rc = gw_jobs_submit_routes(gw)) < 0 ||
-        (rc = gw_jobs_read_routes(gw)) < 0 || (rc = gw_health_routes(gw)) < 0)
+        (rc = gw_jobs_read_routes(gw)) < 0 || (rc = gw_health_routes(gw)) < 0 ||
+        (rc = gw_dlq_routes(gw)) < 0)
         goto fail;
     yard_http_options_t ho = {0};
     ho.limits.max_header_bytes = (size_t)cfg->http_max_header_bytes;
@@ -342,6 +380,9 @@ int gw_create(gw_t **out, const yard_config_t *cfg)
     ho.limits.max_connections = (size_t)cfg->http_max_connections;
     ho.limits.read_timeout_ms = (uint64_t)cfg->http_read_timeout_ms;
     ho.limits.idle_timeout_ms = (uint64_t)cfg->http_idle_timeout_ms;
+    ho.limits.max_connections_per_client = (size_t)cfg->http_max_connections_per_client;
+    ho.limits.max_conn_buffer = (size_t)cfg->http_max_conn_buffer;
+    ho.limits.max_buffer = (size_t)cfg->http_max_buffer;
     ho.handler = yard_http_router_handle;
     ho.handler_ud = gw->router;
     ho.observe = gw_observe;

@@ -110,6 +110,12 @@ void gw_destroy(gw_t *gw);
  * returns a negative code: the caller must not touch req again. */
 int gw_access(gw_t *gw, yard_http_req_t *req, unsigned scope, double cost, gw_principal_t *who);
 
+/* The two halves of gw_access, for a route that learns its cost only from
+ * the body: authenticate first (so no body of an unknown caller is ever
+ * decoded), then charge. Same answers and returns as gw_access. */
+int gw_authenticate(gw_t *gw, yard_http_req_t *req, unsigned scope, gw_principal_t *who);
+int gw_rate_charge(gw_t *gw, yard_http_req_t *req, const gw_principal_t *who, double cost);
+
 /* Answers req with status and v as compact JSON (v is consumed). */
 void gw_respond_json(yard_http_req_t *req, int status, json_t *v);
 
@@ -120,6 +126,7 @@ void gw_respond_unavailable(yard_http_req_t *req, const char *message);
 int gw_jobs_submit_routes(gw_t *gw);
 int gw_jobs_read_routes(gw_t *gw);
 int gw_health_routes(gw_t *gw);
+int gw_dlq_routes(gw_t *gw); /* GET /v1/dlq, POST /v1/dlq/replay (dlq.c) */
 
 /* Called by the PubAck hop (app.c) on the loop thread for each ack of
  * jobs_submit.c's publishes. */

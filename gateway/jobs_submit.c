@@ -431,6 +431,10 @@ static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
     memcpy(trace, tp + YARD_TRACE_ID_OFFSET, YARD_TRACE_ID_LEN);
     trace[YARD_TRACE_ID_LEN] = '\0';
     yard_http_req_set_trace(req, trace);
+    /* The key is checked before the body is decoded: decoding a large body
+     * costs the event loop milliseconds, which an unknown caller never gets. */
+    if (gw_authenticate(gw, req, YARD_SCOPE_SUBMIT, &who) < 0)
+        return;
     json_t *doc = submit_body(req);
     json_t *jobs = NULL;
     if (!doc)
@@ -457,7 +461,7 @@ static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
         json_decref(doc);
         return;
     }
-    if (gw_access(gw, req, YARD_SCOPE_SUBMIT, (double)n, &who) < 0) {
+    if (gw_rate_charge(gw, req, &who, (double)n) < 0) {
         json_decref(doc);
         return;
     }

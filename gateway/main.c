@@ -1,6 +1,7 @@
 /*
  * main.c - yard-gateway: the HTTP front door of Switchyard.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,6 +61,10 @@ int main(int argc, char **argv)
         yard_config_print(&cfg, stdout);
         return 0;
     }
+    /* Request bodies and answers above 128 KiB get their own mappings, given
+     * back to the OS when freed (glibc would otherwise raise the threshold
+     * after the first free and keep a flood's bodies in its heap). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if (gw_create(&gw, &cfg) < 0)
         return 1;
     int rc = gw_run(gw);

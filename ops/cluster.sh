@@ -5,12 +5,16 @@
 #   ops/cluster.sh up      start whatever is not running (idempotent)
 #   ops/cluster.sh down    stop everything (PIDs in .yard/run/*.pid): the
 #                          gateway, then the workers, then NATS, then PostgreSQL
-#   ops/cluster.sh status  show what runs
+#   ops/cluster.sh status  one line per process: PID, alive or dead, ports,
+#                          readiness (its /readyz, NATS's /healthz, pg_isready);
+#                          exit 0 when everything runs and is ready, 3 if not
 #
 # Ports (override with the environment): YARD_UP_HTTP_PORT=8080,
 # YARD_UP_NATS_PORT=4222, YARD_UP_NATS_MON_PORT=8222, YARD_UP_PG_PORT=55432;
 # the workers' /metrics ports are YARD_UP_METRICS_PORT_BASE=9101 and the next
 # ones, in the order of `roles` (execute 9101, schedule 9102, audit 9103).
+# `up` records each process's ports and readiness probe in .yard/run/<name>.info,
+# so `status` reports what was started whatever the environment is now.
 # The data folder is YARD_DATA_DIR (default .yard); the programs are taken
 # from YARD_BIN (default bin/, where `make` builds them).
 # Logs are in .yard/log/<name>.log (PostgreSQL's in .yard/pg/server.log);
@@ -35,6 +39,9 @@ bin=${YARD_BIN:-$root/bin}
 # YARD_JS_MAX_MSG_SIZE, 2 MiB). nats-server's default is 1 MiB.
 nats_max_payload=4194304
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+# One worker per role; worker i serves /metrics, /healthz and /readyz on
+# metrics_base + i. A new role is one more word here (up, down and status
+# follow).
 roles=(execute schedule audit)
 
 say() { printf 'yard: %s\n' "$*"; }
@@ -63,15 +70,22 @@ wait_http() { # url seconds
     return 1
 }
 
-start_bg() { # name command...
-    local name=$1
-    shift
+# Records what `status` shows for name: its ports (text) and the URL that
+# answers 200 when it is ready ("pg:PORT" for PostgreSQL: pg_isready).
+record() { # name ports probe
+    printf 'ports=%q\nprobe=%q\n' "$2" "$3" >"$run/$1.info"
+}
+
+start_bg() { # name ports probe command...
+    local name=$1 ports=$2 probe=$3
+    shift 3
     if running "$name"; then
         say "$name already running (pid $(cat "$run/$name.pid"))"
         return 0
     fi
     nohup "$@" >>"$logs/$name.log" 2>&1 </dev/null &
     echo $! >"$run/$name.pid"
+    record "$name" "$ports" "$probe"
     say "$name started (pid $!, log .yard/log/$name.log)"
 }
 
@@ -79,7 +93,9 @@ up_nats() {
     mkdir -p "$data/nats"
     # max_payload has no command-line flag: it goes in a config file.
     echo "max_payload: $nats_max_payload" >"$data/nats/nats.conf"
-    start_bg nats nats-server -c "$data/nats/nats.conf" -a 127.0.0.1 -p "$nats_port" \
+    start_bg nats "$nats_port (clients), $nats_mon (monitor)" \
+        "http://127.0.0.1:$nats_mon/healthz?js-enabled-only=true" \
+        nats-server -c "$data/nats/nats.conf" -a 127.0.0.1 -p "$nats_port" \
         -m "$nats_mon" -js -sd "$data/nats"
     wait_http "http://127.0.0.1:$nats_mon/healthz?js-enabled-only=true" 30 ||
         die "nats-server did not become ready; see .yard/log/nats.log"
@@ -103,6 +119,11 @@ up_postgres() {
         say "postgres already running"
     fi
     head -n 1 "$pgdata/postmaster.pid" >"$run/postgres.pid"
+    # The port it really listens on (line 4 of postmaster.pid), in case it
+    # was already running with another one.
+    local listening
+    listening=$(sed -n 4p "$pgdata/postmaster.pid")
+    record postgres "$listening" "pg:$listening"
     if ! psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc \
         "SELECT 1 FROM pg_database WHERE datname = 'yard'" | grep -q 1; then
         psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qc "CREATE DATABASE yard"
@@ -143,11 +164,13 @@ up() {
     up_postgres
     write_env
     YARD_HTTP_PORT=$http_port YARD_HTTP_ADDR=127.0.0.1 \
-        start_bg gateway "$bin/yard-gateway"
+        start_bg gateway "$http_port (http)" "http://127.0.0.1:$http_port/readyz" \
+        "$bin/yard-gateway"
     local i
     for i in "${!roles[@]}"; do
-        start_bg "worker-${roles[i]}" "$bin/yard-worker" --role "${roles[i]}" \
-            --metrics-port $((metrics_base + i))
+        start_bg "worker-${roles[i]}" "$((metrics_base + i)) (metrics)" \
+            "http://127.0.0.1:$((metrics_base + i))/readyz" \
+            "$bin/yard-worker" --role "${roles[i]}" --metrics-port $((metrics_base + i))
     done
     wait_http "http://127.0.0.1:$http_port/readyz" 30 ||
         die "the gateway is not ready; see .yard/log/gateway.log"
@@ -168,7 +191,7 @@ stop_group() { # name...
             kill -TERM "$(cat "$run/$name.pid")"
             stopping+=("$name")
         else
-            rm -f "$run/$name.pid"
+            rm -f "$run/$name.pid" "$run/$name.info"
         fi
     done
     for ((i = 0; i < 400; i++)); do
@@ -180,7 +203,7 @@ stop_group() { # name...
     for name in "${stopping[@]}"; do
         running "$name" && kill -KILL "$(cat "$run/$name.pid")"
         say "$name stopped"
-        rm -f "$run/$name.pid"
+        rm -f "$run/$name.pid" "$run/$name.info"
     done
 }
 
@@ -205,19 +228,61 @@ down() {
     if [ -f "$data/pg/PG_VERSION" ] && as_pg "$pg_bin/pg_ctl" -D "$data/pg" status >/dev/null 2>&1; then
         as_pg "$pg_bin/pg_ctl" -D "$data/pg" -m fast -w stop >/dev/null && say "postgres stopped"
     fi
-    rm -f "$run/postgres.pid"
+    rm -f "$run/postgres.pid" "$run/postgres.info"
 }
 
+# Whether what name's .info file names answers: "ready", "not ready (...)",
+# or "-" when nothing was recorded.
+readiness() { # name
+    local ports='' probe='' code
+    [ -f "$run/$1.info" ] || { echo -; return; }
+    # shellcheck disable=SC1090
+    . "$run/$1.info"
+    case $probe in
+    pg:*)
+        if pg_isready -q -h 127.0.0.1 -p "${probe#pg:}" -t 2 2>/dev/null; then
+            echo ready
+        else
+            echo "not ready (pg_isready)"
+        fi
+        ;;
+    http*)
+        code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$probe" 2>/dev/null) || true
+        if [ "$code" = 200 ]; then echo ready; else echo "not ready (${probe#http://} ${code:-000})"; fi
+        ;;
+    *) echo - ;;
+    esac
+}
+
+# One line per process: NAME PID STATE PORTS READY. The processes `up`
+# starts come first, in order, even when never started; then any other pid
+# file. Returns 0 when every listed process is alive and ready, 3 otherwise.
 status() {
-    local f
+    local names=(nats postgres gateway) name f pid state ports ready rc=0 i
+    for i in "${!roles[@]}"; do names+=("worker-${roles[i]}"); done
     for f in "$run"/*.pid; do
         [ -e "$f" ] || continue
-        if running "$(basename "$f" .pid)"; then
-            say "$(basename "$f" .pid): running (pid $(cat "$f"))"
-        else
-            say "$(basename "$f" .pid): not running"
-        fi
+        name=$(basename "$f" .pid)
+        [[ " ${names[*]} " == *" $name "* ]] || names+=("$name")
     done
+    printf '%-18s %-8s %-8s %-34s %s\n' NAME PID STATE PORTS READY
+    for name in "${names[@]}"; do
+        pid=- ports=- ready=-
+        if [ -f "$run/$name.pid" ]; then
+            pid=$(cat "$run/$name.pid")
+            if running "$name"; then state=alive; else state=dead; fi
+        else
+            state=stopped
+        fi
+        if [ -f "$run/$name.info" ]; then
+            # shellcheck disable=SC1090
+            ports=$(. "$run/$name.info" && echo "$ports")
+        fi
+        [ "$state" = alive ] && ready=$(readiness "$name")
+        [ "$state" = alive ] && [ "$ready" = ready ] || rc=3
+        printf '%-18s %-8s %-8s %-34s %s\n' "$name" "$pid" "$state" "$ports" "$ready"
+    done
+    return $rc
 }
 
 case "${1:-}" in

@@ -17,7 +17,7 @@
 void ctl_operator(char *out, size_t cap)
 {
     struct passwd *pw = getpwuid(getuid());
-    snprintf(out, cap, "operator:%s", pw && pw->pw_name ? pw->pw_name : "unknown");
+    snprintf(out, cap, "yardctl:%s", pw && pw->pw_name ? pw->pw_name : "unknown");
 }
 
 int ctl_event_publish(const yard_config_t *cfg, yard_js_t *js, const yard_event_t *e)

@@ -49,8 +49,10 @@ const char ctl_keys_help[] =
     "revoke   revokes the key with this id or prefix (or the key itself); the\n"
     "         gateways refuse it within auth_refresh_s seconds.\n"
     "\n"
-    "Exit status: 0 done, 1 failed or no such key (see the log on stderr),\n"
-    "2 bad arguments.\n";
+    "Every form takes --json (create then prints the key in the document).\n"
+    "\n"
+    "Exit status: 0 done, 1 failed (see the log on stderr), 2 bad arguments,\n"
+    "3 no such key (revoke).\n";
 
 /* ---- create ---------------------------------------------------------------- */
 
@@ -227,6 +229,10 @@ static int keys_create(PGconn *conn, const yard_config_t *cfg, const keys_create
     }
     if (o->quiet) {
         printf("%s\n", key);
+    } else if (ctl_out_json()) {
+        yard_apikey_scopes_format(scopes, sizeof scopes, o->scopes);
+        ctl_out_json_print(json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "name", o->name,
+                                     "prefix", prefix, "scopes", scopes, "key", key));
     } else {
         yard_apikey_scopes_format(scopes, sizeof scopes, o->scopes);
         printf("created API key \"%s\"\n"
@@ -265,28 +271,45 @@ static int keys_list(PGconn *conn)
         " coalesce(rate_per_s::text, 'default'), coalesce(burst::text, 'default'), "
         KEYS_TIME("created_at") ", " KEYS_TIME("revoked_at") ", " KEYS_TIME("last_used_at")
         " FROM api_keys ORDER BY created_at, id";
+    static const char *const keys_json_names[KEYS_LIST_COLS] = {
+        "id", "name", "prefix", "scopes", "rate_per_s", "burst", "created_at", "revoked_at",
+        "last_used_at"};
     PGresult *res = NULL;
-    int width[KEYS_LIST_COLS];
+    int rc = CTL_EXIT_OK;
 
     if (yard_db_query(&res, conn, "listing API keys", sql, 0, NULL) != 0)
         return CTL_EXIT_FAIL; /* logged */
-    for (int c = 0; c < KEYS_LIST_COLS; c++) {
-        width[c] = (int)strlen(keys_list_heads[c]);
-        for (int r = 0; r < PQntuples(res); r++)
-            if (PQgetlength(res, r, c) > width[c])
-                width[c] = PQgetlength(res, r, c);
-    }
-    for (int r = -1; r < PQntuples(res); r++) {
-        for (int c = 0; c < KEYS_LIST_COLS; c++) {
-            const char *v = r < 0 ? keys_list_heads[c] : PQgetvalue(res, r, c);
-            if (c + 1 < KEYS_LIST_COLS)
-                printf("%-*s  ", width[c], v);
-            else
-                printf("%s\n", v);
+    if (ctl_out_json()) {
+        json_t *arr = json_array();
+        for (int r = 0; arr && r < PQntuples(res); r++) {
+            json_t *o = json_object();
+            for (int c = 0; o && c < KEYS_LIST_COLS; c++) {
+                const char *v = PQgetvalue(res, r, c);
+                json_object_set_new(o, keys_json_names[c],
+                                    strcmp(v, "-") == 0 || strcmp(v, "default") == 0
+                                        ? json_null()
+                                        : json_string(v));
+            }
+            json_array_append_new(arr, o);
         }
+        rc = ctl_out_json_print(json_pack("{s:o*}", "keys", arr)) < 0 ? CTL_EXIT_FAIL
+                                                                      : CTL_EXIT_OK;
+    } else {
+        ctl_table_t *t = ctl_table_new(keys_list_heads, KEYS_LIST_COLS, 0);
+        for (int r = 0; t && r < PQntuples(res); r++) {
+            const char *row[KEYS_LIST_COLS];
+            for (int c = 0; c < KEYS_LIST_COLS; c++)
+                row[c] = PQgetvalue(res, r, c);
+            ctl_table_add(t, row);
+        }
+        if (t)
+            ctl_table_print(t, stdout);
+        else
+            rc = CTL_EXIT_FAIL;
+        ctl_table_free(t);
     }
     PQclear(res);
-    return CTL_EXIT_OK;
+    return rc;
 }
 
 /* ---- revoke ---------------------------------------------------------------- */
@@ -323,10 +346,15 @@ static int keys_revoke(PGconn *conn, const yard_config_t *cfg, const char *arg)
     if (PQntuples(res) == 0) {
         YARD_LOG_ERROR(NULL, "revoking an API key: no key has the %s %s",
                        params[0] ? "id" : "prefix", params[0] ? params[0] : params[1]);
+        rc = CTL_EXIT_NOTFOUND;
         goto cleanup;
     }
     const char *revoked_at = PQgetvalue(res, 0, 3);
-    if (strcmp(revoked_at, "-") != 0) {
+    if (ctl_out_json()) {
+        ctl_out_json_print(json_pack("{s:s, s:s, s:s, s:b}", "id", PQgetvalue(res, 0, 0), "name",
+                                     PQgetvalue(res, 0, 1), "prefix", PQgetvalue(res, 0, 2),
+                                     "already_revoked", strcmp(revoked_at, "-") != 0));
+    } else if (strcmp(revoked_at, "-") != 0) {
         printf("key %s (\"%s\", prefix %s) was already revoked at %s\n", PQgetvalue(res, 0, 0),
                PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), revoked_at);
     } else {

@@ -25,6 +25,8 @@ const char ctl_migrate_help[] =
     "  --status   list each migration as applied, pending or CHANGED and\n"
     "             change nothing\n"
     "\n"
+    "  --json     print the result as JSON\n"
+    "\n"
     "Exit status: 0 up to date (or, with --status, nothing changed), 1 failed\n"
     "(see the log on stderr), 2 bad arguments.\n";
 
@@ -44,15 +46,28 @@ static int migrate_print_status(PGconn *conn)
     }
     if (yard_migrate_status(&st, states, conn, yard_migrations, yard_migrations_count) != 0)
         goto cleanup; /* logged */
-    printf("%-8s %-32s %s\n", "version", "name", "state");
-    for (size_t i = 0; i < yard_migrations_count; i++)
-        printf("%-8d %-32s %s\n", yard_migrations[i].version, yard_migrations[i].name,
-               migrate_state_names[states[i]]);
-    printf("database at version %d: %zu applied, %zu pending, %zu changed", st.version,
-           st.applied, st.pending, st.changed);
-    if (st.unknown > 0)
-        printf(", %zu unknown to this yardctl (a newer one migrated it)", st.unknown);
-    printf("\n");
+    if (ctl_out_json()) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < yard_migrations_count; i++)
+            json_array_append_new(arr, json_pack("{s:i, s:s, s:s}", "version",
+                                                 yard_migrations[i].version, "name",
+                                                 yard_migrations[i].name, "state",
+                                                 migrate_state_names[states[i]]));
+        ctl_out_json_print(json_pack("{s:i, s:I, s:I, s:I, s:I, s:o*}", "version", st.version,
+                                     "applied", (json_int_t)st.applied, "pending",
+                                     (json_int_t)st.pending, "changed", (json_int_t)st.changed,
+                                     "unknown", (json_int_t)st.unknown, "migrations", arr));
+    } else {
+        printf("%-8s %-32s %s\n", "version", "name", "state");
+        for (size_t i = 0; i < yard_migrations_count; i++)
+            printf("%-8d %-32s %s\n", yard_migrations[i].version, yard_migrations[i].name,
+                   migrate_state_names[states[i]]);
+        printf("database at version %d: %zu applied, %zu pending, %zu changed", st.version,
+               st.applied, st.pending, st.changed);
+        if (st.unknown > 0)
+            printf(", %zu unknown to this yardctl (a newer one migrated it)", st.unknown);
+        printf("\n");
+    }
     rc = st.changed > 0 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
 
 cleanup:
@@ -70,7 +85,9 @@ static int migrate_apply(PGconn *conn)
         return CTL_EXIT_FAIL; /* logged, naming the migration */
     if (yard_migrate_status(&st, NULL, conn, yard_migrations, yard_migrations_count) != 0)
         return CTL_EXIT_FAIL;
-    if (applied > 0)
+    if (ctl_out_json())
+        ctl_out_json_print(json_pack("{s:i, s:i}", "applied", applied, "version", st.version));
+    else if (applied > 0)
         printf("applied %d migration%s (now at version %d)\n", applied, applied == 1 ? "" : "s",
                st.version);
     else

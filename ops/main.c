@@ -2,12 +2,12 @@
  * main.c - yardctl, the operator's command line: global options, the table
  * of subcommands, help, and dispatch.
  *
- *   yardctl [--config FILE] COMMAND [ARGS...]
+ *   yardctl [--config FILE] [--json] COMMAND [ARGS...]
  *   yardctl [--config FILE] --print-config
- *   yardctl --help | yardctl help COMMAND | yardctl COMMAND --help
+ *   yardctl --help | yardctl help COMMAND | yardctl COMMAND [SUB] --help
  *
- * Exit status: 0 done, 1 the command failed (the JSON log on stderr says
- * why), 2 bad command line.
+ * Exit status (ctl.h): 0 done, 1 failed (the JSON log on stderr says why),
+ * 2 bad command line, 3 not found / nothing matched, 4 partly done.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "err.h"
 #include "log.h"
 
 /* Every subcommand, in the order `yardctl --help` lists them. */
@@ -22,7 +23,13 @@ static const ctl_command_t ctl_commands[] = {
     {"migrate", "apply the database migrations built into yardctl", ctl_migrate_help,
      ctl_cmd_migrate},
     {"keys", "create, list and revoke API keys", ctl_keys_help, ctl_cmd_keys},
-    {"dlq", "list and replay dead jobs", ctl_dlq_help, ctl_cmd_dlq},
+    {"dlq", "list, show, replay and purge dead jobs", ctl_dlq_help, ctl_cmd_dlq},
+    {"jobs", "list, show, cancel and retry jobs", ctl_jobs_help, ctl_cmd_jobs},
+    {"queues", "pending, in flight, dead and oldest wait per queue", ctl_queues_help,
+     ctl_cmd_queues},
+    {"cluster", "JetStream streams, consumers, servers and lag", ctl_cluster_help,
+     ctl_cmd_cluster},
+    {"prune", "delete finished jobs older than the retention", ctl_prune_help, ctl_cmd_prune},
     {"audit", "verify and follow the hash-chained audit log", ctl_audit_help, ctl_cmd_audit},
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
@@ -30,7 +37,7 @@ static const ctl_command_t ctl_commands[] = {
 static void ctl_print_usage(FILE *out)
 {
     fprintf(out,
-            "usage: yardctl [--config FILE] COMMAND [ARGS...]\n"
+            "usage: yardctl [--config FILE] [--json] COMMAND [ARGS...]\n"
             "       yardctl [--config FILE] --print-config\n"
             "\n"
             "Operates a Switchyard cluster. Settings come from built-in defaults, then\n"
@@ -46,9 +53,23 @@ static void ctl_print_usage(FILE *out)
             "options:\n"
             "  --config FILE   read settings from FILE (`key = value` lines)\n"
             "  --print-config  print every setting (secrets masked) and exit\n"
+            "  --json          print results as JSON (for scripts) instead of tables;\n"
+            "                  also accepted after the command\n"
             "  -h, --help      show this help\n"
             "\n"
-            "Run 'yardctl help COMMAND' for a command's options.\n");
+            "Output: tables for people; text from jobs and dead letters is printed\n"
+            "with terminal control characters removed. Errors go to stderr as JSON log\n"
+            "lines.\n"
+            "\n"
+            "exit status:\n"
+            "  0  done\n"
+            "  1  failed (the log on stderr says why)\n"
+            "  2  bad command line\n"
+            "  3  not found, or nothing matched (a job id, a DLQ sequence)\n"
+            "  4  partly done: some items failed or were missing (see the output)\n"
+            "\n"
+            "Run 'yardctl help COMMAND' or 'yardctl COMMAND --help' for a command's\n"
+            "options.\n");
 }
 
 /* Edit distance between a and b (short words), for "did you mean". */
@@ -103,16 +124,30 @@ static const ctl_command_t *ctl_find(const char *name)
     return NULL;
 }
 
-int ctl_usage_error(const char *cmd, const char *fmt, ...)
+/* Takes --json out of a subcommand's arguments (up to a "--"); returns the
+ * new argc and sets *json when it was there. */
+static int ctl_take_json(int argc, char **argv, int *json)
 {
-    va_list ap;
+    int n = 0, i = 0;
+    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            *json = 1;
+        else
+            argv[n++] = argv[i];
+    }
+    for (; i < argc; i++)
+        argv[n++] = argv[i];
+    argv[n] = NULL;
+    return n;
+}
 
-    fprintf(stderr, "yardctl %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nRun 'yardctl help %s' for its usage.\n", cmd);
-    return CTL_EXIT_USAGE;
+/* Nonzero when a subcommand's arguments ask for help (before a "--"). */
+static int ctl_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
 }
 
 /* `yardctl help [COMMAND]`. */
@@ -147,7 +182,7 @@ int main(int argc, char **argv)
     yard_log_level_t level;
     const ctl_command_t *c;
     const char *config_path = NULL;
-    int i = 1, print = 0;
+    int i = 1, print = 0, json = 0;
 
     yard_log_init("yardctl", YARD_LOG_INFO);
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -164,6 +199,8 @@ int main(int argc, char **argv)
             config_path = argv[i] + 9;
         } else if (strcmp(argv[i], "--print-config") == 0) {
             print = 1;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
         } else if (strcmp(argv[i], "--") == 0) {
             i++;
             break;
@@ -193,10 +230,12 @@ int main(int argc, char **argv)
     c = ctl_find(argv[i]);
     if (!c)
         return CTL_EXIT_USAGE;
-    if (i + 1 < argc && ctl_is_help(argv[i + 1])) {
+    if (ctl_wants_help(argc - i, argv + i)) {
         fputs(c->help, stdout);
         return CTL_EXIT_OK;
     }
+    argc = i + ctl_take_json(argc - i, argv + i, &json);
+    ctl_out_init(json);
     if (yard_config_load(&cfg, config_path) != 0)
         return CTL_EXIT_FAIL; /* logged by the config loader */
     if (yard_log_parse_level(&level, cfg.log_level) == 0)

@@ -18,7 +18,7 @@ scale=${YARD_TEST_TIMEOUT_SCALE:-1}
 timeout_s=$((timeout_s * scale))
 max_lines=${YARD_TEST_MAX_LINES:-150}
 
-root=$(mktemp -d /tmp/yard-tests.XXXXXX)
+root=$(mktemp -d "${TMPDIR:-/tmp}/yard-tests.XXXXXX")
 chmod 755 "$root"
 export YARD_TEST_ROOT=$root
 export YARD_SRC_DIR=${YARD_SRC_DIR:-$(pwd)}

@@ -18,6 +18,7 @@
 #include "http_router.h"
 #include "http_server.h"
 #include "log.h"
+#include "redact.h"
 #include "wk.h"
 
 /* How long the drain may overrun worker_drain_timeout_s before the process
@@ -156,9 +157,11 @@ static int wk_connect_nats(wk_t *wk)
 {
     int rc, tries = 0;
     while ((rc = yard_js_connect(&wk->js, &wk->cfg, wk->worker_name)) == YARD_EUNAVAIL) {
-        if (tries++ % WK_CONNECT_WARN_EVERY == 0)
+        if (tries++ % WK_CONNECT_WARN_EVERY == 0) {
+            char url[1024];
             YARD_LOG_WARN(NULL, "worker: NATS at %s not reachable yet; retrying",
-                          wk->cfg.nats_url);
+                          yard_redact_dsn(url, sizeof url, wk->cfg.nats_url));
+        }
         sleep(1);
     }
     return rc;

@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@
 
 #define FILE_MAX (1024 * 1024)
 
-typedef enum { KEY_INT, KEY_PATH, KEY_ARGS, KEY_ENV, KEY_DIR } key_kind_t;
+typedef enum { KEY_INT, KEY_PATH, KEY_ARGS, KEY_ENV, KEY_DIR, KEY_USER } key_kind_t;
 
 typedef struct {
     const char *name;
@@ -44,6 +45,8 @@ static const key_def_t key_table[] = {
     INT_KEY(max_open_files, 64, 8, 65536),
     INT_KEY(max_output_kb, 1024, 1, 65536),
     INT_KEY(term_grace_ms, 2000, 0, 60000),
+    INT_KEY(max_processes, 64, 0, 65536),
+    {"user", KEY_USER, 0, 0, 0, 0},
 };
 #define N_KEYS (sizeof key_table / sizeof key_table[0])
 
@@ -188,6 +191,29 @@ static int check_path(parse_t *p, const char *key, const char *value, int want_d
     return 0;
 }
 
+/* Resolves the user the program runs as (a name or a number) now, so a
+ * typo stops the worker at start. Only root may switch users. */
+static int parse_user(parse_t *p, wk_exec_entry_t *e, const char *value)
+{
+    struct passwd pw, *found = NULL;
+    char buf[4096];
+    char *end;
+    errno = 0;
+    long long id = strtoll(value, &end, 10);
+    if (!errno && end != value && *end == '\0' && id >= 0)
+        getpwuid_r((uid_t)id, &pw, buf, sizeof buf, &found);
+    else
+        getpwnam_r(value, &pw, buf, sizeof buf, &found);
+    if (!found)
+        return parse_error(p, "user: no such user '%s'", value);
+    if (geteuid() != 0 && found->pw_uid != geteuid())
+        return parse_error(p, "user: only a worker running as root can run programs as '%s'",
+                           value);
+    e->uid = (int64_t)found->pw_uid;
+    e->gid = (int64_t)found->pw_gid;
+    return 0;
+}
+
 static int parse_key(parse_t *p, char *key, char *value)
 {
     size_t i;
@@ -218,6 +244,8 @@ static int parse_key(parse_t *p, char *key, char *value)
     case KEY_ARGS:
         p->args = strdup(value);
         return p->args ? 0 : YARD_ENOMEM;
+    case KEY_USER:
+        return parse_user(p, e, value);
     case KEY_PATH:
     case KEY_DIR:
         rc = check_path(p, k->name, value, k->kind == KEY_DIR);
@@ -286,6 +314,7 @@ static int open_section(parse_t *p, char *line)
     wk_exec_entry_t *e = &arr[p->cfg->n++];
     memset(e, 0, sizeof *e);
     e->line = p->line;
+    e->uid = e->gid = -1;
     for (size_t i = 0; i < N_KEYS; i++)
         if (key_table[i].kind == KEY_INT)
             *(int64_t *)((char *)e + key_table[i].off) = key_table[i].def;

@@ -25,6 +25,11 @@
  *   max_open_files  RLIMIT_NOFILE (default 64)
  *   max_output_kb   stdout cap, more fails the job (default 1024)
  *   term_grace_ms   SIGTERM -> SIGKILL delay on timeout/cancel (default 2000)
+ *   max_processes   RLIMIT_NPROC: processes (and threads) the program's user
+ *                   may have (default 64; 0 = none). The kernel does not apply
+ *                   it to root: give `user` when the worker runs as root.
+ *   user            run the program as this user (name or uid; its primary
+ *                   group, no supplementary groups); only a root worker may
  * A value runs to the end of its line (a # inside it is kept).
  *
  * The program gets the payload on stdin, its environment cleared except the
@@ -55,6 +60,8 @@ typedef struct wk_exec_entry {
     int64_t max_open_files;
     int64_t max_output_kb;
     int64_t term_grace_ms;
+    int64_t max_processes;  /* RLIMIT_NPROC of the program's user; 0 = no limit */
+    int64_t uid, gid;       /* the user the program runs as; -1 = the worker's */
     int line;               /* line of the [type] header, for messages */
 } wk_exec_entry_t;
 

@@ -8,10 +8,12 @@
  * (non-blocking), stdout collected up to a cap, the last 2 KiB of stderr
  * kept, the cancellation flag and deadline checked every TICK_MS, and a
  * pidfd (when the kernel has them) to notice the exit at once. The whole
- * group is signalled, so a program's own children never outlive the job.
+ * group is signalled, and what left the group is killed by exec_reaper.c,
+ * so a program's own children never outlive the job.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +30,7 @@
 
 #include "err.h"
 #include "exec_config.h"
+#include "exec_reaper.h"
 #include "handler.h"
 #include "log.h"
 
@@ -38,7 +41,14 @@
 #define N_JOB_VARS 5
 
 /* What the child reports through the close-on-exec pipe when it fails. */
-typedef enum { STAGE_PIPES = 1, STAGE_PGID, STAGE_LIMITS, STAGE_CHDIR, STAGE_EXEC } stage_t;
+typedef enum {
+    STAGE_PIPES = 1,
+    STAGE_PGID,
+    STAGE_LIMITS,
+    STAGE_CHDIR,
+    STAGE_EXEC,
+    STAGE_USER
+} stage_t;
 typedef struct {
     int stage;
     int err;
@@ -140,11 +150,16 @@ __attribute__((noreturn)) static void child_exec(const wk_exec_entry_t *e, const
         for (rlim_t fd = 4; fd < max; fd++)
             close((int)fd);
     }
+    if (e->gid >= 0 && (setgroups(0, NULL) < 0 || setgid((gid_t)e->gid) < 0))
+        child_fail(report, STAGE_USER);
+    if (e->uid >= 0 && setuid((uid_t)e->uid) < 0)
+        child_fail(report, STAGE_USER);
     struct rlimit no_core = {0, 0};
     if (child_limit(RLIMIT_CPU, e->cpu_s, 2) < 0 ||
         child_limit(RLIMIT_AS, e->memory_mb * 1024 * 1024, 0) < 0 ||
         child_limit(RLIMIT_FSIZE, e->max_file_mb * 1024 * 1024, 0) < 0 ||
         child_limit(RLIMIT_NOFILE, e->max_open_files, 0) < 0 ||
+        child_limit(RLIMIT_NPROC, e->max_processes, 0) < 0 ||
         setrlimit(RLIMIT_CORE, &no_core) < 0)
         child_fail(report, STAGE_LIMITS);
     if (chdir(e->dir) < 0)
@@ -210,10 +225,15 @@ static int run_spawn(run_t *x, char **envp)
     /* No signal handler of the worker may run in the child before it resets them. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* Registered before a sweep can see it (exec_reaper.h). */
+    wk_reaper_lock();
     x->pid = fork();
     if (x->pid == 0)
         child_exec(x->e, (const int[3]){in[0], out[1], err[1]}, rep[1], envp);
     int fork_errno = errno;
+    if (x->pid > 0)
+        wk_reaper_add(x->pid);
+    wk_reaper_unlock();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (x->pid < 0) {
         YARD_LOG_ERROR(&ctx, "exec %s: fork: %s", x->e->type, strerror(fork_errno));
@@ -463,7 +483,8 @@ static void run_result(run_t *x, wk_result_t *res, const char *tail)
 static void run_finish(run_t *x, wk_result_t *res)
 {
     static const char *const stages[] = {"", "redirect stdio for", "setpgid for",
-                                         "set limits for", "chdir to", "execute"};
+                                         "set limits for", "chdir to", "execute",
+                                         "switch user for"};
     char tail[TAIL_MAX + 32];
     const wk_exec_entry_t *e = x->e;
     stderr_suffix(x, tail, sizeof tail);
@@ -547,6 +568,9 @@ void wk_exec_handler(const wk_job_t *job, wk_result_t *res, void *ud)
         if (x.cerr.stage == 0)
             run_loop(&x);
         run_finish(&x, res);
+        /* What the program left outside its group is now the worker's child. */
+        wk_reaper_remove(x.pid);
+        wk_reaper_sweep();
     }
     close_fd(&x.in_fd);
     close_fd(&x.out_fd);
@@ -575,6 +599,10 @@ int wk_exec_register(wk_registry_t *r, const char *path)
     int rc = wk_exec_config_load(&cfg, path);
     if (rc < 0)
         return rc;
+    if ((rc = wk_reaper_init()) < 0) {
+        wk_exec_config_destroy(cfg);
+        return rc;
+    }
     if ((rc = wk_registry_own(r, cfg, exec_config_free)) < 0) {
         wk_exec_config_destroy(cfg);
         return rc;

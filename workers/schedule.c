@@ -2,7 +2,8 @@
  * schedule.c - the schedule role: holds delayed jobs (jobs.schedule) until
  * their run_at, then publishes them to jobs.execute.<queue>; and runs the
  * rescuer (rescue.c), which republishes accepted jobs whose message JOBS no
- * longer holds.
+ * longer holds; and the pruner (retention.c), which deletes finished jobs
+ * past retention.
  *
  * A job not yet due is nak'ed with a delay (at most an hour at a time), so
  * JetStream keeps it and no state lives in the worker; any number of
@@ -28,6 +29,7 @@
 struct wk_runtime {
     wk_loop_t *loop;
     wk_rescue_t *rescue;
+    wk_retention_t *retention;
 };
 
 static void schedule_one(wk_t *wk, PGconn *conn, yard_js_msg_t *m)
@@ -92,6 +94,11 @@ int wk_schedule_start(wk_runtime_t **out, wk_t *wk)
         atomic_store(&wk->stopping, 1);
         wk_loop_join(rt->loop);
     }
+    if (rc == 0 && (rc = wk_retention_start(&rt->retention, wk)) < 0) {
+        atomic_store(&wk->stopping, 1);
+        wk_loop_join(rt->loop);
+        wk_rescue_join(rt->rescue);
+    }
     if (rc < 0) {
         free(rt);
         return rc;
@@ -107,5 +114,6 @@ void wk_schedule_join(wk_runtime_t *rt)
         return;
     wk_loop_join(rt->loop);
     wk_rescue_join(rt->rescue);
+    wk_retention_join(rt->retention);
     free(rt);
 }

@@ -82,6 +82,14 @@ typedef struct wk_rescue wk_rescue_t;
 int wk_rescue_start(wk_rescue_t **out, wk_t *wk);
 void wk_rescue_join(wk_rescue_t *r);
 
+/* The pruner (retention.c), run by the schedule role: a thread that every
+ * cfg.retention_interval_s deletes finished jobs older than
+ * cfg.retention_s in batches (bus/retention.h). Start returns 0 or an
+ * error; join waits for the thread after wk->stopping. */
+typedef struct wk_retention wk_retention_t;
+int wk_retention_start(wk_retention_t **out, wk_t *wk);
+void wk_retention_join(wk_retention_t *r);
+
 /* ---- the program (app.c, metrics.c) ---------------------------------------- */
 
 /* A role: its --role name and entry points. */

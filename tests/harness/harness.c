@@ -96,6 +96,27 @@ int yt_free_port(void)
     return port;
 }
 
+int yt_write_file(const yt_env_t *env, const char *name, const char *text, mode_t mode)
+{
+    char path[600];
+    if (name[0] == '/')
+        snprintf(path, sizeof path, "%s", name);
+    else
+        snprintf(path, sizeof path, "%s/%s", env->dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        yt_fail("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int ok = fputs(text, f) >= 0;
+    ok &= fclose(f) == 0;
+    if (!ok || chmod(path, mode) != 0) {
+        yt_fail("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int yt_kill_wait(pid_t pid, int sig, int timeout_ms)
 {
     int status;
@@ -380,6 +401,10 @@ static int yt_nats_write_conf(const yt_env_t *env, char *path, size_t cap)
         fprintf(f, "# max_payload: the default (1 MiB)\n");
     else
         fprintf(f, "max_payload: %d\n", YT_NATS_MAX_PAYLOAD);
+    /* A test may add settings (the chaos suite limits the store). */
+    const char *extra = getenv("YT_NATS_EXTRA_CONF");
+    if (extra && *extra)
+        fprintf(f, "%s\n", extra);
     if (fclose(f) != 0) {
         yt_fail("cannot write %s: %s", path, strerror(errno));
         return YARD_EIO;

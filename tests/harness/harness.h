@@ -37,7 +37,7 @@ typedef struct {
     pid_t nats_pid;
     int nats_port;
     int nats_mon_port;
-    char nats_url[64];   /* nats://127.0.0.1:<port> */
+    char nats_url[256];  /* nats://127.0.0.1:<port> (or the nodes of a cluster, comma separated) */
     char nats_store[300];
     /* PostgreSQL */
     pid_t pg_pid;        /* the postmaster */
@@ -60,7 +60,8 @@ void yt_env_destroy(yt_env_t *env);
 int yt_nats_stop(yt_env_t *env);
 
 /* Starts nats-server again on the same port with the same store (and the
- * max_payload env->flags asks for now) and waits until JetStream answers.
+ * max_payload env->flags asks for now, plus the lines of the environment
+ * variable YT_NATS_EXTRA_CONF, if set) and waits until JetStream answers.
  * Returns 0 or < 0. */
 int yt_nats_start(yt_env_t *env);
 
@@ -93,6 +94,10 @@ int yt_freeze(pid_t pid);
 /* Prints the last 2 KiB of <dir>/<name>.log to stderr, to explain a
  * failure. */
 void yt_log_tail(const yt_env_t *env, const char *name);
+
+/* Writes text to the file name (relative to env's folder, or an absolute
+ * path) and gives it mode. Returns 0, or -1 after printing why. */
+int yt_write_file(const yt_env_t *env, const char *name, const char *text, mode_t mode);
 
 /* Milliseconds on a monotonic clock. */
 long long yt_now_ms(void);

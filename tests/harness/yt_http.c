@@ -475,7 +475,7 @@ int yt_http_request(yt_http_resp_t *resp, int port, const char *method, const ch
 
 pid_t yt_gateway_start(yt_env_t *env, int *port_out, char *const extra_env[])
 {
-    char bin[700], port_var[32], nats_var[128], pg_var[600];
+    char bin[700], port_var[32], nats_var[300], pg_var[600];
     char *envs[64];
     size_t n = 0;
     snprintf(bin, sizeof bin, "%s/yard-gateway", yt_bin_dir());
@@ -497,8 +497,13 @@ pid_t yt_gateway_start(yt_env_t *env, int *port_out, char *const extra_env[])
     envs[n] = NULL;
     char *argv[] = {bin, NULL};
 
+    /* A port the caller gives in extra_env wins (a gateway restarted on its port). */
+    int fixed_port = 0;
+    for (size_t i = 0; extra_env && extra_env[i]; i++)
+        if (strncmp(extra_env[i], "YARD_HTTP_PORT=", 15) == 0)
+            fixed_port = atoi(extra_env[i] + 15);
     for (int attempt = 0; attempt < YT_GATEWAY_TRIES; attempt++) {
-        int port = yt_free_port();
+        int port = fixed_port ? fixed_port : yt_free_port();
         snprintf(port_var, sizeof port_var, "YARD_HTTP_PORT=%d", port);
         pid_t pid = yt_spawn(env, "gateway", argv, envs);
         if (pid < 0)

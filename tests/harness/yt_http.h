@@ -115,8 +115,8 @@ const char *yt_http_error_code(const yt_http_resp_t *resp);
 /* Starts <yt_bin_dir()>/yard-gateway (log: <dir>/gateway.log, pid file
  * gateway.pid) with YARD_NATS_URL and YARD_PG_DSN from env, YARD_HTTP_PORT
  * a free port, then extra_env ("K=V" list, NULL-terminated, may be NULL;
- * later entries win). Retries on another port if the gateway exits during
- * start. Waits up to 20 s for GET /healthz to answer 200; returns the pid
+ * later entries win; a YARD_HTTP_PORT there is used, and not retried).
+ * Retries on another port if the gateway exits during start. Waits up to 20 s for GET /healthz to answer 200; returns the pid
  * and sets *port_out, or -1 after printing the tail of the gateway's log.
  * Stop it with yt_kill_wait(pid, SIGTERM, ...). */
 pid_t yt_gateway_start(yt_env_t *env, int *port_out, char *const extra_env[]);

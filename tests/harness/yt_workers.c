@@ -121,7 +121,7 @@ static int yt_worker_wait_ready(yt_env_t *env, yt_worker_t *w)
 int yt_worker_start(yt_worker_t *w, yt_env_t *env, const char *role, const char *queues,
                     char *const extra_env[], unsigned flags)
 {
-    char bin[700], port[16], nats_var[128], pg_var[600];
+    char bin[700], port[16], nats_var[300], pg_var[600];
     char *envs[64];
     size_t n = 0;
     memset(w, 0, sizeof *w);

@@ -351,7 +351,8 @@ static void test_revoked_keys_are_refused_after_reload(void **state)
                      0);
 }
 
-static void test_revoking_an_unknown_key_exits_1(void **state)
+/* No such key: 3 (not found); something that is not a key at all: 1. */
+static void test_revoking_an_unknown_key_exits_3(void **state)
 {
     char key[YARD_APIKEY_LEN + 1];
     run_t run;
@@ -365,7 +366,7 @@ static void test_revoking_an_unknown_key_exits_1(void **state)
     };
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         YARDCTL(&run, "keys", "revoke", unknown[i]);
-        expect_status(&run, 1, unknown[i]);
+        expect_status(&run, i == 2 ? 1 : 3, unknown[i]);
         expect_in("the log of revoking an unknown key", run.err, "revoking an API key");
     }
     assert_int_equal(q_long("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL", 0, NULL),
@@ -429,7 +430,7 @@ int main(void)
         T(test_create_verbose_shows_id_prefix_and_warning),
         T(test_list_shows_every_key_but_no_secret),
         T(test_revoked_keys_are_refused_after_reload),
-        T(test_revoking_an_unknown_key_exits_1),
+        T(test_revoking_an_unknown_key_exits_3),
         T(test_bad_arguments_exit_2_and_write_nothing),
         T(test_loader_skips_an_unusable_row),
     };

@@ -178,7 +178,7 @@ static const struct {
     {"jobs", "id,queue,type,status,priority,payload,result,last_error,attempts,max_attempts,"
              "timeout_s,run_at,idempotency_key,api_key_id,workflow_id,step_id,schedule_name,"
              "trace_id,created_at,updated_at,started_at,finished_at,cancel_requested_at,js_seq,"
-             "traceparent,notify"},
+             "traceparent,notify,replay_budget,replayed_seq,replays,replayed_at,replayed_by"},
     {"job_attempts", "job_id,attempt,started_at,finished_at,outcome,error,worker,duration_ms"},
     {"workflows", "id,name,status,api_key_id,created_at,updated_at,finished_at"},
     {"workflow_steps", "workflow_id,step_id,job_id,depends_on,status,result,created_at,updated_at"},
@@ -199,6 +199,8 @@ static const char *const expected_indexes[] = {
     "WHERE (status = 'scheduled'::text)",
     "CREATE INDEX jobs_workflow_idx ON public.jobs USING btree (workflow_id) "
     "WHERE (workflow_id IS NOT NULL)",
+    "CREATE INDEX jobs_finished_at_idx ON public.jobs USING btree (finished_at) "
+    "WHERE (status = ANY (ARRAY['succeeded'::text, 'dead'::text, 'cancelled'::text]))",
     "CREATE UNIQUE INDEX job_attempts_pkey ON public.job_attempts USING btree (job_id, attempt)",
     "CREATE UNIQUE INDEX workflows_pkey ON public.workflows USING btree (id)",
     "CREATE INDEX workflows_running_idx ON public.workflows USING btree (updated_at) "

@@ -357,7 +357,7 @@ static void test_operator_actions_and_failures_are_recorded(void **state)
         fail_msg("expected `yardctl dlq replay --all` to replay job %s, got %d: %s %s", id,
                  r.status, r.out, r.err);
 
-    snprintf(cond, sizeof cond, "detail->>'target' = '%s' AND actor LIKE 'operator:%%'", key_id);
+    snprintf(cond, sizeof cond, "detail->>'target' = '%s' AND actor LIKE 'yardctl:%%'", key_id);
     long long created = yt_wait_sql(g.c.env, 1, 20000,
                                     "SELECT count(*) FROM audit_log WHERE event = "
                                     "'ops.key_created' AND %s",
@@ -369,7 +369,7 @@ static void test_operator_actions_and_failures_are_recorded(void **state)
     snprintf(cond, sizeof cond, "job_id = '%s'", id);
     if (yt_wait_sql(g.c.env, 1, 20000,
                     "SELECT count(*) FROM audit_log WHERE event = 'job.replayed' AND %s"
-                    " AND actor LIKE 'operator:%%' AND detail ? 'dlq_seq'",
+                    " AND actor LIKE 'yardctl:%%' AND detail ? 'dlq_seq'",
                     cond) != 1)
         fail_msg("expected one job.replayed row for job %s by an operator", id);
     if (rows_of("job.attempt_failed", cond) < 1 ||

@@ -67,20 +67,6 @@ static struct {
 
 /* ---- files the test writes ---------------------------------------------------- */
 
-static int write_file(const char *name, const char *text, mode_t mode)
-{
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s", g.c.env->dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "test: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    fputs(text, f);
-    fclose(f);
-    return chmod(path, mode);
-}
-
 static int write_exec_files(void)
 {
     static const char ok_sh[] =
@@ -113,8 +99,10 @@ static int write_exec_files(void)
              "[exec-slow]\npath = %s/slow.sh\nenv = PATH=/usr/bin:/bin\ndir = %s\n"
              "timeout_s = 1\nterm_grace_ms = 1000\n",
              d, d, d, d);
-    if (write_file("ok.sh", ok_sh, 0755) || write_file("tempfail.sh", tempfail_sh, 0755) ||
-        write_file("slow.sh", slow_sh, 0755) || write_file("exec.conf", conf, 0644))
+    if (yt_write_file(g.c.env, "ok.sh", ok_sh, 0755) ||
+        yt_write_file(g.c.env, "tempfail.sh", tempfail_sh, 0755) ||
+        yt_write_file(g.c.env, "slow.sh", slow_sh, 0755) ||
+        yt_write_file(g.c.env, "exec.conf", conf, 0644))
         return -1;
     snprintf(g.exec_var, sizeof g.exec_var, "YARD_EXEC_CONFIG=%s/exec.conf", d);
     return 0;

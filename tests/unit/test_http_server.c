@@ -685,6 +685,8 @@ static void test_idle_timeout(void **state)
     fx_free(fx);
 }
 
+/* At the limit, a new connection is refused while every open one is busy;
+ * once one is idle, the idle one makes room for the newcomer. */
 static void test_connection_limit(void **state)
 {
     yard_http_limits_t lim = {.max_connections = 2};
@@ -692,21 +694,23 @@ static void test_connection_limit(void **state)
     cl_t *a = cl_open(fx->port), *b = cl_open(fx->port), *c;
     resp_t r;
 
-    cl_sends(a, "GET /hello HTTP/1.1\r\n\r\n");
-    cl_sends(b, "GET /hello HTTP/1.1\r\n\r\n");
-    assert_int_equal(cl_response(a, &r), 200);
-    assert_int_equal(cl_response(b, &r), 200);
+    cl_sends(a, "GET /late/400 HTTP/1.1\r\n\r\n");
+    cl_sends(b, "GET /late/400 HTTP/1.1\r\n\r\n");
+    usleep(100 * 1000);
     c = cl_open(fx->port);
     assert_int_equal(cl_response(c, &r), 503);
     assert_true(has_header(&r, "Connection: close\r\n"));
     assert_true(cl_closed(c));
     cl_close(c);
-    cl_close(a);
-    usleep(100 * 1000); /* let the server see the close */
+    assert_int_equal(cl_response(a, &r), 200);
+    assert_int_equal(cl_response(b, &r), 200);
+    /* a and b are idle keep-alive connections now: a newcomer gets in. */
     c = cl_open(fx->port);
     cl_sends(c, "GET /hello HTTP/1.1\r\n\r\n");
     assert_int_equal(cl_response(c, &r), 200);
+    assert_true(cl_closed(a) || cl_closed(b));
     cl_close(c);
+    cl_close(a);
     cl_close(b);
     fx_stop(fx);
     fx_free(fx);
