@@ -14,6 +14,7 @@
 
 #include "audit.h"
 #include "ctl.h"
+#include "ctl_out.h"
 #include "db.h"
 #include "err.h"
 #include "log.h"
@@ -187,7 +188,8 @@ int ctl_cmd_audit(const yard_config_t *cfg, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "";
     const char *since = NULL;
-    int json = 0, follow = 0, verify = !strcmp(sub, "verify");
+    /* main takes --json off the command line wherever it is (ctl_out.h). */
+    int json = ctl_out_json(), follow = 0, verify = !strcmp(sub, "verify");
     long n = AUDIT_TAIL_DEFAULT;
     if (!verify && strcmp(sub, "tail"))
         return ctl_usage_error("audit", "expected `verify` or `tail`");
