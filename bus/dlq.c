@@ -12,8 +12,12 @@
 
 #include "dlq.h"
 #include "err.h"
+#include "events.h"
 #include "jobs.h"
 #include "log.h"
+
+/* How long a purge waits for each letter's event to be stored. */
+#define DLQ_EVENT_TIMEOUT_MS 5000
 
 int yard_dlq_parse_time(int64_t *out_ms, const char *text)
 {
@@ -249,6 +253,27 @@ static int replay_publish(uint64_t *seq, yard_js_t *js, const yard_dlq_entry_t *
     return rc;
 }
 
+/* Publishes event name (job.replayed, job.purged) of letter e, keyed by its
+ * DLQ sequence, so a rerun is a no-op. Returns 0 or an error (logged). */
+static int dlq_event(yard_js_t *js, const yard_dlq_entry_t *e, const char *name, const char *who,
+                     unsigned max_attempts, int64_t timeout_ms)
+{
+    char key[24], trace[YARD_TRACE_ID_LEN + 1];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)e->seq);
+    json_t *d = json_pack("{s:I, s:s, s:s, s:i}", "dlq_seq", (json_int_t)e->seq, "subject",
+                          e->subject, "queue", e->queue, "attempts", (int)e->attempts);
+    if (d && max_attempts)
+        json_object_set_new(d, "max_attempts", json_integer(max_attempts));
+    char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    yard_event_t ev = {YARD_EVENT_JOB, name, e->job_id[0] ? e->job_id : "unknown", key,
+                       who && *who ? who : "unknown", 0,
+                       e->env_ok ? yard_env_trace_id(trace, e->env.traceparent) : NULL, data};
+    int rc = data ? yard_event_publish(js, &ev, timeout_ms) : YARD_ENOMEM;
+    free(data);
+    return rc;
+}
+
 int yard_dlq_replay(yard_dlq_result_t *out, yard_js_t *js, PGconn *db, uint64_t seq,
                     const yard_dlq_replay_opts_t *o)
 {
@@ -296,6 +321,16 @@ int yard_dlq_replay(yard_dlq_result_t *out, yard_js_t *js, PGconn *db, uint64_t 
         rc = 0;
         goto done;
     }
+    /* The event before the change: a replay that happens is always in
+     * the audit log (a rerun republishes it under the same id). */
+    if (plan.plan == YARD_REPLAY_FRESH || plan.plan == YARD_REPLAY_RESUME) {
+        rc = dlq_event(js, &e, YARD_EVENT_REPLAYED, o->who, out->max_attempts,
+                       o->publish_timeout_ms);
+        if (rc < 0) {
+            snprintf(out->why, sizeof out->why, "event: %s", yard_strerror(rc));
+            goto done;
+        }
+    }
     if (plan.plan == YARD_REPLAY_FRESH) {
         rc = yard_jobs_replay_mark(&out->max_attempts, db, e.job_id, seq, o->who);
         if (rc == YARD_ESTATE) { /* another replay got there first */
@@ -327,8 +362,6 @@ int yard_dlq_replay(yard_dlq_result_t *out, yard_js_t *js, PGconn *db, uint64_t 
             goto done;
         }
         out->outcome = YARD_DLQ_REPLAYED;
-        /* EVENT (bus/events.h, helper 9a): job.replayed {job_id, dlq_seq,
-         * jobs_seq, max_attempts, actor = o->who}. */
         YARD_LOG_INFO(&ctx, "dlq: #%llu replayed to %s as JOBS #%llu (max_attempts %u) by %s",
                       (unsigned long long)seq, e.subject, (unsigned long long)out->jobs_seq,
                       out->max_attempts, o->who ? o->who : "unknown");
@@ -358,6 +391,7 @@ done:
 typedef struct {
     yard_js_t *js;
     int dry_run;
+    const char *who;
     size_t removed;
 } dlq_purge_t;
 
@@ -365,18 +399,21 @@ static int dlq_purge_one(void *ud, yard_dlq_entry_t *e)
 {
     dlq_purge_t *p = ud;
     if (!p->dry_run) {
-        int rc = yard_js_delete_msg(p->js, YARD_STREAM_DLQ, e->seq);
+        /* The event first: a letter never vanishes unrecorded. */
+        int rc = dlq_event(p->js, e, YARD_EVENT_PURGED, p->who, 0, DLQ_EVENT_TIMEOUT_MS);
+        if (rc == 0)
+            rc = yard_js_delete_msg(p->js, YARD_STREAM_DLQ, e->seq);
         if (rc < 0 && rc != YARD_ENOTFOUND)
             return rc;
-        /* EVENT (bus/events.h, helper 9a): dlq.purged {dlq_seq, job_id}. */
     }
     p->removed++;
     return 0;
 }
 
-int yard_dlq_purge(size_t *removed, yard_js_t *js, const yard_dlq_filter_t *f, int dry_run)
+int yard_dlq_purge(size_t *removed, yard_js_t *js, const yard_dlq_filter_t *f, int dry_run,
+                   const char *who)
 {
-    dlq_purge_t p = {js, dry_run, 0};
+    dlq_purge_t p = {js, dry_run, who, 0};
     int rc = dlq_scan(js, f, dlq_purge_one, &p, NULL);
     *removed = p.removed;
     if (rc < 0)

@@ -125,9 +125,11 @@ int yard_dlq_replay(yard_dlq_result_t *out, yard_js_t *js, PGconn *db, uint64_t 
                     const yard_dlq_replay_opts_t *o);
 
 /* Deletes the letters f selects (usually before_ms: purge --older-than),
- * or only counts them when dry_run. Sets *removed. Returns 0 or an error
- * (*removed then counts what was deleted before it). */
-int yard_dlq_purge(size_t *removed, yard_js_t *js, const yard_dlq_filter_t *f, int dry_run);
+ * or only counts them when dry_run. Each deletion is preceded by its
+ * job.purged event (events.h) with actor who. Sets *removed. Returns 0 or
+ * an error (*removed then counts what was deleted before it). */
+int yard_dlq_purge(size_t *removed, yard_js_t *js, const yard_dlq_filter_t *f, int dry_run,
+                   const char *who);
 
 /* The JSON of a letter (the one shape of GET /v1/dlq and `yardctl dlq
  * --json`): {"seq","job_id","type","queue","subject","attempts","error",

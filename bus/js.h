@@ -42,6 +42,12 @@
  * audit role's `submissions` consumer reads it to record the jobs (JOBS is
  * a work queue, so no second consumer may read jobs.> there). */
 #define YARD_SUBJ_EVENT_ACCEPTED "events.jobs.accepted"
+/* Lifecycle events (events.h): subject roots, + event name, and the filter
+ * of the audit role's consumer, which reads them all. */
+#define YARD_SUBJ_EVENT_JOBS "events.jobs."
+#define YARD_SUBJ_EVENT_WORKFLOWS "events.workflows."
+#define YARD_SUBJ_EVENT_OPS "events.ops."
+#define YARD_SUBJ_EVENTS_ALL "events.>"
 /* Core NATS (not JetStream) subject announcing a cancel to execute workers:
  * YARD_SUBJ_CANCEL + job id; YARD_SUBJ_CANCEL_ANY subscribes to all. At most
  * once: PostgreSQL's cancel_requested_at backs it. */

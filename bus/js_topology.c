@@ -239,7 +239,7 @@ int yard_js_ensure_topology(yard_js_t *js, const yard_config_t *cfg, const char 
     } fixed[] = {{YARD_STREAM_JOBS, YARD_CONSUMER_SCHEDULE, YARD_SUBJ_SCHEDULE},
                  {YARD_STREAM_JOBS, YARD_CONSUMER_NOTIFY, YARD_SUBJ_NOTIFY},
                  {YARD_STREAM_EVENTS, YARD_CONSUMER_SUBMISSIONS, YARD_SUBJ_EVENT_ACCEPTED},
-                 {YARD_STREAM_EVENTS, YARD_CONSUMER_AUDIT, "events.>"}};
+                 {YARD_STREAM_EVENTS, YARD_CONSUMER_AUDIT, YARD_SUBJ_EVENTS_ALL}};
     int n = 0, rc = 0;
     for (size_t i = 0; i < nqueues; i++) {
         if (!yard_name_valid(queues[i], strlen(queues[i]))) {

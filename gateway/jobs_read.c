@@ -12,6 +12,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "events.h"
 #include "gw.h"
 #include "jobs.h"
 #include "log.h"
@@ -23,6 +24,7 @@ typedef struct {
     yard_http_req_t *req;
     char id[YARD_ID_TEXT_LEN + 1];
     char owner[GW_AUTH_ID_MAX + 1]; /* "" = any key (admin or auth off) */
+    char actor[GW_AUTH_ID_MAX + 8]; /* "key:<id>", or "gateway" when auth is off */
     int status;
     char *body;       /* JSON answer, malloc'd */
     const char *code; /* error code when status >= 400 */
@@ -74,6 +76,10 @@ static read_task_t *read_begin(gw_t *gw, yard_http_req_t *req, unsigned scope)
     yard_id_format(&id, t->id);
     if (!(who.scopes & YARD_SCOPE_ADMIN))
         snprintf(t->owner, sizeof t->owner, "%s", who.key_id);
+    if (who.key_id[0])
+        snprintf(t->actor, sizeof t->actor, "key:%s", who.key_id);
+    else
+        snprintf(t->actor, sizeof t->actor, "gateway");
     return t;
 }
 
@@ -154,6 +160,13 @@ static void cancel_job_work(PGconn *conn, void *ud)
         gw_pool_conn_check(conn);
         task_fail(t, 503, "unavailable", "PostgreSQL is unavailable; retry");
         return;
+    }
+    if (st == YARD_JOB_CANCELLED) {
+        /* On this pool thread, after the commit (a repeat is a no-op: same
+         * event id). A running job's cancel is recorded by its worker. */
+        yard_event_t e = {YARD_EVENT_JOB, YARD_EVENT_CANCELLED, t->id, NULL, t->actor, 0, NULL,
+                          "{\"by\":\"api\"}"};
+        yard_event_publish(t->gw->js, &e, t->gw->cfg.js_publish_timeout_ms);
     }
     if (st == YARD_JOB_CANCELLED || st == YARD_JOB_RUNNING) {
         json_t *doc = json_pack("{s:s, s:s, s:b}", "id", t->id, "status", yard_job_state_name(st),

@@ -18,8 +18,12 @@
 #ifndef YARD_CTL_H
 #define YARD_CTL_H
 
+#include <stddef.h>
+
 #include "config.h"
 #include "ctl_out.h"
+#include "events.h"
+#include "js.h"
 
 enum {
     CTL_EXIT_OK = 0,    /* done */
@@ -80,5 +84,19 @@ int ctl_opt(const char **value, int argc, char **argv, int *i, const char *opt);
 /* The exit status for an error code of libyard: CTL_EXIT_NOTFOUND for
  * YARD_ENOTFOUND, else CTL_EXIT_FAIL (0 stays CTL_EXIT_OK). */
 int ctl_exit_of(int rc);
+/* audit: verifies and follows the audit log (ctl_audit.c). */
+extern const char ctl_audit_help[];
+int ctl_cmd_audit(const yard_config_t *cfg, int argc, char **argv);
+
+/* ---- operator events (ctl_events.c) ------------------------------------ */
+
+/* Writes the actor of this command's events: "yardctl:<login name>" (as a
+ * DLQ replay records it). */
+void ctl_operator(char *out, size_t cap);
+
+/* Publishes e on js, or on a connection of its own (at most a few seconds
+ * to connect) when js is NULL. Returns 0, or an error after a warning that
+ * the action is done but its event not recorded. */
+int ctl_event_publish(const yard_config_t *cfg, yard_js_t *js, const yard_event_t *e);
 
 #endif

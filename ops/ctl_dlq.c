@@ -369,7 +369,9 @@ static int dlq_purge(yard_js_t *js, dlq_args_t *a)
     a->f.before_ms = ctl_now_ms() - age_s * 1000;
     if (a->f.before_ms <= 0)
         a->f.before_ms = 1;
-    int rc = yard_dlq_purge(&removed, js, &a->f, a->dry_run);
+    char who[160];
+    ctl_operator(who, sizeof who);
+    int rc = yard_dlq_purge(&removed, js, &a->f, a->dry_run, who);
     if (ctl_out_json())
         ctl_out_json_print(json_pack("{s:I, s:b}", a->dry_run ? "would_purge" : "purged",
                                      (json_int_t)removed, "dry_run", a->dry_run));

@@ -191,6 +191,14 @@ static int jobs_cancel(const yard_config_t *cfg, PGconn *db, const char *id)
     if (rc < 0)
         return CTL_EXIT_FAIL;
     int done = st == YARD_JOB_CANCELLED || st == YARD_JOB_RUNNING;
+    if (st == YARD_JOB_CANCELLED) {
+        /* A running job's cancel is recorded by its worker. */
+        char actor[160];
+        ctl_operator(actor, sizeof actor);
+        yard_event_t e = {YARD_EVENT_JOB, YARD_EVENT_CANCELLED, id, NULL, actor, 0, NULL,
+                          "{\"by\":\"yardctl\"}"};
+        ctl_event_publish(cfg, NULL, &e);
+    }
     if (st == YARD_JOB_RUNNING) {
         /* Its worker stops it; PostgreSQL backs this at-most-once notice. */
         yard_js_t *js = NULL;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "apikey.h"
@@ -209,7 +210,22 @@ static int keys_insert(char key[YARD_APIKEY_LEN + 1], char prefix[YARD_APIKEY_PR
     return YARD_EEXIST;
 }
 
-static int keys_create(PGconn *conn, const keys_create_opts_t *o)
+/* Records an operator action on key id as an event (ops.key_created,
+ * ops.key_revoked); data names the key, never shows it. */
+static void keys_event(const yard_config_t *cfg, const char *name, const char *id,
+                       const char *key_name, const char *prefix)
+{
+    char actor[160];
+    ctl_operator(actor, sizeof actor);
+    json_t *d = json_pack("{s:s, s:s, s:s}", "key_id", id, "name", key_name, "prefix", prefix);
+    char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    yard_event_t e = {YARD_EVENT_OPS, name, id, NULL, actor, 0, NULL, data};
+    ctl_event_publish(cfg, NULL, &e);
+    free(data);
+}
+
+static int keys_create(PGconn *conn, const yard_config_t *cfg, const keys_create_opts_t *o)
 {
     char key[YARD_APIKEY_LEN + 1], prefix[YARD_APIKEY_PREFIX_LEN + 1], id[YARD_ID_TEXT_LEN + 1];
     char scopes[YARD_SCOPES_TEXT_MAX + 1];
@@ -242,6 +258,7 @@ static int keys_create(PGconn *conn, const keys_create_opts_t *o)
     }
     fflush(stdout);
     sodium_memzero(key, sizeof key);
+    keys_event(cfg, YARD_EVENT_KEY_CREATED, id, o->name, prefix);
     return CTL_EXIT_OK;
 }
 
@@ -351,6 +368,9 @@ static int keys_revoke(PGconn *conn, const yard_config_t *cfg, const char *arg)
         printf("revoked key %s (\"%s\", prefix %s); gateways refuse it within %lld s\n",
                PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
                (long long)cfg->auth_refresh_s);
+        fflush(stdout);
+        keys_event(cfg, YARD_EVENT_KEY_REVOKED, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+                   PQgetvalue(res, 0, 2));
     }
     rc = CTL_EXIT_OK;
 
@@ -436,7 +456,7 @@ int ctl_cmd_keys(const yard_config_t *cfg, int argc, char **argv)
     if (yard_db_connect(&conn, cfg->pg_dsn, KEYS_CONNECT_TIMEOUT_S) != 0)
         return CTL_EXIT_FAIL; /* logged, password hidden */
     if (strcmp(sub, "create") == 0)
-        rc = keys_create(conn, &create);
+        rc = keys_create(conn, cfg, &create);
     else if (strcmp(sub, "list") == 0)
         rc = keys_list(conn);
     else if (strcmp(sub, "notify-secret") == 0)

@@ -30,6 +30,7 @@ static const ctl_command_t ctl_commands[] = {
     {"cluster", "JetStream streams, consumers, servers and lag", ctl_cluster_help,
      ctl_cmd_cluster},
     {"prune", "delete finished jobs older than the retention", ctl_prune_help, ctl_cmd_prune},
+    {"audit", "verify and follow the hash-chained audit log", ctl_audit_help, ctl_cmd_audit},
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 

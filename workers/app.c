@@ -37,7 +37,7 @@
 static const wk_role_t roles[] = {
     {"execute", wk_execute_start, wk_execute_join},
     {"schedule", wk_schedule_start, wk_schedule_join},
-    {"audit", wk_ingest_start, wk_ingest_join},
+    {"audit", wk_audit_start, wk_audit_join},
     {"notify", wk_notify_start, wk_notify_join},
 };
 

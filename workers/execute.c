@@ -64,6 +64,7 @@ void wk_execute_item_free(wk_execute_item_t *it)
     if (!it)
         return;
     yard_js_msg_destroy(it->msg);
+    yard_event_batch_destroy(it->started);
     free(it->payload);
     free(it->res.result_json);
     free(it);

@@ -40,6 +40,7 @@
 #include <libpq-fe.h>
 
 #include "envelope.h"
+#include "events.h"
 #include "jobs.h"
 #include "wk.h"
 
@@ -92,6 +93,7 @@ struct wk_execute_item {
     atomic_int cancelled;
     atomic_int running;
     int handed_back;                      /* drain: nak at once, write nothing (mu) */
+    yard_event_batch_t *started;          /* holds its started event (a reference), or NULL */
     wk_result_t res;
 };
 
@@ -154,6 +156,24 @@ void wk_execute_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long us);
  * connection (claims) commits fast, the committer's (outcomes, acked next)
  * durably. Returns 0 or YARD_EUNAVAIL (logged by yard_db_connect). */
 int wk_execute_conn(wk_t *wk, PGconn **conn, yard_jobs_commit_t mode);
+
+/* ---- lifecycle events (execute_events.c) ---------------------------------- */
+
+/* Publishes the started events of the claimed items (claimed[i] > 0; items
+ * may hold NULLs) without waiting; each such item keeps a reference to the
+ * batch in its started field and gets its attempt set to claimed[i]. */
+void wk_execute_events_started(wk_runtime_t *rt, wk_execute_item_t **items, const int *claimed,
+                               size_t n);
+
+/* Adds to b the event of rec, the recorded attempt of it (and its started
+ * event when that is not stored yet); retry_in_ms is the delay of a retry. */
+void wk_execute_events_outcome(yard_event_batch_t *b, const wk_t *wk, const wk_execute_item_t *it,
+                               const yard_job_attempt_t *rec, int64_t retry_in_ms);
+
+/* Publishes the dead event of a poison message and waits for it. Returns 0
+ * or an error (logged). */
+int wk_execute_event_poison(wk_t *wk, const char *job_id, const char *trace, unsigned attempts,
+                            const char *why);
 
 /* ---- thread bodies --------------------------------------------------------- */
 

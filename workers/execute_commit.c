@@ -127,6 +127,28 @@ static void exec_count(wk_runtime_t *rt, const exec_plan_t *p)
             (double)(wk_wall_ms() - it->env.created_at_ms) / 1000.0);
 }
 
+/* Publishes the events of the n plans that write and waits for them.
+ * Returns 0 or an error (logged). */
+static int exec_publish_events(wk_runtime_t *rt, const exec_plan_t *plans, size_t n)
+{
+    wk_t *wk = rt->wk;
+    yard_event_batch_t *b = NULL;
+    int64_t t0 = wk_clock_us();
+    int rc = yard_event_batch_create(&b, wk->js);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (plans[i].write)
+            wk_execute_events_outcome(b, wk, plans[i].it, &plans[i].rec, plans[i].delay_ms);
+    if (rc == 0)
+        rc = yard_event_batch_wait(b, wk->cfg.js_publish_timeout_ms);
+    yard_event_batch_destroy(b);
+    wk_time_add(wk, "jetstream", wk_clock_us() - t0);
+    if (rc < 0)
+        YARD_LOG_WARN(NULL, "execute: cannot store the lifecycle events of %zu outcomes (%s); "
+                            "their jobs will run again",
+                      n, yard_strerror(rc));
+    return rc;
+}
+
 /* Writes, then acks, a batch of finished items; frees them. */
 static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
 {
@@ -171,6 +193,17 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
         }
         if (plans[i].write)
             recs[nrec++] = plans[i].rec;
+    }
+    /* The outcomes' events are stored before the outcomes: a failure
+     * writes nothing and the jobs come back (execute_events.c). */
+    if (nrec && exec_publish_events(rt, plans, n) < 0) {
+        for (size_t i = 0; i < n; i++)
+            if (plans[i].write) {
+                plans[i].write = 0;
+                plans[i].act = ACT_NAK;
+                plans[i].delay_ms = EXEC_RETRY_MS;
+            }
+        nrec = 0;
     }
     if (nrec) {
         int64_t t0 = wk_clock_us();

@@ -185,6 +185,8 @@ static void exec_claim_and_queue(wk_execute_queue_t *q, wk_execute_item_t **item
             items[i] = NULL;
         }
     }
+    /* Published before the jobs run (the committer makes sure they are stored). */
+    wk_execute_events_started(rt, items, claimed, n);
     pthread_mutex_lock(&rt->mu);
     for (size_t i = 0; i < n; i++) {
         if (!items[i])

@@ -82,7 +82,7 @@ void wk_execute_poison(wk_runtime_t *rt, wk_execute_advisory_t *list)
                               "(max deliveries reached)";
             size_t len = 0;
             const void *data = yard_js_msg_data(m, &len);
-            char id[YARD_ENV_ID_LEN + 1] = "", bad[160];
+            char id[YARD_ENV_ID_LEN + 1] = "", bad[160], trace[YARD_TRACE_ID_LEN + 1];
             int ok = yard_env_decode(&env, data, len) == 0;
             if (ok)
                 memcpy(id, env.id.ptr, env.id.len);
@@ -93,7 +93,10 @@ void wk_execute_poison(wk_runtime_t *rt, wk_execute_advisory_t *list)
                           (unsigned long long)list->seq);
             if (wk_dlq_publish(wk, yard_js_msg_subject(m), id, list->seq, data, len,
                                (unsigned)wk->cfg.js_max_deliver, why) == 0 &&
-                (!ok || (wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE) == 0 &&
+                (!ok || (wk_execute_event_poison(wk, id, yard_env_trace_id(trace,
+                                                                             env.traceparent),
+                                                 (unsigned)wk->cfg.js_max_deliver, why) == 0 &&
+                         wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE) == 0 &&
                          yard_jobs_mark_dead(rt->conn, &env, list->seq,
                                              (unsigned)wk->cfg.js_max_deliver, why) == 0))) {
                 /* Its dead notification, if it asked for one (best effort:

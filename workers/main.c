@@ -27,7 +27,7 @@ static void usage(FILE *out)
             "  schedule  hold jobs with a future run_at and release them when due\n"
             "  notify    deliver the webhooks jobs ask for (\"notify\"), signed with\n"
             "            HMAC-SHA256 (YARD_NOTIFY_SECRET), with retries and the DLQ\n"
-            "  audit     record every submitted job as queued in PostgreSQL\n"
+            "  audit     record submitted jobs as queued, and every lifecycle event in the audit log\n"
             "\n"
             "Options:\n"
             "  --queues a,b        execute: the queues to serve\n"

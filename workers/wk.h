@@ -3,8 +3,9 @@
  *
  * yard-worker runs one role: execute (run jobs of some queues), schedule
  * (hold delayed jobs until run_at), notify (deliver signed webhooks,
- * notify.h), or audit (record every submitted job as queued in
- * PostgreSQL). main.c parses the command line; app.c serves
+ * notify.h), or audit (record every submitted job as queued in PostgreSQL,
+ * and every lifecycle event as a row of the hash-chained audit_log).
+ * main.c parses the command line; app.c serves
  * /healthz, /readyz and /metrics on its own port (libyard's HTTP server on
  * the main thread's loop) and starts the role, whose threads do the work.
  */
@@ -63,6 +64,9 @@ int wk_schedule_start(wk_runtime_t **out, wk_t *wk);
 void wk_schedule_join(wk_runtime_t *rt);
 int wk_ingest_start(wk_runtime_t **out, wk_t *wk);
 void wk_ingest_join(wk_runtime_t *rt);
+/* The audit role (audit.c): ingest plus the audit_log writer. */
+int wk_audit_start(wk_runtime_t **out, wk_t *wk);
+void wk_audit_join(wk_runtime_t *rt);
 
 /* Records the outcome rc of a PostgreSQL store write for readiness: a
  * worker whose writes have failed for cfg.worker_unready_after_s is not
