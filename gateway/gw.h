@@ -120,6 +120,12 @@ void gw_respond_unavailable(yard_http_req_t *req, const char *message);
 int gw_jobs_submit_routes(gw_t *gw);
 int gw_jobs_read_routes(gw_t *gw);
 int gw_health_routes(gw_t *gw);
+int gw_workflows_routes(gw_t *gw);
+
+/* Decodes req's body per its Content-Type into a new json_t (json_decref
+ * it); on failure answers 415 or 400 itself and returns NULL
+ * (jobs_submit.c). */
+json_t *gw_request_json(yard_http_req_t *req);
 
 /* Called by the PubAck hop (app.c) on the loop thread for each ack of
  * jobs_submit.c's publishes. */

@@ -504,3 +504,8 @@ int gw_jobs_submit_routes(gw_t *gw)
     int rc = yard_http_router_add(gw->router, "POST", "/v1/jobs", submit_single, gw);
     return rc < 0 ? rc : yard_http_router_add(gw->router, "POST", "/v1/jobs/batch", submit_batch, gw);
 }
+
+json_t *gw_request_json(yard_http_req_t *req)
+{
+    return submit_body(req);
+}
