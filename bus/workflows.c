@@ -33,7 +33,7 @@ static const char create_sql[] =
     " SELECT w.id, u.step, u.job_id, u.deps::text[], u.job::jsonb, (u.pos - 1)::int"
     " FROM w, unnest($5::text[], $6::uuid[], $7::text[], $8::text[])"
     " WITH ORDINALITY AS u(step, job_id, deps, job, pos) RETURNING 1)"
-    " SELECT pg_notify('" YARD_WF_CHANNEL "', $1), (SELECT count(*) FROM s)";
+    " SELECT pg_notify('" YARD_WF_CHANNEL "', $1::uuid::text), (SELECT count(*) FROM s)";
 
 int yard_wf_create(PGconn *c, const yard_wf_new_t *wf)
 {

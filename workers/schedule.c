@@ -28,6 +28,7 @@
 struct wk_runtime {
     wk_loop_t *loop;
     wk_rescue_t *rescue;
+    wk_release_t *release; /* workflow steps (workflow_release.c) */
 };
 
 static void schedule_one(wk_t *wk, PGconn *conn, yard_js_msg_t *m)
@@ -92,6 +93,11 @@ int wk_schedule_start(wk_runtime_t **out, wk_t *wk)
         atomic_store(&wk->stopping, 1);
         wk_loop_join(rt->loop);
     }
+    if (rc == 0 && (rc = wk_release_start(&rt->release, wk)) < 0) {
+        atomic_store(&wk->stopping, 1);
+        wk_loop_join(rt->loop);
+        wk_rescue_join(rt->rescue);
+    }
     if (rc < 0) {
         free(rt);
         return rc;
@@ -107,5 +113,6 @@ void wk_schedule_join(wk_runtime_t *rt)
         return;
     wk_loop_join(rt->loop);
     wk_rescue_join(rt->rescue);
+    wk_release_join(rt->release);
     free(rt);
 }
