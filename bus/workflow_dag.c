@@ -109,9 +109,14 @@ static int dag_edges(dag_t *d, char *why, size_t cap)
         for (size_t k = 0; k < s->ndeps; k++) {
             const char *dep = s->depends_on[k];
             size_t p = dep ? dag_find(d, dep) : d->n;
+            if (!dep || !yard_wf_step_id_valid(dep, strlen(dep))) {
+                /* Not echoed: it could be anything (and cut mid-character). */
+                snprintf(why, cap, "step `%s`: depends_on holds something that is not a step id",
+                         s->id);
+                return YARD_EINVAL;
+            }
             if (p == d->n) {
-                snprintf(why, cap, "step `%s` depends on unknown step `%.*s`", s->id,
-                         YARD_WF_STEP_ID_MAX, dep ? dep : "(null)");
+                snprintf(why, cap, "step `%s` depends on unknown step `%s`", s->id, dep);
                 return YARD_EINVAL;
             }
             if (p == i) {

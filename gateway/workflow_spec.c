@@ -172,8 +172,11 @@ static int wf_parse(gw_wf_spec_t *out, json_t *doc, const gw_job_rules_t *rules,
                 return YARD_EINVAL;
             }
             out->name = json_string_value(v);
+        } else if (yard_wf_step_id_valid(key, strlen(key))) { /* plain ASCII: safe to echo */
+            snprintf(err, cap, "unknown field `%s` (a workflow has `name` and `steps`)", key);
+            return YARD_EINVAL;
         } else {
-            snprintf(err, cap, "unknown field `%.64s` (a workflow has `name` and `steps`)", key);
+            snprintf(err, cap, "unknown field (a workflow has `name` and `steps`)");
             return YARD_EINVAL;
         }
     }
