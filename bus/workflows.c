@@ -63,6 +63,24 @@ int yard_wf_create(PGconn *c, const yard_wf_new_t *wf)
     return rc;
 }
 
+int yard_wf_status(char status[16], PGconn *c, const char *id, const char *owner)
+{
+    PGresult *res = NULL;
+    const char *params[2] = {id, owner && *owner ? owner : NULL};
+    int rc = yard_db_query(&res, c, "workflows: status",
+                           "SELECT status FROM workflows WHERE id = $1::uuid"
+                           " AND ($2::uuid IS NULL OR api_key_id = $2::uuid)",
+                           2, params);
+    if (rc < 0)
+        return rc;
+    if (PQntuples(res) > 0)
+        snprintf(status, 16, "%s", PQgetvalue(res, 0, 0));
+    else
+        rc = YARD_ENOTFOUND;
+    PQclear(res);
+    return rc;
+}
+
 /* ---- advance ----------------------------------------------------------------- */
 
 /* $1 workflow id. Locks the workflow: advances of one workflow (two
@@ -354,10 +372,11 @@ static const char get_sql[] =
 /* $1 owner, $2 status, $3 cursor, $4 limit. One more row than the page
  * tells whether there is a next one. */
 static const char list_sql[] =
-    "WITH page AS (SELECT w.*, row_number() OVER (ORDER BY w.id DESC) AS rn FROM"
-    " (SELECT id, name, status, created_at, finished_at FROM workflows"
+    "WITH page AS (SELECT w.*, row_number() OVER (ORDER BY w.created_at DESC, w.id DESC) AS rn"
+    " FROM (SELECT id, name, status, created_at, finished_at FROM workflows"
     " WHERE ($1::uuid IS NULL OR api_key_id = $1::uuid) AND ($2::text IS NULL OR status = $2)"
-    " AND ($3::uuid IS NULL OR id < $3::uuid) ORDER BY id DESC LIMIT $4::int + 1) w)"
+    " AND ($3::uuid IS NULL OR (created_at, id) < (SELECT c.created_at, c.id FROM workflows c"
+    " WHERE c.id = $3::uuid)) ORDER BY created_at DESC, id DESC LIMIT $4::int + 1) w)"
     " SELECT json_build_object('workflows', coalesce(json_agg(json_build_object("
     " 'id', p.id, 'name', p.name, 'status', p.status, 'created_at', p.created_at,"
     " 'finished_at', p.finished_at,"

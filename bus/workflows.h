@@ -65,6 +65,10 @@ typedef struct {
  * is taken, or an error with nothing written. */
 int yard_wf_create(PGconn *c, const yard_wf_new_t *wf);
 
+/* Copies workflow id's status (of owner's API key, or any when owner is
+ * NULL) into status (16 bytes). Returns 0, YARD_ENOTFOUND, or an error. */
+int yard_wf_status(char status[16], PGconn *c, const char *id, const char *owner);
+
 /* What one advance did. envs are the released jobs (views into res),
  * to publish to jobs.execute.<queue> with Nats-Msg-Id = id. */
 typedef struct {
@@ -113,8 +117,9 @@ void yard_wf_cancel_free(yard_wf_cancel_t *r);
 int yard_wf_get_json(char **json, PGconn *c, const char *id, const char *owner);
 
 /* Sets *json (malloc'd) to {"workflows":[...],"next_cursor":id|null}: at
- * most limit workflows of owner (NULL: any) in status (NULL: any) with an id
- * below cursor (NULL: from the newest), newest first, each with id, name,
+ * most limit workflows of owner (NULL: any) in status (NULL: any) older
+ * than the workflow cursor (NULL: from the newest), newest first (by
+ * created_at, then id; next_cursor is the last one's id), each with id, name,
  * status, created_at, finished_at, steps_total, steps_done. Returns 0 or an
  * error. */
 int yard_wf_list_json(char **json, PGconn *c, const char *owner, const char *status,

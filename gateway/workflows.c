@@ -24,6 +24,9 @@
 
 #define WF_LIST_DEFAULT 50
 #define WF_LIST_MAX 500
+/* An Idempotency-Key on POST /v1/workflows maps to the workflow id through
+ * this prefix, apart from the same key's job id. */
+#define WF_IDEM_PREFIX "workflow:"
 
 typedef struct {
     gw_t *gw;
@@ -31,6 +34,7 @@ typedef struct {
     char id[YARD_ID_TEXT_LEN + 1];
     char owner[GW_AUTH_ID_MAX + 1]; /* reads and cancels: "" = any key */
     /* POST */
+    int idem; /* the id comes from an Idempotency-Key: a repeat is a duplicate */
     json_t *doc;
     gw_wf_spec_t spec;
     char (*job_ids)[YARD_ID_TEXT_LEN + 1];
@@ -122,17 +126,35 @@ static void task_json(wf_task_t *t, int status, json_t *v)
 
 /* ---- POST /v1/workflows ------------------------------------------------------ */
 
+/* 202 for a repeat of an Idempotency-Key: the first workflow's id and
+ * status. Returns 0, or YARD_ENOTFOUND when there is none yet. */
+static int create_repeat(wf_task_t *t, PGconn *conn)
+{
+    char status[16];
+    int rc = yard_wf_status(status, conn, t->id, NULL);
+    if (rc == 0)
+        task_json(t, 202, json_pack("{s:s, s:s, s:b}", "id", t->id, "status", status,
+                                    "duplicate", 1));
+    return rc;
+}
+
 static void create_work(PGconn *conn, void *ud)
 {
     wf_task_t *t = ud;
     yard_wf_new_t wf = {t->id, t->spec.name, t->owner[0] ? t->owner : NULL, NULL, t->steps,
                         t->spec.n};
-    int rc = conn ? yard_wf_create(conn, &wf) : YARD_EUNAVAIL;
-    if (rc < 0) {
-        task_db_fail(t, conn, rc);
+    int rc = conn ? 0 : YARD_EUNAVAIL;
+    if (rc == 0 && t->idem && (rc = create_repeat(t, conn)) != YARD_ENOTFOUND)
+        goto out;
+    rc = conn ? yard_wf_create(conn, &wf) : YARD_EUNAVAIL;
+    /* The same key posted twice at once: the other one won. */
+    if (rc == YARD_EEXIST && t->idem && create_repeat(t, conn) == 0)
         return;
-    }
-    task_json(t, 202, json_pack("{s:s, s:s}", "id", t->id, "status", "running"));
+    if (rc == 0)
+        task_json(t, 202, json_pack("{s:s, s:s}", "id", t->id, "status", "running"));
+out:
+    if (rc < 0)
+        task_db_fail(t, conn, rc);
 }
 
 static void create_done(void *ud)
@@ -143,6 +165,17 @@ static void create_done(void *ud)
         YARD_LOG_INFO(&ctx, "workflow %s accepted: %zu steps", t->id, t->spec.n);
     }
     task_done(t);
+}
+
+/* Nonzero for 1 to 255 printable ASCII bytes (an Idempotency-Key). */
+static int idem_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > YARD_ENV_IDEM_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
 }
 
 static void create_workflow(yard_http_req_t *req, void *ud)
@@ -181,7 +214,24 @@ static void create_workflow(yard_http_req_t *req, void *ud)
         return;
     }
     snprintf(t->owner, sizeof t->owner, "%s", who.key_id);
-    yard_id_next(&gw->ids, &id);
+    size_t idem_len = 0;
+    const char *idem = yard_http_req_header(req, "Idempotency-Key", &idem_len);
+    if (idem && !idem_valid(idem, idem_len)) {
+        yard_http_respond_error(req, 400, "bad_request",
+                                "Idempotency-Key must be 1 to 255 printable ASCII characters");
+        task_free(t);
+        return;
+    }
+    if (idem) {
+        /* Its own namespace: the same key on POST /v1/jobs names a job. */
+        char scoped[sizeof WF_IDEM_PREFIX + YARD_ENV_IDEM_MAX];
+        int n = snprintf(scoped, sizeof scoped, "%s%.*s", WF_IDEM_PREFIX, (int)idem_len, idem);
+        yard_id_from_idempotency(&id, gw->id_secret, who.key_id, strlen(who.key_id), scoped,
+                                 (size_t)n);
+        t->idem = 1;
+    } else {
+        yard_id_next(&gw->ids, &id);
+    }
     yard_id_format(&id, t->id);
     for (size_t i = 0; i < t->spec.n; i++) {
         const gw_wf_step_spec_t *s = &t->spec.steps[i];

@@ -22,8 +22,9 @@ ALTER TABLE workflow_steps
 ALTER TABLE workflows
     ADD COLUMN traceparent text CHECK (length(traceparent) <= 128);
 
--- GET /v1/workflows: newest first (ids are time-ordered), per key.
-CREATE INDEX workflows_key_id_idx ON workflows (api_key_id, id DESC);
+-- GET /v1/workflows: newest first, per key (api_key_id) or all (admin).
+CREATE INDEX workflows_key_created_idx ON workflows (api_key_id, created_at DESC, id DESC);
+CREATE INDEX workflows_created_idx ON workflows (created_at DESC, id DESC);
 
 CREATE FUNCTION yard_workflow_step_follow_job() RETURNS trigger
 LANGUAGE plpgsql AS $$

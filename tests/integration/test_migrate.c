@@ -207,7 +207,10 @@ static const char *const expected_indexes[] = {
     "CREATE UNIQUE INDEX workflow_steps_pkey ON public.workflow_steps USING btree "
     "(workflow_id, step_id)",
     "CREATE UNIQUE INDEX workflow_steps_job_id_key ON public.workflow_steps USING btree (job_id)",
-    "CREATE INDEX workflows_key_id_idx ON public.workflows USING btree (api_key_id, id DESC)",
+    "CREATE INDEX workflows_key_created_idx ON public.workflows USING btree "
+    "(api_key_id, created_at DESC, id DESC)",
+    "CREATE INDEX workflows_created_idx ON public.workflows USING btree "
+    "(created_at DESC, id DESC)",
     "CREATE UNIQUE INDEX schedules_pkey ON public.schedules USING btree (name)",
     "CREATE INDEX schedules_due_idx ON public.schedules USING btree (next_run_at) WHERE enabled",
     "CREATE UNIQUE INDEX api_keys_pkey ON public.api_keys USING btree (id)",

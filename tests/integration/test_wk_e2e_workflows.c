@@ -19,7 +19,8 @@
  *      restart the workflow succeeds with every step run exactly once (one
  *      job_attempts row each, attempt 1; JOBS stored exactly 500 messages);
  *   7. the time from the last parent's success to the child's start over a
- *      40-step chain (p50/p99 printed for the report).
+ *      100-step chain (p50/p99 printed for the report);
+ *   8. an Idempotency-Key makes a repeated POST answer the first workflow.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -480,6 +481,38 @@ static void test_delete_cancels_and_list(void **state)
     yt_http_resp_free(&resp);
 }
 
+/* ---- 5b. Idempotency-Key ---------------------------------------------------------- */
+
+static void test_idempotency_key_repeats_the_workflow(void **state)
+{
+    static const char *const headers[] = {"Content-Type: application/json",
+                                          "Idempotency-Key: nightly-2026-11-28", NULL};
+    static const char body[] = "{\"steps\":[{\"id\":\"only\",\"type\":\"noop\"}]}";
+    char ids[2][WF_ID_MAX];
+    for (int i = 0; i < 2; i++) {
+        yt_http_resp_t resp = {0};
+        int st = yt_http_request(&resp, g.c.port, "POST", "/v1/workflows", headers, body,
+                                 strlen(body));
+        json_t *doc = st == 202 ? json_loads(resp.body, 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(doc, "id"));
+        int dup = json_is_true(json_object_get(doc, "duplicate"));
+        if (!id || dup != (i == 1))
+            fail_msg("POST with Idempotency-Key, try %d: expected 202%s, got %d %s", i + 1,
+                     i ? " with duplicate: true" : "", st, yt_http_body_excerpt(&resp));
+        snprintf(ids[i], sizeof ids[i], "%s", id);
+        json_decref(doc);
+        yt_http_resp_free(&resp);
+    }
+    if (strcmp(ids[0], ids[1]) != 0)
+        fail_msg("Idempotency-Key: expected the same workflow id twice, got %s and %s", ids[0],
+                 ids[1]);
+    assert_int_equal(yt_sql_int(g.c.env, "SELECT count(*) FROM workflows WHERE id = '%s'", ids[0]),
+                     1);
+    json_t *doc = wf_wait_final(ids[0], 20000);
+    expect_status(doc, ids[0], "succeeded", "a workflow posted twice with one Idempotency-Key");
+    json_decref(doc);
+}
+
 /* ---- 6. the schedule role killed -9 during 500 steps ----------------------------- */
 
 #define LAYERS 10
@@ -546,7 +579,7 @@ static void test_schedule_killed_mid_workflow(void **state)
 
 /* ---- 7. release latency ---------------------------------------------------------- */
 
-#define CHAIN 40
+#define CHAIN 100
 
 static void chain_step(int i, char *buf, size_t cap)
 {
@@ -564,7 +597,7 @@ static void test_release_latency(void **state)
     wf_start(body, id);
     free(body);
     json_t *doc = wf_wait_final(id, 60000);
-    expect_status(doc, id, "succeeded", "a chain of 40 steps");
+    expect_status(doc, id, "succeeded", "a chain of 100 steps");
     json_decref(doc);
     /* Per child: its job's start minus its last parent's finish. */
     int rc = yt_sql_text(
@@ -603,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_fan_out_200_fan_in_1),
         cmocka_unit_test(test_failing_step_skips_dependents),
         cmocka_unit_test(test_validation_400s),
+        cmocka_unit_test(test_idempotency_key_repeats_the_workflow),
         cmocka_unit_test(test_delete_cancels_and_list),
         cmocka_unit_test(test_release_latency),
         cmocka_unit_test(test_schedule_killed_mid_workflow),
