@@ -1,8 +1,8 @@
 /*
  * schedule.c - the schedule role: holds delayed jobs (jobs.schedule) until
- * their run_at, then publishes them to jobs.execute.<queue>; and runs the
+ * their run_at, then publishes them to jobs.execute.<queue>; runs the
  * rescuer (rescue.c), which republishes accepted jobs whose message JOBS no
- * longer holds.
+ * longer holds; and runs the workflow releaser (workflow_release.c).
  *
  * A job not yet due is nak'ed with a delay (at most an hour at a time), so
  * JetStream keeps it and no state lives in the worker; any number of
