@@ -52,6 +52,21 @@ struct wk_release {
     size_t nnotes;
 };
 
+/* Marks a released job that can never be encoded dead (its step follows,
+ * the trigger notifies). Returns YARD_EINVAL, or the store's error. */
+static int release_unpublishable(wk_release_t *r, const yard_envelope_t *env, const char *id)
+{
+    char why[160];
+    yard_log_ctx_t ctx = {NULL, id, NULL};
+    snprintf(why, sizeof why,
+             "workflow step: its job cannot be encoded (payload of %zu bytes with the parents' "
+             "results under inputs; at most %u)",
+             env->payload.len, YARD_ENV_PAYLOAD_MAX);
+    int rc = yard_jobs_mark_dead(r->conn, env, 0, 0, why);
+    YARD_LOG_ERROR(&ctx, "workflows: %s; marked dead%s", why, rc < 0 ? " failed" : "");
+    return rc < 0 ? rc : YARD_EINVAL;
+}
+
 /* Publishes one job (Nats-Msg-Id = its id) to its execute subject and
  * records the sequence. Returns 0 or an error (logged). */
 static int release_publish(wk_release_t *r, const yard_envelope_t *env)
@@ -73,6 +88,13 @@ static int release_publish(wk_release_t *r, const yard_envelope_t *env)
     yard_js_puback_t ack = {0};
     yard_js_header_t hdr = {YARD_HDR_TRACEPARENT, tp};
     yard_js_pub_t pub = {subject, msg_id, &hdr, tp[0] ? 1 : 0, buf, len};
+    if (rc == YARD_EINVAL) {
+        /* Never publishable (its payload with the parents' results is over
+         * the envelope's bounds): dead now, so its dependents are skipped
+         * and the workflow ends instead of waiting forever. */
+        free(buf);
+        return release_unpublishable(r, env, id);
+    }
     int64_t t0 = wk_clock_us();
     if (rc == 0)
         rc = yard_js_publish(&ack, wk->js, &pub, wk->cfg.js_publish_timeout_ms);

@@ -8,6 +8,8 @@
  *      results; 202 attempts in all;
  *   3. a failing middle step (fail): its dependents are skipped and never
  *      run, the independent branch succeeds, the workflow fails;
+ *   3b. a step whose parents' results make its job too large to publish is
+ *      dead (saying why), its dependents skipped, the workflow failed;
  *   4. validation: a cycle (named), an unknown dependency, a duplicate id,
  *      1,001 steps, a non-object payload under depends_on: 400s that name
  *      the problem; nothing recorded;
@@ -47,8 +49,10 @@ static struct {
 
 static int setup(void **state)
 {
+    /* Bodies up to 4 MiB: the too-large-inputs test posts two 700 KB payloads. */
+    static char *const extra[] = {"YARD_HTTP_MAX_BODY=4194304", NULL};
     memset(&g.c, 0, sizeof g.c);
-    if (yt_cluster_start(&g.c, NULL) != 0 ||
+    if (yt_cluster_start(&g.c, extra) != 0 ||
         yt_worker_start(&g.c.exec, g.c.env, "execute", NULL, NULL, 0) != 0 ||
         yt_worker_start(&g.c.sched, g.c.env, "schedule", NULL, NULL, 0) != 0) {
         yt_cluster_stop(&g.c);
@@ -327,6 +331,40 @@ static void test_failing_step_skips_dependents(void **state)
     assert_int_equal(ran, 0);
     if (!json_is_string(json_object_get(doc, "finished_at")))
         fail_msg("failing middle step: expected finished_at set on the failed workflow");
+    json_decref(doc);
+}
+
+/* ---- 3b. inputs too large for a job --------------------------------------------- */
+
+static void test_inputs_too_large_kill_the_step(void **state)
+{
+    enum { PART = 700 * 1024 };
+    size_t cap = 3 * PART + 1024, len = 0;
+    char *body = malloc(cap), *pad = malloc(PART + 1);
+    assert_non_null(body);
+    assert_non_null(pad);
+    memset(pad, 'x', PART);
+    pad[PART] = '\0';
+    len += (size_t)snprintf(body + len, cap - len,
+                            "{\"steps\":[{\"id\":\"A\",\"type\":\"echo\",\"payload\":{\"s\":\"%s\"}},",
+                            pad);
+    len += (size_t)snprintf(body + len, cap - len,
+                            "{\"id\":\"B\",\"type\":\"echo\",\"payload\":{\"s\":\"%s\"}},", pad);
+    snprintf(body + len, cap - len,
+             "{\"id\":\"C\",\"type\":\"echo\",\"depends_on\":[\"A\",\"B\"]},"
+             "{\"id\":\"D\",\"type\":\"noop\",\"depends_on\":[\"C\"]}]}");
+    free(pad);
+    char id[WF_ID_MAX];
+    wf_start(body, id);
+    free(body);
+    json_t *doc = wf_wait_final(id, 60000);
+    expect_status(doc, id, "failed", "two 700 KB results into one step");
+    const char *err = json_string_value(json_object_get(wf_step(doc, "C"), "error"));
+    if (strcmp(step_status(doc, "C"), "dead") != 0 || !err || !strstr(err, "inputs") ||
+        strcmp(step_status(doc, "D"), "skipped") != 0)
+        fail_msg("too-large inputs: expected C dead (saying why) and D skipped, got C %s (%s), "
+                 "D %s",
+                 step_status(doc, "C"), err ? err : "no error", step_status(doc, "D"));
     json_decref(doc);
 }
 
@@ -635,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_diamond_passes_results_under_inputs),
         cmocka_unit_test(test_fan_out_200_fan_in_1),
         cmocka_unit_test(test_failing_step_skips_dependents),
+        cmocka_unit_test(test_inputs_too_large_kill_the_step),
         cmocka_unit_test(test_validation_400s),
         cmocka_unit_test(test_idempotency_key_repeats_the_workflow),
         cmocka_unit_test(test_delete_cancels_and_list),
