@@ -86,7 +86,8 @@ int yard_wf_status(char status[16], PGconn *c, const char *id, const char *owner
 /* $1 workflow id. Locks the workflow: advances of one workflow (two
  * schedule replicas, a cancel) run one after the other. */
 static const char lock_sql[] =
-    "SELECT status, api_key_id::text, traceparent FROM workflows WHERE id = $1::uuid FOR UPDATE";
+    "SELECT status, api_key_id::text, traceparent, id::text FROM workflows WHERE id = $1::uuid"
+    " FOR UPDATE";
 
 /* Waiting steps downstream of a step that died, was cancelled or skipped. */
 static const char skip_sql[] =
@@ -139,9 +140,9 @@ static void wf_rollback(PGconn *c)
         yard_db_exec_as(c, "workflows: rollback", "ROLLBACK");
 }
 
-/* Builds out->envs from the ready rows (views into res, owned by out). */
-static int wf_envs(yard_wf_advance_t *out, PGresult *res, const char *id, const char *key,
-                   const char *tp, int64_t now_ms)
+/* Builds out->envs from the ready rows (views into out->res and the
+ * workflow's row out->row, both owned by out). */
+static int wf_envs(yard_wf_advance_t *out, PGresult *res, int64_t now_ms)
 {
     size_t n = (size_t)PQntuples(res);
     out->envs = calloc(n ? n : 1, sizeof *out->envs);
@@ -161,25 +162,22 @@ static int wf_envs(yard_wf_advance_t *out, PGresult *res, const char *id, const 
         e->timeout_s = (uint32_t)atoi(PQgetvalue(res, r, 7));
         e->notify = col(res, r, 8);
         e->created_at_ms = now_ms;
-        e->workflow_id = (yard_str_t){id, strlen(id)};
-        if (key && *key)
-            e->api_key_id = (yard_str_t){key, strlen(key)};
-        if (tp && *tp)
-            e->traceparent = (yard_str_t){tp, strlen(tp)};
+        e->workflow_id = col(out->row, 0, 3);
+        e->api_key_id = col(out->row, 0, 1);
+        e->traceparent = col(out->row, 0, 2);
     }
     out->released = n;
     return 0;
 }
 
 /* The ready steps: their jobs written (queued), the steps marked queued. */
-static int wf_release(yard_wf_advance_t *out, PGconn *c, const char *id, const char *key,
-                      const char *tp, int64_t now_ms)
+static int wf_release(yard_wf_advance_t *out, PGconn *c, const char *id, int64_t now_ms)
 {
     const char *params[2] = {id, NULL};
     int rc = yard_db_query(&out->res, c, "workflows: ready steps", ready_sql, 1, params);
     if (rc < 0 || PQntuples(out->res) == 0)
         return rc;
-    if ((rc = wf_envs(out, out->res, id, key, tp, now_ms)) < 0)
+    if ((rc = wf_envs(out, out->res, now_ms)) < 0)
         return rc;
     const yard_envelope_t **envs = malloc(out->released * sizeof *envs);
     yard_db_array_t steps = {0};
@@ -201,25 +199,25 @@ static int wf_release(yard_wf_advance_t *out, PGconn *c, const char *id, const c
 
 int yard_wf_advance(yard_wf_advance_t *out, PGconn *c, const char *id, int64_t now_ms)
 {
-    PGresult *lock = NULL, *fin = NULL, *skip = NULL;
+    PGresult *fin = NULL, *skip = NULL;
     const char *params[1] = {id};
     memset(out, 0, sizeof *out);
     int rc = yard_db_exec_as(c, "workflows: begin", "BEGIN");
     if (rc < 0)
         return rc;
-    if ((rc = yard_db_query(&lock, c, "workflows: lock", lock_sql, 1, params)) < 0)
+    if ((rc = yard_db_query(&out->row, c, "workflows: lock", lock_sql, 1, params)) < 0)
         goto fail;
-    if (PQntuples(lock) == 0 || strcmp(PQgetvalue(lock, 0, 0), "running") != 0) {
-        if (PQntuples(lock) > 0)
-            snprintf(out->status, sizeof out->status, "%s", PQgetvalue(lock, 0, 0));
-        PQclear(lock);
-        return yard_db_exec_as(c, "workflows: commit", "COMMIT");
+    if (PQntuples(out->row) == 0 || strcmp(PQgetvalue(out->row, 0, 0), "running") != 0) {
+        if (PQntuples(out->row) > 0)
+            snprintf(out->status, sizeof out->status, "%s", PQgetvalue(out->row, 0, 0));
+        if ((rc = yard_db_exec_as(c, "workflows: commit", "COMMIT")) < 0)
+            goto fail;
+        return 0;
     }
     if ((rc = yard_db_query(&skip, c, "workflows: skip", skip_sql, 1, params)) < 0)
         goto fail;
     out->skipped = strtoul(PQcmdTuples(skip), NULL, 10);
-    if ((rc = wf_release(out, c, id, PQgetvalue(lock, 0, 1), PQgetvalue(lock, 0, 2), now_ms)) <
-        0)
+    if ((rc = wf_release(out, c, id, now_ms)) < 0)
         goto fail;
     if ((rc = yard_db_query(&fin, c, "workflows: finish", finish_sql, 1, params)) < 0)
         goto fail;
@@ -227,13 +225,11 @@ int yard_wf_advance(yard_wf_advance_t *out, PGconn *c, const char *id, int64_t n
              PQntuples(fin) > 0 ? PQgetvalue(fin, 0, 0) : "running");
     if ((rc = yard_db_exec_as(c, "workflows: commit", "COMMIT")) < 0)
         goto fail;
-    PQclear(lock);
     PQclear(skip);
     PQclear(fin);
     return 0;
 fail:
     wf_rollback(c);
-    PQclear(lock);
     PQclear(skip);
     PQclear(fin);
     yard_wf_advance_free(out);
@@ -246,6 +242,7 @@ void yard_wf_advance_free(yard_wf_advance_t *a)
         return;
     free(a->envs);
     PQclear(a->res);
+    PQclear(a->row);
     memset(a, 0, sizeof *a);
 }
 

@@ -76,7 +76,8 @@ typedef struct {
     size_t released;
     size_t skipped;
     char status[16]; /* the workflow's status after, "" when there is none */
-    PGresult *res;
+    PGresult *res;   /* the released steps' rows */
+    PGresult *row;   /* the workflow's row (id, key, traceparent of envs) */
 } yard_wf_advance_t;
 
 /* Moves workflow id on, in one transaction (see above); now_ms stamps the

@@ -127,6 +127,13 @@ int gw_workflows_routes(gw_t *gw);
  * (jobs_submit.c). */
 json_t *gw_request_json(yard_http_req_t *req);
 
+/* A W3C traceparent: "00-<32 hex trace id>-<16 hex parent id>-<flags>". */
+#define GW_TRACEPARENT_LEN 55
+
+/* Writes req's traceparent header into tp when well formed, else a fresh
+ * one, and names its trace id in req's access log (jobs_submit.c). */
+void gw_request_traceparent(gw_t *gw, yard_http_req_t *req, char tp[GW_TRACEPARENT_LEN + 1]);
+
 /* Called by the PubAck hop (app.c) on the loop thread for each ack of
  * jobs_submit.c's publishes. */
 struct gw_ack {

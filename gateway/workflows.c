@@ -35,6 +35,7 @@ typedef struct {
     char owner[GW_AUTH_ID_MAX + 1]; /* reads and cancels: "" = any key */
     /* POST */
     int idem; /* the id comes from an Idempotency-Key: a repeat is a duplicate */
+    char tp[GW_TRACEPARENT_LEN + 1]; /* the workflow's trace: every step job carries it */
     json_t *doc;
     gw_wf_spec_t spec;
     char (*job_ids)[YARD_ID_TEXT_LEN + 1];
@@ -141,7 +142,7 @@ static int create_repeat(wf_task_t *t, PGconn *conn)
 static void create_work(PGconn *conn, void *ud)
 {
     wf_task_t *t = ud;
-    yard_wf_new_t wf = {t->id, t->spec.name, t->owner[0] ? t->owner : NULL, NULL, t->steps,
+    yard_wf_new_t wf = {t->id, t->spec.name, t->owner[0] ? t->owner : NULL, t->tp, t->steps,
                         t->spec.n};
     int rc = conn ? 0 : YARD_EUNAVAIL;
     if (rc == 0 && t->idem && (rc = create_repeat(t, conn)) != YARD_ENOTFOUND)
@@ -182,8 +183,9 @@ static void create_workflow(yard_http_req_t *req, void *ud)
 {
     gw_t *gw = ud;
     gw_principal_t who;
-    char err[512];
+    char err[512], tp[GW_TRACEPARENT_LEN + 1];
     yard_id_t id;
+    gw_request_traceparent(gw, req, tp);
     json_t *doc = gw_request_json(req);
     if (!doc)
         return;
@@ -197,6 +199,7 @@ static void create_workflow(yard_http_req_t *req, void *ud)
         return;
     }
     t->doc = doc;
+    memcpy(t->tp, tp, sizeof t->tp);
     int rc = gw_wf_spec_parse(&t->spec, doc, &gw->rules, err, sizeof err);
     if (rc < 0) {
         if (rc == YARD_ENOMEM)

@@ -78,7 +78,7 @@ static int release_publish(wk_release_t *r, const yard_envelope_t *env)
     memcpy(id, env->id.ptr, env->id.len < YARD_ENV_ID_LEN ? env->id.len : YARD_ENV_ID_LEN);
     memcpy(queue, env->queue.ptr,
            env->queue.len <= YARD_ENV_NAME_MAX ? env->queue.len : YARD_ENV_NAME_MAX);
-    if (env->traceparent.len <= YARD_ENV_TP_MAX)
+    if (env->traceparent.len > 0 && env->traceparent.len <= YARD_ENV_TP_MAX)
         memcpy(tp, env->traceparent.ptr, env->traceparent.len);
     yard_js_execute_names(durable, subject, queue);
     yard_js_msg_id(msg_id, YARD_MSGID_JOB, id, 0);

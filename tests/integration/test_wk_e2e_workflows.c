@@ -3,7 +3,8 @@
  * gateway, an execute and a schedule worker (whose releaser moves
  * workflows on), nats-server and PostgreSQL, one cluster for all tests.
  *   1. a diamond A -> B, C -> D: D's payload holds B's and C's results
- *      under `inputs` (echo returns its payload), every step ran once;
+ *      under `inputs` (echo returns its payload), every step ran once, and
+ *      every step job carries the POST's trace id;
  *   2. a fan-out of 200 steps with one fan-in step: it sees all 200
  *      results; 202 attempts in all;
  *   3. a failing middle step (fail): its dependents are skipped and never
@@ -69,7 +70,9 @@ static int teardown(void **state)
 
 /* ---- HTTP helpers -------------------------------------------------------------- */
 
-static const char *const json_headers[] = {"Content-Type: application/json", NULL};
+#define TRACE_ID "4bf92f3577b34da6a3ce929d0e0e4736"
+static const char *const json_headers[] = {
+    "Content-Type: application/json", "traceparent: 00-" TRACE_ID "-00f067aa0ba902b7-01", NULL};
 
 /* POSTs body to /v1/workflows. On 202 copies the id into id. Returns the
  * status; resp keeps the answer (free it). */
@@ -242,6 +245,14 @@ static void test_diamond_passes_results_under_inputs(void **state)
                                  " pj.finished_at",
                                  id);
     assert_int_equal(early, 0);
+    /* Every step job carries the workflow's trace (the POST's traceparent). */
+    long long traced = yt_sql_int(g.c.env,
+                                  "SELECT count(*) FROM jobs WHERE workflow_id = '%s'"
+                                  " AND trace_id = '" TRACE_ID "'",
+                                  id);
+    if (traced != 4)
+        fail_msg("diamond: expected the 4 step jobs to carry trace id " TRACE_ID ", %lld do",
+                 traced);
     long long rows, max_attempt;
     attempts_of(id, &rows, &max_attempt);
     if (rows != 4 || max_attempt != 1)

@@ -37,7 +37,7 @@ static wf_t *wf_new(size_t n)
     wf_t *w = calloc(1, sizeof *w);
     assert_non_null(w);
     for (size_t i = 0; i < n; i++) {
-        snprintf(w->ids[i], sizeof w->ids[i], "s%zu", i);
+        snprintf(w->ids[i], sizeof w->ids[i], "s%u", (unsigned)(i % 100000));
         w->steps[i] = (yard_wf_step_ref_t){w->ids[i], w->deps[i], 0};
     }
     return w;
