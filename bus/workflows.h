@@ -24,7 +24,8 @@
  * succeed). Workflow states: running, succeeded, failed, cancelled.
  *
  * Errors are YARD_E* codes (db.h), logged once. The caller owns the
- * connection; every function here runs plain SQL (nothing to prepare).
+ * connection, prepared for jobs.h (yard_jobs_connect): advance and cancel
+ * change job rows through it; this module's own statements are plain SQL.
  */
 #ifndef YARD_WORKFLOWS_H
 #define YARD_WORKFLOWS_H

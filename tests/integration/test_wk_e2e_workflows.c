@@ -18,8 +18,8 @@
  *      cancelled, the waiting one too), is idempotent, and is refused (409)
  *      for a finished workflow; GET /v1/workflows lists newest first with a
  *      working cursor;
- *   6. the schedule role killed with -9 during a 500-step workflow: after a
- *      restart the workflow succeeds with every step run exactly once (one
+ *   6. two schedule replicas, one killed with -9 during a 500-step workflow:
+ *      after its restart the workflow succeeds with every step run exactly once (one
  *      job_attempts row each, attempt 1; JOBS stored exactly 500 messages);
  *   7. the time from the last parent's success to the child's start over a
  *      100-step chain (p50/p99 printed for the report);
@@ -582,6 +582,10 @@ static void test_schedule_killed_mid_workflow(void **state)
 {
     char id[WF_ID_MAX];
     uint64_t first, last_before, last_after, count;
+    yt_worker_t replica = {0};
+    /* Two schedule replicas release side by side; one of them is killed. */
+    if (yt_worker_start(&replica, g.c.env, "schedule", NULL, NULL, 0) != 0)
+        fail_msg("expected a second schedule worker to start");
     if (yard_js_stream_state(&first, &last_before, &count, g.c.js, "JOBS") != 0)
         fail_msg("expected JOBS stream state");
     char *body = wf_body(LAYERS * WIDTH, layer_step);
@@ -605,6 +609,7 @@ static void test_schedule_killed_mid_workflow(void **state)
     if (yt_worker_start(&g.c.sched, g.c.env, "schedule", NULL, NULL, 0) != 0)
         fail_msg("expected the schedule worker to start again");
     json_t *doc = wf_wait_final(id, 180000);
+    yt_cluster_stop_worker(&g.c, &replica);
     expect_status(doc, id, "succeeded", "500 steps with the schedule role killed -9");
     json_decref(doc);
     long long rows, max_attempt;
