@@ -97,7 +97,8 @@ static const char skip_sql[] =
     " UNION SELECT c.step_id FROM workflow_steps c JOIN bad ON bad.step_id = ANY(c.depends_on)"
     " WHERE c.workflow_id = $1::uuid AND c.status = 'waiting')"
     " UPDATE workflow_steps s SET status = 'skipped' FROM bad"
-    " WHERE s.workflow_id = $1::uuid AND s.step_id = bad.step_id AND s.status = 'waiting'";
+    " WHERE s.workflow_id = $1::uuid AND s.step_id = bad.step_id AND s.status = 'waiting'"
+    " RETURNING s.step_id";
 
 /* Waiting steps whose parents all succeeded, with their jobs: the payload
  * of a step with parents gets their results under "inputs". */
@@ -199,7 +200,7 @@ static int wf_release(yard_wf_advance_t *out, PGconn *c, const char *id, int64_t
 
 int yard_wf_advance(yard_wf_advance_t *out, PGconn *c, const char *id, int64_t now_ms)
 {
-    PGresult *fin = NULL, *skip = NULL;
+    PGresult *fin = NULL;
     const char *params[1] = {id};
     memset(out, 0, sizeof *out);
     int rc = yard_db_exec_as(c, "workflows: begin", "BEGIN");
@@ -214,9 +215,9 @@ int yard_wf_advance(yard_wf_advance_t *out, PGconn *c, const char *id, int64_t n
             goto fail;
         return 0;
     }
-    if ((rc = yard_db_query(&skip, c, "workflows: skip", skip_sql, 1, params)) < 0)
+    if ((rc = yard_db_query(&out->skip, c, "workflows: skip", skip_sql, 1, params)) < 0)
         goto fail;
-    out->skipped = strtoul(PQcmdTuples(skip), NULL, 10);
+    out->skipped = (size_t)PQntuples(out->skip);
     if ((rc = wf_release(out, c, id, now_ms)) < 0)
         goto fail;
     if ((rc = yard_db_query(&fin, c, "workflows: finish", finish_sql, 1, params)) < 0)
@@ -225,12 +226,10 @@ int yard_wf_advance(yard_wf_advance_t *out, PGconn *c, const char *id, int64_t n
              PQntuples(fin) > 0 ? PQgetvalue(fin, 0, 0) : "running");
     if ((rc = yard_db_exec_as(c, "workflows: commit", "COMMIT")) < 0)
         goto fail;
-    PQclear(skip);
     PQclear(fin);
     return 0;
 fail:
     wf_rollback(c);
-    PQclear(skip);
     PQclear(fin);
     yard_wf_advance_free(out);
     return rc;
@@ -243,6 +242,7 @@ void yard_wf_advance_free(yard_wf_advance_t *a)
     free(a->envs);
     PQclear(a->res);
     PQclear(a->row);
+    PQclear(a->skip);
     memset(a, 0, sizeof *a);
 }
 

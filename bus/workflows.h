@@ -75,10 +75,11 @@ int yard_wf_status(char status[16], PGconn *c, const char *id, const char *owner
 typedef struct {
     yard_envelope_t *envs;
     size_t released;
-    size_t skipped;
+    size_t skipped;  /* steps skipped: PQgetvalue(skip, i, 0) is the step id */
     char status[16]; /* the workflow's status after, "" when there is none */
     PGresult *res;   /* the released steps' rows */
     PGresult *row;   /* the workflow's row (id, key, traceparent of envs) */
+    PGresult *skip;  /* the skipped steps' ids, or NULL */
 } yard_wf_advance_t;
 
 /* Moves workflow id on, in one transaction (see above); now_ms stamps the
