@@ -19,6 +19,7 @@
 #include "err.h"
 #include "gw.h"
 #include "log.h"
+#include "workflow_dag.h"
 #include "workflow_spec.h"
 #include "workflows.h"
 
@@ -189,7 +190,10 @@ static void create_workflow(yard_http_req_t *req, void *ud)
     json_t *doc = gw_request_json(req);
     if (!doc)
         return;
-    if (gw_access(gw, req, YARD_SCOPE_SUBMIT, 1, &who) < 0) {
+    /* Each step is a job: it costs what a job of a batch costs. */
+    size_t cost = json_array_size(json_object_get(doc, "steps"));
+    cost = cost < 1 ? 1 : cost > YARD_WF_MAX_STEPS ? YARD_WF_MAX_STEPS : cost;
+    if (gw_access(gw, req, YARD_SCOPE_SUBMIT, (double)cost, &who) < 0) {
         json_decref(doc);
         return;
     }
