@@ -21,6 +21,8 @@
  *   6. two schedule replicas, one killed with -9 during a 500-step workflow:
  *      after its restart the workflow succeeds with every step run exactly once (one
  *      job_attempts row each, attempt 1; JOBS stored exactly 500 messages);
+ *   6b. PostgreSQL restarted in the middle of a 30-step chain: the releaser
+ *      reconnects, listens again and the workflow succeeds;
  *   7. the time from the last parent's success to the child's start over a
  *      100-step chain (p50/p99 printed for the report);
  *   8. an Idempotency-Key makes a repeated POST answer the first workflow.
@@ -631,6 +633,49 @@ static void test_schedule_killed_mid_workflow(void **state)
                  (unsigned long long)(last_after - last_before));
 }
 
+/* ---- 6b. PostgreSQL restarted mid-workflow -------------------------------------- */
+
+#define PG_CHAIN 30
+
+static void pg_chain_step(int i, char *buf, size_t cap)
+{
+    if (i == 0)
+        snprintf(buf, cap, "{\"id\":\"p0\",\"type\":\"sleep\",\"payload\":{\"ms\":50}}");
+    else
+        snprintf(buf, cap,
+                 "{\"id\":\"p%d\",\"type\":\"sleep\",\"payload\":{\"ms\":50},"
+                 "\"depends_on\":[\"p%d\"]}",
+                 i, i - 1);
+}
+
+static void test_postgres_restart_mid_workflow(void **state)
+{
+    char id[WF_ID_MAX];
+    char *body = wf_body(PG_CHAIN, pg_chain_step);
+    wf_start(body, id);
+    free(body);
+    long long done = yt_wait_sql(g.c.env, 5, 30000,
+                                 "SELECT least(count(*), 5) FROM workflow_steps"
+                                 " WHERE workflow_id = '%s' AND status = 'succeeded'",
+                                 id);
+    if (done < 5)
+        fail_msg("PostgreSQL restart: expected 5 chain steps done within 30 s first, got %lld",
+                 done);
+    if (yt_pg_stop(g.c.env) != 0)
+        fail_msg("expected PostgreSQL to stop");
+    yt_nap_ms(2000);
+    if (yt_pg_start(g.c.env) != 0)
+        fail_msg("expected PostgreSQL to start again");
+    /* The releaser reconnects, LISTENs again and sweeps: the chain goes on. */
+    json_t *doc = wf_wait_final(id, 120000);
+    expect_status(doc, id, "succeeded", "a chain of 30 with PostgreSQL restarted");
+    json_decref(doc);
+    long long rows, max_attempt;
+    attempts_of(id, &rows, &max_attempt);
+    if (rows != PG_CHAIN)
+        fail_msg("PostgreSQL restart: expected one attempt row per step (30), got %lld", rows);
+}
+
 /* ---- 7. release latency ---------------------------------------------------------- */
 
 #define CHAIN 100
@@ -695,6 +740,7 @@ int main(void)
         cmocka_unit_test(test_delete_cancels_and_list),
         cmocka_unit_test(test_release_latency),
         cmocka_unit_test(test_schedule_killed_mid_workflow),
+        cmocka_unit_test(test_postgres_restart_mid_workflow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
