@@ -237,6 +237,18 @@ static const struct {
      " AND (status <> 'scheduled' OR run_at < now() - $1::bigint * interval '1 second')"
      " ORDER BY updated_at LIMIT $2::bigint",
      L_NONE},
+    /* $1 seconds without change, $2 limit: released workflow steps whose
+     * publish was never recorded (the releaser stopped in between). */
+    {"yard_unpublished",
+     "SELECT id::text, type, queue, payload::text, priority, max_attempts, timeout_s,"
+     " coalesce((extract(epoch FROM run_at) * 1000)::bigint, 0),"
+     " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
+     " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
+     " coalesce(js_seq, 0) FROM jobs"
+     " WHERE status = 'queued' AND js_seq IS NULL AND workflow_id IS NOT NULL"
+     " AND updated_at < now() - $1::bigint * interval '1 second'"
+     " ORDER BY updated_at LIMIT $2::bigint",
+     L_NONE},
 };
 
 int yard_jobs_prepare(PGconn *c, yard_jobs_commit_t mode)
@@ -580,14 +592,17 @@ static yard_str_t col(PGresult *res, int r, int f)
     return (yard_str_t){PQgetvalue(res, r, f), (size_t)PQgetlength(res, r, f)};
 }
 
-int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit)
+/* Runs stmt (the columns of yard_stale) with (older_than_s, limit) and
+ * fills *out with its rows. */
+static int jobs_rebuild(yard_jobs_stale_t *out, PGconn *c, const char *stmt, const char *what,
+                        int64_t older_than_s, size_t limit)
 {
     char age[24], lim[24];
     PGresult *res = NULL;
     snprintf(age, sizeof age, "%lld", (long long)older_than_s);
     snprintf(lim, sizeof lim, "%zu", limit);
     const char *params[2] = {age, lim};
-    int rc = yard_db_query_prepared(&res, c, "yard_stale", "jobs: stuck jobs", 2, params);
+    int rc = yard_db_query_prepared(&res, c, stmt, what, 2, params);
     if (rc < 0)
         return rc;
     size_t n = (size_t)PQntuples(res);
@@ -624,6 +639,17 @@ int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, siz
     out->n = n;
     out->res = res;
     return 0;
+}
+
+int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit)
+{
+    return jobs_rebuild(out, c, "yard_stale", "jobs: stuck jobs", older_than_s, limit);
+}
+
+int yard_jobs_unpublished(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit)
+{
+    return jobs_rebuild(out, c, "yard_unpublished", "jobs: unpublished workflow steps",
+                        older_than_s, limit);
 }
 
 void yard_jobs_stale_free(yard_jobs_stale_t *s)

@@ -228,4 +228,9 @@ typedef struct {
 int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit);
 void yard_jobs_stale_free(yard_jobs_stale_t *s);
 
+/* Like yard_jobs_stale, for released workflow steps (workflows.h) still
+ * queued without a JOBS sequence for older_than_s: their publish was lost
+ * or never recorded. Republish them with Nats-Msg-Id = id. */
+int yard_jobs_unpublished(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit);
+
 #endif

@@ -127,6 +127,19 @@ int gw_jobs_submit_routes(gw_t *gw);
 int gw_jobs_read_routes(gw_t *gw);
 int gw_health_routes(gw_t *gw);
 int gw_dlq_routes(gw_t *gw); /* GET /v1/dlq, POST /v1/dlq/replay (dlq.c) */
+int gw_workflows_routes(gw_t *gw);
+
+/* Decodes req's body per its Content-Type into a new json_t (json_decref
+ * it); on failure answers 415 or 400 itself and returns NULL
+ * (jobs_submit.c). */
+json_t *gw_request_json(yard_http_req_t *req);
+
+/* A W3C traceparent: "00-<32 hex trace id>-<16 hex parent id>-<flags>". */
+#define GW_TRACEPARENT_LEN 55
+
+/* Writes req's traceparent header into tp when well formed, else a fresh
+ * one, and names its trace id in req's access log (jobs_submit.c). */
+void gw_request_traceparent(gw_t *gw, yard_http_req_t *req, char tp[GW_TRACEPARENT_LEN + 1]);
 
 /* Called by the PubAck hop (app.c) on the loop thread for each ack of
  * jobs_submit.c's publishes. */

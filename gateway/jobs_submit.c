@@ -21,7 +21,6 @@
 #include "log.h"
 
 #define GW_BATCH_MAX 1000
-#define GW_TRACEPARENT_LEN 55
 
 typedef struct gw_submit gw_submit_t;
 
@@ -507,4 +506,20 @@ int gw_jobs_submit_routes(gw_t *gw)
 {
     int rc = yard_http_router_add(gw->router, "POST", "/v1/jobs", submit_single, gw);
     return rc < 0 ? rc : yard_http_router_add(gw->router, "POST", "/v1/jobs/batch", submit_batch, gw);
+}
+
+json_t *gw_request_json(yard_http_req_t *req)
+{
+    return submit_body(req);
+}
+
+void gw_request_traceparent(gw_t *gw, yard_http_req_t *req, char tp[GW_TRACEPARENT_LEN + 1])
+{
+    size_t len = 0;
+    char trace[YARD_TRACE_ID_LEN + 1];
+    const char *given = yard_http_req_header(req, "traceparent", &len);
+    submit_traceparent(gw, tp, given, given ? len : 0);
+    memcpy(trace, tp + YARD_TRACE_ID_OFFSET, YARD_TRACE_ID_LEN);
+    trace[YARD_TRACE_ID_LEN] = '\0';
+    yard_http_req_set_trace(req, trace);
 }

@@ -46,7 +46,8 @@ static void builtin_sleep(const wk_job_t *job, wk_result_t *res, void *ud)
 {
     json_t *root;
     json_int_t ms;
-    if (wk_job_payload_unpack(&root, job, res, "{s:I!}", "ms", &ms) < 0)
+    json_t *inputs; /* a workflow step's parents' results: ignored */
+    if (wk_job_payload_unpack(&root, job, res, "{s:I,s?o!}", "ms", &ms, "inputs", &inputs) < 0)
         return;
     json_decref(root);
     if (ms < 0) {
@@ -77,8 +78,9 @@ static void builtin_fail(const wk_job_t *job, wk_result_t *res, void *ud)
     json_t *root;
     int retryable = 0;
     const char *message = "failed on request (the fail handler)";
-    if (wk_job_payload_unpack(&root, job, res, "{s?b,s?s!}", "retryable", &retryable, "message",
-                              &message) < 0)
+    json_t *inputs; /* a workflow step's parents' results: ignored */
+    if (wk_job_payload_unpack(&root, job, res, "{s?b,s?s,s?o!}", "retryable", &retryable,
+                              "message", &message, "inputs", &inputs) < 0)
         return;
     wk_result_set(res, retryable ? WK_OUTCOME_RETRY : WK_OUTCOME_FAIL, "%s", message);
     json_decref(root);

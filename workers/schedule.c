@@ -1,9 +1,9 @@
 /*
  * schedule.c - the schedule role: holds delayed jobs (jobs.schedule) until
- * their run_at, then publishes them to jobs.execute.<queue>; and runs the
+ * their run_at, then publishes them to jobs.execute.<queue>; runs the
  * rescuer (rescue.c), which republishes accepted jobs whose message JOBS no
- * longer holds; and the pruner (retention.c), which deletes finished jobs
- * past retention.
+ * longer holds; the pruner (retention.c), which deletes finished jobs
+ * past retention; and the workflow releaser (workflow_release.c).
  *
  * A job not yet due is nak'ed with a delay (at most an hour at a time), so
  * JetStream keeps it and no state lives in the worker; any number of
@@ -30,6 +30,7 @@ struct wk_runtime {
     wk_loop_t *loop;
     wk_rescue_t *rescue;
     wk_retention_t *retention;
+    wk_release_t *release; /* workflow steps (workflow_release.c) */
 };
 
 static void schedule_one(wk_t *wk, PGconn *conn, yard_js_msg_t *m)
@@ -99,6 +100,12 @@ int wk_schedule_start(wk_runtime_t **out, wk_t *wk)
         wk_loop_join(rt->loop);
         wk_rescue_join(rt->rescue);
     }
+    if (rc == 0 && (rc = wk_release_start(&rt->release, wk)) < 0) {
+        atomic_store(&wk->stopping, 1);
+        wk_loop_join(rt->loop);
+        wk_rescue_join(rt->rescue);
+        wk_retention_join(rt->retention);
+    }
     if (rc < 0) {
         free(rt);
         return rc;
@@ -115,5 +122,6 @@ void wk_schedule_join(wk_runtime_t *rt)
     wk_loop_join(rt->loop);
     wk_rescue_join(rt->rescue);
     wk_retention_join(rt->retention);
+    wk_release_join(rt->release);
     free(rt);
 }

@@ -93,6 +93,16 @@ typedef struct wk_retention wk_retention_t;
 int wk_retention_start(wk_retention_t **out, wk_t *wk);
 void wk_retention_join(wk_retention_t *r);
 
+/* The workflow releaser (workflow_release.c), run by the schedule role: a
+ * thread that LISTENs for finished workflow steps and new workflows,
+ * releases the steps whose parents all succeeded (publishing their jobs),
+ * skips the dependents of a dead step, finishes workflows, and sweeps every
+ * running workflow as a safety net. Start returns 0 or an error; join waits
+ * for the thread after wk->stopping. */
+typedef struct wk_release wk_release_t;
+int wk_release_start(wk_release_t **out, wk_t *wk);
+void wk_release_join(wk_release_t *r);
+
 /* ---- the program (app.c, metrics.c) ---------------------------------------- */
 
 /* A role: its --role name and entry points. */

@@ -518,6 +518,61 @@ static void test_rate_limit_gives_429_with_retry_after(void **state)
     yt_http_resp_free(&r);
 }
 
+/* Workflows belong to the key that posted them, like jobs: submit scope to
+ * post and cancel, read scope to see; another key gets 404; admin sees
+ * all. (No schedule worker runs here: the workflow stays running.) */
+static void test_workflows_belong_to_their_key(void **state)
+{
+    static const char body[] = "{\"name\":\"owned\",\"steps\":[{\"id\":\"a\",\"type\":\"noop\"}]}";
+    yt_http_resp_t r;
+    char id[YARD_ID_TEXT_LEN + 1], path[96], owner[64];
+    int st = call(&r, &keys[K_READER], "POST", "/v1/workflows", body);
+    expect_error("a read-only key posts a workflow", &r, st, 403, "forbidden");
+    yt_http_resp_free(&r);
+    st = call(&r, &keys[K_ALICE], "POST", "/v1/workflows", body);
+    expect_status("alice posts a workflow", &r, st, 202);
+    const char *at = strstr(r.body, "\"id\":\"");
+    if (!at)
+        fail_msg("alice's workflow: expected an id, got %s", yt_http_body_excerpt(&r));
+    snprintf(id, sizeof id, "%.36s", at + 6);
+    yt_http_resp_free(&r);
+    const char *params[] = {id};
+    sql1(owner, sizeof owner, "SELECT coalesce(api_key_id::text, '') FROM workflows WHERE id = $1::uuid",
+         1, params);
+    if (strcmp(owner, keys[K_ALICE].id) != 0)
+        fail_msg("alice's workflow: expected api_key_id %s, got \"%s\"", keys[K_ALICE].id, owner);
+    snprintf(path, sizeof path, "/v1/workflows/%s", id);
+    st = call(&r, &keys[K_ALICE], "GET", path, NULL);
+    expect_status("alice reads her workflow", &r, st, 200);
+    yt_http_resp_free(&r);
+    st = call(&r, &keys[K_ADMIN], "GET", path, NULL);
+    expect_status("admin reads alice's workflow", &r, st, 200);
+    yt_http_resp_free(&r);
+    st = call(&r, &keys[K_READER], "GET", path, NULL);
+    expect_error("reader reads alice's workflow", &r, st, 404, "not_found");
+    yt_http_resp_free(&r);
+    st = call(&r, &keys[K_CAROL], "GET", path, NULL);
+    expect_error("carol (submit only) reads a workflow", &r, st, 403, "forbidden");
+    yt_http_resp_free(&r);
+    st = call(&r, &keys[K_READER], "GET", "/v1/workflows", NULL);
+    expect_status("reader lists workflows", &r, st, 200);
+    if (strstr(r.body, id))
+        fail_msg("reader's list: expected no sign of alice's workflow, got %s",
+                 yt_http_body_excerpt(&r));
+    yt_http_resp_free(&r);
+    st = call(&r, &keys[K_ALICE], "GET", "/v1/workflows", NULL);
+    expect_status("alice lists workflows", &r, st, 200);
+    if (!strstr(r.body, id))
+        fail_msg("alice's list: expected her workflow %s, got %s", id, yt_http_body_excerpt(&r));
+    yt_http_resp_free(&r);
+    st = call(&r, &keys[K_CAROL], "DELETE", path, NULL);
+    expect_error("carol cancels alice's workflow", &r, st, 404, "not_found");
+    yt_http_resp_free(&r);
+    st = call(&r, &keys[K_ALICE], "DELETE", path, NULL);
+    expect_status("alice cancels her workflow", &r, st, 200);
+    yt_http_resp_free(&r);
+}
+
 static void test_revoked_key_is_refused_within_refresh(void **state)
 {
     char out[1024], err[2048];
@@ -566,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_submit_key_is_accepted_and_named_in_the_envelope),
         cmocka_unit_test(test_jobs_are_visible_to_their_submitter_and_admin),
         cmocka_unit_test(test_cancel_queued_finished_and_foreign_jobs),
+        cmocka_unit_test(test_workflows_belong_to_their_key),
         cmocka_unit_test(test_rate_limit_gives_429_with_retry_after),
         cmocka_unit_test(test_revoked_key_is_refused_within_refresh),
     };

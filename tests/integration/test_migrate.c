@@ -180,8 +180,9 @@ static const struct {
              "trace_id,created_at,updated_at,started_at,finished_at,cancel_requested_at,js_seq,"
              "traceparent,notify,replay_budget,replayed_seq,replays,replayed_at,replayed_by"},
     {"job_attempts", "job_id,attempt,started_at,finished_at,outcome,error,worker,duration_ms"},
-    {"workflows", "id,name,status,api_key_id,created_at,updated_at,finished_at"},
-    {"workflow_steps", "workflow_id,step_id,job_id,depends_on,status,result,created_at,updated_at"},
+    {"workflows", "id,name,status,api_key_id,created_at,updated_at,finished_at,traceparent"},
+    {"workflow_steps", "workflow_id,step_id,job_id,depends_on,status,result,created_at,updated_at,"
+                       "job,position,released_at"},
     {"schedules", "name,cron,timezone,job,enabled,next_run_at,last_run_at,last_job_id,api_key_id,"
                   "created_at,updated_at"},
     {"api_keys", "id,name,prefix,key_hash,scopes,rate_per_s,burst,created_at,revoked_at,"
@@ -208,6 +209,10 @@ static const char *const expected_indexes[] = {
     "CREATE UNIQUE INDEX workflow_steps_pkey ON public.workflow_steps USING btree "
     "(workflow_id, step_id)",
     "CREATE UNIQUE INDEX workflow_steps_job_id_key ON public.workflow_steps USING btree (job_id)",
+    "CREATE INDEX workflows_key_created_idx ON public.workflows USING btree "
+    "(api_key_id, created_at DESC, id DESC)",
+    "CREATE INDEX workflows_created_idx ON public.workflows USING btree "
+    "(created_at DESC, id DESC)",
     "CREATE UNIQUE INDEX schedules_pkey ON public.schedules USING btree (name)",
     "CREATE INDEX schedules_due_idx ON public.schedules USING btree (next_run_at) WHERE enabled",
     "CREATE UNIQUE INDEX api_keys_pkey ON public.api_keys USING btree (id)",
