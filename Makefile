@@ -91,12 +91,24 @@ $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ibus -c $< -o $@
 
+# The web console's files are compiled into the gateway the same way.
+UI_FILES := $(sort $(wildcard gateway/ui/*.html gateway/ui/*.js gateway/ui/*.css gateway/ui/*.svg))
+UI_OBJ   := $(BUILD)/obj/gen/ui_assets.o
+$(BUILD)/gen/ui.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(UI_FILES)" | cmp -s - $@ 2>/dev/null || echo "$(UI_FILES)" > $@
+$(BUILD)/gen/ui_assets.c: gateway/ui/embed.sh $(UI_FILES) $(BUILD)/gen/ui.list
+	sh gateway/ui/embed.sh $@ $(UI_FILES)
+$(UI_OBJ): $(BUILD)/gen/ui_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Igateway -c $< -o $@
+
 $(LIB): $(call obj,$(LIB_SRC)) $(BUILD)/obj/gen/migrations.o
 	@mkdir -p $(dir $@)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(BIN)/yard-gateway: $(call obj,$(GW_SRC)) $(LIB)
+$(BIN)/yard-gateway: $(call obj,$(GW_SRC)) $(UI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/yard-worker: $(call obj,$(WK_SRC)) $(LIB)
@@ -109,7 +121,7 @@ $(BIN)/yardctl: $(call obj,$(CTL_SRC)) $(LIB)
 # Every test is its own binary: its source, the harness and libyard. Unit
 # tests of a program's modules are named after it (test_gw_*, test_wk_*) and
 # link that program's objects except its main.
-GW_MOD_OBJ := $(call obj,$(filter-out gateway/main.c,$(GW_SRC)))
+GW_MOD_OBJ := $(call obj,$(filter-out gateway/main.c,$(GW_SRC))) $(UI_OBJ)
 WK_MOD_OBJ := $(call obj,$(filter-out workers/main.c,$(WK_SRC)))
 define module_tests # kind (unit, integration), prefix (gw, wk), objects
 $(BUILD)/tests/$(1)/test_$(2)_%: $(BUILD)/obj/tests/$(1)/test_$(2)_%.o $(3) $(HARN_OBJ) $(LIB)
