@@ -1,0 +1,38 @@
+/*
+ * yt_keys.h - API keys and an authenticated gateway for tests.
+ *
+ * Keys are made by the real yardctl (`keys create --quiet`), so tests see
+ * keys exactly as operators make them; the gateway is the real one with
+ * authentication on.
+ */
+#ifndef YARD_TEST_YT_KEYS_H
+#define YARD_TEST_YT_KEYS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "harness.h"
+
+#define YT_KEY_MAX 128
+#define YT_KEY_ID_MAX 40
+
+/* One key: what the test asks for, then what yardctl made. */
+typedef struct {
+    const char *name;   /* unique in the database */
+    const char *scopes; /* "submit,read", "read", "admin", ... */
+    char key[YT_KEY_MAX];
+    char id[YT_KEY_ID_MAX];
+    char auth[YT_KEY_MAX + 32]; /* "Authorization: Bearer <key>" */
+} yt_key_t;
+
+/* Makes k with `yardctl keys create --name k->name --scopes k->scopes` and
+ * fills key, id and auth. Returns 0, or -1 after printing why. */
+int yt_key_create(yt_env_t *env, yt_key_t *k);
+
+/* Starts the real gateway with authentication on (keys refreshed every
+ * second, rate limits out of the way) plus extra_env (may be NULL), and
+ * waits up to 20 s for /readyz (NATS, PostgreSQL and keys loaded). Returns
+ * the pid and sets *port, or -1 after printing why and the gateway's log. */
+pid_t yt_auth_gateway_start(yt_env_t *env, int *port, char *const extra_env[]);
+
+#endif
