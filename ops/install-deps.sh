@@ -7,7 +7,8 @@ set -eu
 PKGS="build-essential pkg-config git curl ca-certificates
 libnats-dev nats-server libmsgpack-dev libuv1-dev libsodium-dev libpq-dev
 libcmocka-dev libhttp-parser-dev libjansson-dev libcurl4-openssl-dev
-postgresql postgresql-client prometheus"
+postgresql postgresql-client prometheus
+python3-yaml chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PKGS; do

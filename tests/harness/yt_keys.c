@@ -2,13 +2,14 @@
  * yt_keys.c - API keys made by yardctl and an authenticated gateway
  * (yt_keys.h).
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "yt_http.h"
 #include "yt_keys.h"
-#include "yt_workers.h"
 
 int yt_key_create(yt_env_t *env, yt_key_t *k)
 {
@@ -56,4 +57,69 @@ pid_t yt_auth_gateway_start(yt_env_t *env, int *port, char *const extra_env[])
         return -1;
     }
     return pid;
+}
+
+int yt_auth_cluster_start(yt_cluster_t *c, yt_key_t *keys, size_t n, char *const extra_env[])
+{
+    char *envs[48] = {"YARD_AUTH_DISABLED=false", "YARD_AUTH_REFRESH_S=1"};
+    size_t m = 2;
+    for (size_t i = 0; extra_env && extra_env[i] && m + 1 < sizeof envs / sizeof envs[0]; i++)
+        envs[m++] = extra_env[i];
+    envs[m] = NULL;
+    if (yt_cluster_start(c, envs) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (yt_key_create(c->env, &keys[i]) != 0)
+            return -1;
+    /* The gateway reloads keys every second: wait until it knows the last. */
+    long long deadline = yt_now_ms() + 15000;
+    for (;;) {
+        yt_http_resp_t r;
+        const char *headers[] = {n ? keys[n - 1].auth : NULL, NULL};
+        int st = yt_http_request(&r, c->port, "GET", "/v1/whoami", headers, NULL, 0);
+        yt_http_resp_free(&r);
+        if (st == 200)
+            return 0;
+        if (yt_now_ms() > deadline) {
+            fprintf(stderr, "yt_auth_cluster_start: the gateway did not accept the keys in 15 s "
+                            "(last answer %d)\n", st);
+            yt_log_tail(c->env, "gateway");
+            return -1;
+        }
+        yt_nap_ms(100);
+    }
+}
+
+#define YT_SCRIPT_OUTPUT_MAX (24 * 1024)
+
+int yt_script_run(yt_env_t *env, const char *name, char *const argv[], int timeout_s)
+{
+    char out_path[300];
+    snprintf(out_path, sizeof out_path, "%s/%s.out", env->dir, name);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(127);
+        alarm((unsigned)timeout_s); /* SIGALRM ends a script that hangs */
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = -1;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+        return -1;
+    FILE *f = fopen(out_path, "r");
+    if (f) {
+        static char text[YT_SCRIPT_OUTPUT_MAX + 1];
+        size_t len = fread(text, 1, YT_SCRIPT_OUTPUT_MAX, f);
+        text[len] = '\0';
+        fclose(f);
+        printf("%s%s", text, len == YT_SCRIPT_OUTPUT_MAX ? "\n[output cut]\n" : "");
+        fflush(stdout);
+    }
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "yt_script_run: %s was killed by signal %d (timeout %d s?)\n", name,
+                WTERMSIG(status), timeout_s);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "harness.h"
+#include "yt_workers.h"
 
 #define YT_KEY_MAX 128
 #define YT_KEY_ID_MAX 40
@@ -34,5 +35,17 @@ int yt_key_create(yt_env_t *env, yt_key_t *k);
  * waits up to 20 s for /readyz (NATS, PostgreSQL and keys loaded). Returns
  * the pid and sets *port, or -1 after printing why and the gateway's log. */
 pid_t yt_auth_gateway_start(yt_env_t *env, int *port, char *const extra_env[]);
+
+/* yt_cluster_start (servers, gateway, audit worker) with authentication on
+ * (keys refreshed every second) and extra_env, then makes the n keys with
+ * yt_key_create and waits until the gateway accepts the last one. Returns 0,
+ * or -1 after printing why (yt_cluster_stop cleans up either way). */
+int yt_auth_cluster_start(yt_cluster_t *c, yt_key_t *keys, size_t n, char *const extra_env[]);
+
+/* Runs the script (argv[0] is the interpreter's path) with stdout and stderr
+ * in <dir>/<name>.out, killed after timeout_s, then prints at most the
+ * script's first 24 KiB of output. Returns its exit status, or -1 when it
+ * could not run or was killed. */
+int yt_script_run(yt_env_t *env, const char *name, char *const argv[], int timeout_s);
 
 #endif

@@ -36,7 +36,6 @@
 
 #define PYTHON "/usr/bin/python3" /* Debian's, which has python3-selenium */
 #define BROWSER_TIMEOUT_S 240
-#define OUTPUT_MAX (24 * 1024)
 
 enum { K_ADMIN, K_USER, K_READER, K_COUNT };
 static yt_key_t keys[K_COUNT] = {
@@ -74,8 +73,7 @@ static void wait_status(const char *id, const char *want)
 
 static int setup(void **state)
 {
-    static char *const extra[] = {"YARD_AUTH_DISABLED=false", "YARD_AUTH_REFRESH_S=1",
-                                  "YARD_RETRY_BASE_MS=200", NULL};
+    static char *const extra[] = {"YARD_RETRY_BASE_MS=200", NULL};
     yard_log_init("test_ui_browser", YARD_LOG_ERROR);
     if (access("/usr/bin/chromium", X_OK) != 0 || access("/usr/bin/chromedriver", X_OK) != 0 ||
         system(PYTHON " -c 'import selenium' 2>/dev/null") != 0) {
@@ -83,26 +81,8 @@ static int setup(void **state)
                         "needed (run ops/install-deps.sh)\n");
         return -1;
     }
-    if (yt_cluster_start(&c, extra) != 0)
+    if (yt_auth_cluster_start(&c, keys, K_COUNT, extra) != 0)
         return -1;
-    for (int i = 0; i < K_COUNT; i++)
-        if (yt_key_create(c.env, &keys[i]) != 0)
-            return -1;
-    /* The gateway reloads keys every second: wait until it knows ours. */
-    long long deadline = yt_now_ms() + 15000;
-    for (;;) {
-        yt_http_resp_t r;
-        const char *headers[] = {keys[K_READER].auth, NULL};
-        int st = yt_http_request(&r, c.port, "GET", "/v1/whoami", headers, NULL, 0);
-        yt_http_resp_free(&r);
-        if (st == 200)
-            break;
-        if (yt_now_ms() > deadline) {
-            fprintf(stderr, "test_ui_browser: the gateway did not load the keys in 15 s\n");
-            return -1;
-        }
-        yt_nap_ms(100);
-    }
     return yt_worker_start(&c.exec, c.env, "execute", NULL, extra, 0);
 }
 
@@ -110,35 +90,6 @@ static int teardown(void **state)
 {
     yt_cluster_stop(&c);
     return 0;
-}
-
-/* Runs the browser script with args; prints its output (bounded). Returns
- * its exit status, or -1. */
-static int run_script(char *const argv[])
-{
-    char out_path[300];
-    snprintf(out_path, sizeof out_path, "%s/ui_browser.out", c.env->dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *f = freopen(out_path, "w", stdout);
-        if (!f || dup2(fileno(stdout), 2) < 0)
-            _exit(127);
-        alarm(BROWSER_TIMEOUT_S); /* bound the whole browser run */
-        execv(PYTHON, argv);
-        _exit(127);
-    }
-    int status = -1;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0)
-        return -1;
-    FILE *f = fopen(out_path, "r");
-    if (f) {
-        static char text[OUTPUT_MAX + 1];
-        size_t n = fread(text, 1, OUTPUT_MAX, f);
-        text[n] = '\0';
-        fclose(f);
-        printf("%s%s", text, n == OUTPUT_MAX ? "\n[output cut]\n" : "");
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static void test_console_in_chromium(void **state)
@@ -173,7 +124,7 @@ static void test_console_in_chromium(void **state)
                           "--user-key", keys[K_USER].key, "--reader-key", keys[K_READER].key,
                           "--quota-job", quota, "--xss-job", xss, "--reader-job", reader_job,
                           NULL};
-    int rc = run_script(argv);
+    int rc = yt_script_run(c.env, "ui_browser", argv, BROWSER_TIMEOUT_S);
     if (rc != 0) {
         yt_log_tail(c.env, "gateway");
         fail_msg("expected ui_browser.py to pass every check, it exited %d (its output above)",
