@@ -138,8 +138,9 @@ int yard_jobs_filter_check(const yard_jobs_filter_t *f, char *why, size_t cap)
  * pattern, escaped), $7 owner, $8 cursor microseconds, $9 cursor id, $10
  * rows to read (limit + 1: the extra row tells whether a next page exists). */
 static const char list_sql[] =
-    "SELECT " YARD_JOBS_JSON_SQL "::text,"
-    " (extract(epoch FROM created_at) * 1000000)::bigint::text, id::text"
+    "SELECT " YARD_JOBS_JSON_SQL "::text AS job,"
+    " (extract(epoch FROM created_at) * 1000000)::bigint::text AS cursor_us,"
+    " id::text AS cursor_id"
     " FROM jobs"
     " WHERE ($1::text IS NULL OR status = $1::text)"
     " AND ($2::text IS NULL OR queue = $2::text)"
@@ -150,7 +151,8 @@ static const char list_sql[] =
     " AND ($7::uuid IS NULL OR api_key_id = $7::uuid)"
     " AND ($8::bigint IS NULL OR (created_at, id) <"
     "      ('epoch'::timestamptz + $8::bigint * interval '1 microsecond', $9::uuid))"
-    " ORDER BY created_at DESC, id DESC LIMIT $10::int";
+    /* Qualified: a bare name in ORDER BY would be an output column. */
+    " ORDER BY jobs.created_at DESC, jobs.id DESC LIMIT $10::int";
 
 /* The ILIKE pattern %text% with \, % and _ escaped (malloc'd), or NULL. */
 static char *like_pattern(const char *text)
