@@ -4,7 +4,7 @@
 -- last row's (created_at, id), so every page is an index range scan that
 -- stops after limit + 1 rows. One index per filter a page is commonly asked
 -- for (none, status, queue, type, and the submitting key, which every
--- non-admin request adds), each ending in the list's order, so a filtered
+-- non-admin request adds, alone and with status), each ending in the list's order, so a filtered
 -- page reads only matching rows in order; filters combined use the most
 -- selective of them and check the rest on the rows they read.
 -- The error-text filter (a case-insensitive substring) uses a trigram index
@@ -16,6 +16,11 @@ CREATE INDEX jobs_list_status_idx ON jobs (status, created_at DESC, id DESC);
 CREATE INDEX jobs_list_queue_idx ON jobs (queue, created_at DESC, id DESC);
 CREATE INDEX jobs_list_type_idx ON jobs (type, created_at DESC, id DESC);
 CREATE INDEX jobs_list_key_idx ON jobs (api_key_id, created_at DESC, id DESC)
+    WHERE api_key_id IS NOT NULL;
+-- A non-admin key filtering by status (the console's usual question: "my
+-- dead jobs"): without it a status the key has few or no jobs in reads all
+-- of the key's jobs.
+CREATE INDEX jobs_list_key_status_idx ON jobs (api_key_id, status, created_at DESC, id DESC)
     WHERE api_key_id IS NOT NULL;
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm;

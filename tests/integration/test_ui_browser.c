@@ -24,7 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -71,6 +71,31 @@ static void wait_status(const char *id, const char *want)
     }
 }
 
+/* An exec job type that fails until a switch file exists: dead at first,
+ * it succeeds once replayed after the browser script creates the file. */
+static char switch_path[300], exec_env[340];
+
+static int write_flaky_type(void)
+{
+    char script[300], conf[300];
+    snprintf(switch_path, sizeof switch_path, "%s/flaky.ok", c.env->dir);
+    snprintf(script, sizeof script, "%s/flaky.sh", c.env->dir);
+    snprintf(conf, sizeof conf, "%s/exec.conf", c.env->dir);
+    FILE *f = fopen(script, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "#!/bin/sh\nif [ -e %s ]; then echo '{\"ok\":true}'; exit 0; fi\n"
+               "echo 'flaky: the switch file is missing' >&2\nexit 1\n", switch_path);
+    fclose(f);
+    chmod(script, 0755);
+    if (!(f = fopen(conf, "w")))
+        return -1;
+    fprintf(f, "[flaky]\npath = %s\n", script);
+    fclose(f);
+    snprintf(exec_env, sizeof exec_env, "YARD_EXEC_CONFIG=%s", conf);
+    return 0;
+}
+
 static int setup(void **state)
 {
     static char *const extra[] = {"YARD_RETRY_BASE_MS=200", NULL};
@@ -81,9 +106,10 @@ static int setup(void **state)
                         "needed (run ops/install-deps.sh)\n");
         return -1;
     }
-    if (yt_auth_cluster_start(&c, keys, K_COUNT, extra) != 0)
+    if (yt_auth_cluster_start(&c, keys, K_COUNT, extra) != 0 || write_flaky_type() != 0)
         return -1;
-    return yt_worker_start(&c.exec, c.env, "execute", NULL, extra, 0);
+    char *const exec_extra[] = {"YARD_RETRY_BASE_MS=200", exec_env, NULL};
+    return yt_worker_start(&c.exec, c.env, "execute", NULL, exec_extra, 0);
 }
 
 static int teardown(void **state)
@@ -94,7 +120,7 @@ static int teardown(void **state)
 
 static void test_console_in_chromium(void **state)
 {
-    char quota[YT_JOB_ID_MAX], xss[YT_JOB_ID_MAX], ok[YT_JOB_ID_MAX];
+    char quota[YT_JOB_ID_MAX], xss[YT_JOB_ID_MAX], ok[YT_JOB_ID_MAX], flaky[YT_JOB_ID_MAX];
     char reader_job[YT_JOB_ID_MAX] = "0195a1f0-0000-7000-8000-00000000beef";
     submit(&keys[K_USER], "{\"type\":\"noop\"}", ok);
     submit(&keys[K_USER],
@@ -105,7 +131,9 @@ static void test_console_in_chromium(void **state)
            "{\"type\":\"fail\",\"payload\":{\"message\":\"<img src=x onerror=\\\"window.__xss=1;"
            "document.title='pwned'\\\"><script>window.__xss=2</script> boom\"}}",
            xss);
+    submit(&keys[K_USER], "{\"type\":\"flaky\",\"max_attempts\":1}", flaky);
     wait_status(ok, "succeeded");
+    wait_status(flaky, "dead");
     wait_status(quota, "dead");
     wait_status(xss, "dead");
     /* A queued job of the read-only key (it cannot submit one), in a queue
@@ -123,7 +151,7 @@ static void test_console_in_chromium(void **state)
     char *const argv[] = {PYTHON, script, "--url", url, "--admin-key", keys[K_ADMIN].key,
                           "--user-key", keys[K_USER].key, "--reader-key", keys[K_READER].key,
                           "--quota-job", quota, "--xss-job", xss, "--reader-job", reader_job,
-                          NULL};
+                          "--flaky-job", flaky, "--flaky-switch", switch_path, NULL};
     int rc = yt_script_run(c.env, "ui_browser", argv, BROWSER_TIMEOUT_S);
     if (rc != 0) {
         yt_log_tail(c.env, "gateway");
