@@ -217,6 +217,8 @@ def main():
         ("GET", "/readyz", None, None),
         ("GET", "/metrics", None, None),
         ("GET", "/ui/", None, None),
+        ("GET", "/ui/app.js", None, None),
+        ("GET", "/ui/no-such-file.js", None, None),
         ("GET", "/v1/dlq?limit=10", admin, None),
         ("GET", "/v1/dlq", user, None),
         ("POST", "/v1/dlq/replay", admin, {"all": True, "dry_run": True}),
