@@ -152,6 +152,21 @@ int main(int argc, char **argv)
         if (yard_jobs_list(&doc, c, &cases[k].f) == 0)
             free(doc);
     }
+    /* And a page after the first: the cursor is an index condition. */
+    {
+        yard_jobs_filter_t f = {.status = "dead"};
+        char *doc = NULL, cursor[YARD_JOBS_CURSOR_MAX + 1] = "";
+        show_plans = 0;
+        if (yard_jobs_list(&doc, c, &f) == 0) {
+            next_cursor(doc, cursor, sizeof cursor);
+            free(doc);
+        }
+        f.cursor = cursor;
+        show_plans = 1;
+        printf("\n-- status=dead, page 2 (cursor)\n");
+        if (cursor[0] && yard_jobs_list(&doc, c, &f) == 0)
+            free(doc);
+    }
     show_plans = 0;
     free(ms);
     yard_db_close(c);
