@@ -8,11 +8,14 @@ them here. Needs Debian's chromium, chromium-driver and python3-selenium
 the browser (--host-resolver-rules), and the page's network log is checked:
 no request may leave for anything but the gateway.
 
+With YARD_UI_SCREENSHOTS=DIR set, saves a PNG of each page it checks there.
+
 Prints one line per check ("ok - ..." / "SKIP - ...") and exits 0 when all
 pass; on a failure prints why and exits 1.
 """
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -33,10 +36,17 @@ class Failure(Exception):
     pass
 
 
+SHOTS = os.environ.get("YARD_UI_SCREENSHOTS")
+DRIVER = []
+
+
 def check(cond, what):
     if not cond:
         raise Failure(what)
     print("ok - " + what, flush=True)
+    if SHOTS and DRIVER:
+        n = len(os.listdir(SHOTS))
+        DRIVER[0].save_screenshot(os.path.join(SHOTS, "%02d.png" % n))
 
 
 def http(base, method, path, key, body=None):
@@ -124,6 +134,7 @@ def main():
 
     profile = tempfile.mkdtemp(prefix="yard-chromium-")
     driver = start_browser(profile)
+    DRIVER.append(driver)
     try:
         run(driver, base, args)
     finally:
