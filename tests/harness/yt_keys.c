@@ -29,9 +29,10 @@ int yt_key_create(yt_env_t *env, yt_key_t *k)
         fprintf(stderr, "yt_key_create: cannot read the id of key %s\n", k->name);
         return -1;
     }
-    snprintf(k->key, sizeof k->key, "%s", out);
+    /* Lengths checked above: the precisions only tell the compiler. */
+    snprintf(k->key, sizeof k->key, "%.*s", YT_KEY_MAX - 1, out);
     snprintf(k->id, sizeof k->id, "%s", id);
-    snprintf(k->auth, sizeof k->auth, "Authorization: Bearer %s", out);
+    snprintf(k->auth, sizeof k->auth, "Authorization: Bearer %.*s", YT_KEY_MAX - 1, out);
     return 0;
 }
 
