@@ -92,6 +92,7 @@ int main(int argc, char **argv)
     } cases[] = {
         {"no filter", {0}},
         {"status=dead", {.status = "dead"}},
+        {"queue=q3", {.queue = "q3"}},
         {"status=failed&queue=q3", {.status = "failed", .queue = "q3"}},
         {"type=t7", {.type = "t7"}},
         {"queue=q5&type=t13&status=succeeded", {.queue = "q5", .type = "t13", .status = "succeeded"}},

@@ -221,7 +221,6 @@ static const char *const expected_indexes[] = {
     /* 0011_job_list_indexes */
     "CREATE INDEX jobs_list_idx ON public.jobs USING btree (created_at DESC, id DESC)",
     "CREATE INDEX jobs_list_status_idx ON public.jobs USING btree (status, created_at DESC, id DESC)",
-    "CREATE INDEX jobs_list_queue_idx ON public.jobs USING btree (queue, created_at DESC, id DESC)",
     "CREATE INDEX jobs_list_type_idx ON public.jobs USING btree (type, created_at DESC, id DESC)",
     "CREATE INDEX jobs_list_key_idx ON public.jobs USING btree (api_key_id, created_at DESC, "
     "id DESC) WHERE (api_key_id IS NOT NULL)",
