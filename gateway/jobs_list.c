@@ -143,10 +143,12 @@ static void list_done(void *ud)
         yard_http_respond(t->req, 200, "application/json", NULL, t->body, strlen(t->body));
     else if (t->rc == YARD_ENOTFOUND)
         yard_http_respond_error(t->req, 404, "not_found", "no such job");
-    else if (t->rc == YARD_ENOMEM)
-        yard_http_respond_error(t->req, 500, "internal", "out of memory");
-    else
+    else if (t->rc == YARD_EUNAVAIL || t->rc == YARD_ETIMEOUT || t->rc == YARD_EBUSY)
         gw_respond_unavailable(t->req, "PostgreSQL is unavailable; retry");
+    else if (t->rc == YARD_EINVAL) /* checked on the loop already; kept for safety */
+        yard_http_respond_error(t->req, 400, "bad_request", "invalid filter");
+    else /* out of memory, or PostgreSQL refused the query (logged) */
+        yard_http_respond_error(t->req, 500, "internal", "the jobs could not be read");
     free(t->body);
     free(t);
 }
