@@ -3,6 +3,7 @@
  * (yt_keys.h).
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -95,21 +96,42 @@ int yt_auth_cluster_start(yt_cluster_t *c, yt_key_t *keys, size_t n, char *const
 
 int yt_script_run(yt_env_t *env, const char *name, char *const argv[], int timeout_s)
 {
-    char out_path[300];
+    char out_path[300], pid_path[300];
     snprintf(out_path, sizeof out_path, "%s/%s.out", env->dir, name);
+    snprintf(pid_path, sizeof pid_path, "%s/%s.pid", env->dir, name);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        /* Its own process group: a timeout (or tests/run.sh, through the pid
+         * file) stops the script and whatever it started (a browser). */
+        setpgid(0, 0);
         int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
             _exit(127);
-        alarm((unsigned)timeout_s); /* SIGALRM ends a script that hangs */
         execv(argv[0], argv);
         _exit(127);
     }
-    int status = -1;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+    if (pid < 0)
         return -1;
+    setpgid(pid, pid);
+    FILE *pf = fopen(pid_path, "w");
+    if (pf) {
+        fprintf(pf, "%d\n", (int)pid);
+        fclose(pf);
+    }
+    int status = -1, timed_out = 0;
+    long long deadline = yt_now_ms() + (long long)timeout_s * 1000;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (yt_now_ms() > deadline) {
+            timed_out = 1;
+            kill(-pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    kill(-pid, SIGKILL); /* anything of its group still running */
+    unlink(pid_path);
     FILE *f = fopen(out_path, "r");
     if (f) {
         static char text[YT_SCRIPT_OUTPUT_MAX + 1];
@@ -119,8 +141,9 @@ int yt_script_run(yt_env_t *env, const char *name, char *const argv[], int timeo
         printf("%s%s", text, len == YT_SCRIPT_OUTPUT_MAX ? "\n[output cut]\n" : "");
         fflush(stdout);
     }
-    if (WIFSIGNALED(status))
-        fprintf(stderr, "yt_script_run: %s was killed by signal %d (timeout %d s?)\n", name,
-                WTERMSIG(status), timeout_s);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (timed_out)
+        fprintf(stderr, "yt_script_run: %s did not finish in %d s: stopped\n", name, timeout_s);
+    else if (WIFSIGNALED(status))
+        fprintf(stderr, "yt_script_run: %s was killed by signal %d\n", name, WTERMSIG(status));
+    return !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

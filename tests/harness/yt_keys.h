@@ -42,10 +42,12 @@ pid_t yt_auth_gateway_start(yt_env_t *env, int *port, char *const extra_env[]);
  * or -1 after printing why (yt_cluster_stop cleans up either way). */
 int yt_auth_cluster_start(yt_cluster_t *c, yt_key_t *keys, size_t n, char *const extra_env[]);
 
-/* Runs the script (argv[0] is the interpreter's path) with stdout and stderr
- * in <dir>/<name>.out, killed after timeout_s, then prints at most the
- * script's first 24 KiB of output. Returns its exit status, or -1 when it
- * could not run or was killed. */
+/* Runs the script (argv[0] is the interpreter's path) in its own process
+ * group with stdout and stderr in <dir>/<name>.out and its pid in
+ * <dir>/<name>.pid; after timeout_s the whole group is killed. Then kills
+ * anything left in the group (a browser it started) and prints at most the
+ * first 24 KiB of its output. Returns its exit status, or -1 when it could
+ * not run, was killed or timed out. */
 int yt_script_run(yt_env_t *env, const char *name, char *const argv[], int timeout_s);
 
 #endif
