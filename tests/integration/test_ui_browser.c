@@ -10,8 +10,11 @@
  * durations and trace id; an HTML/script error shown as text with nothing
  * run; a read-only key sees no cancel or replay button and the API refuses
  * it (403); replay of a dead letter with a confirmation (skipped, with the
- * reason printed, while GET /v1/dlq answers 404); no request leaves for
- * another host. The script's output is printed, bounded.
+ * reason printed, while GET /v1/dlq answers 404); workflows and schedules
+ * say "not available" while their routes 404, and their contract shapes are
+ * drawn right (a layered step graph, next fire times) with answers stubbed
+ * inside the page; no request leaves for another host. The script's output
+ * is printed, bounded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
