@@ -497,7 +497,7 @@ function workflowGraph(steps) {
     const node = svg('g', { 'data-step': s.id, 'data-status': s.status });
     node.append(svg('rect', { x, y, width: W, height: H, rx: 6, class: s.status }),
       svg('text', { x: x + 8, y: y + 18 }, s.id.length > 20 ? s.id.slice(0, 19) + '…' : s.id),
-      svg('text', { x: x + 8, y: y + 34 }, s.status + (s.attempts ? ' · ' + s.attempts + ' tries' : '')));
+      svg('text', { x: x + 8, y: y + 34 }, s.status + (s.attempts ? ' · ' + s.attempts + (s.attempts === 1 ? ' try' : ' tries') : '')));
     g.append(node);
   }
   return g;
