@@ -94,12 +94,24 @@ $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ibus -c $< -o $@
 
+# The web console's files are compiled into the gateway the same way.
+UI_FILES := $(sort $(wildcard gateway/ui/*.html gateway/ui/*.js gateway/ui/*.css gateway/ui/*.svg))
+UI_OBJ   := $(BUILD)/obj/gen/ui_assets.o
+$(BUILD)/gen/ui.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(UI_FILES)" | cmp -s - $@ 2>/dev/null || echo "$(UI_FILES)" > $@
+$(BUILD)/gen/ui_assets.c: gateway/ui/embed.sh $(UI_FILES) $(BUILD)/gen/ui.list
+	sh gateway/ui/embed.sh $@ $(UI_FILES)
+$(UI_OBJ): $(BUILD)/gen/ui_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Igateway -c $< -o $@
+
 $(LIB): $(call obj,$(LIB_SRC)) $(BUILD)/obj/gen/migrations.o
 	@mkdir -p $(dir $@)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(BIN)/yard-gateway: $(call obj,$(GW_SRC)) $(LIB)
+$(BIN)/yard-gateway: $(call obj,$(GW_SRC)) $(UI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/yard-worker: $(call obj,$(WK_SRC)) $(LIB)
@@ -113,7 +125,7 @@ $(BIN)/yardctl: $(call obj,$(CTL_SRC)) $(LIB)
 # tests of a program's modules are named after it (test_gw_*, test_wk_*,
 # test_ctl_*) and
 # link that program's objects except its main.
-GW_MOD_OBJ := $(call obj,$(filter-out gateway/main.c,$(GW_SRC)))
+GW_MOD_OBJ := $(call obj,$(filter-out gateway/main.c,$(GW_SRC))) $(UI_OBJ)
 WK_MOD_OBJ := $(call obj,$(filter-out workers/main.c,$(WK_SRC)))
 CTL_MOD_OBJ := $(call obj,$(filter-out ops/main.c,$(CTL_SRC)))
 define module_tests # kind (unit, integration), prefix (gw, wk), objects
@@ -150,7 +162,7 @@ FUZZ_LIBS  := $(PKG_LIBS) -lhttp_parser -lpthread -lm
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 # What fuzz targets may reach: libyard without PostgreSQL, and the gateway's
 # input decoding.
-FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c bus/workflows.c,$(LIB_SRC)) gateway/body.c \
+FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c bus/jobs_list.c bus/workflows.c,$(LIB_SRC)) gateway/body.c \
             gateway/job_spec.c gateway/workflow_spec.c
 # Targets that reach a worker's parsers get those files too.
 FUZZ_EXTRA_exec_config := workers/exec_config.c workers/registry.c

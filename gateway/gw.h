@@ -125,6 +125,8 @@ void gw_respond_unavailable(yard_http_req_t *req, const char *message);
 /* Routes of each module. Return 0 or a router error. */
 int gw_jobs_submit_routes(gw_t *gw);
 int gw_jobs_read_routes(gw_t *gw);
+int gw_jobs_list_routes(gw_t *gw); /* jobs_list.c */
+int gw_ui_routes(gw_t *gw);        /* ui.c: the web console */
 int gw_health_routes(gw_t *gw);
 int gw_dlq_routes(gw_t *gw); /* GET /v1/dlq, POST /v1/dlq/replay (dlq.c) */
 int gw_workflows_routes(gw_t *gw);

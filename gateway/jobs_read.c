@@ -15,6 +15,7 @@
 #include "events.h"
 #include "gw.h"
 #include "jobs.h"
+#include "jobs_list.h"
 #include "log.h"
 #include "queue_stats.h"
 
@@ -115,15 +116,7 @@ static int read_query(read_task_t *t, PGconn *conn, const char *what, const char
 }
 
 static const char job_sql[] =
-    "SELECT json_build_object("
-    " 'id', id, 'type', type, 'queue', queue, 'status', status,"
-    " 'priority', (ARRAY['low','normal','high'])[priority + 1],"
-    " 'attempts', attempts, 'max_attempts', max_attempts, 'timeout_s', timeout_s,"
-    " 'payload', payload, 'result', result, 'last_error', last_error,"
-    " 'run_at', run_at, 'created_at', created_at, 'updated_at', updated_at,"
-    " 'started_at', started_at, 'finished_at', finished_at,"
-    " 'cancel_requested', cancel_requested_at IS NOT NULL,"
-    " 'workflow_id', workflow_id, 'step_id', step_id)::text"
+    "SELECT " YARD_JOBS_JSON_SQL "::text"
     " FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = $2::uuid)";
 
 static void get_job_work(PGconn *conn, void *ud)

@@ -182,6 +182,7 @@ up() {
         die "the gateway is not ready; see .yard/log/gateway.log"
     say "ready: http://127.0.0.1:$http_port"
     say "admin API key: $YARD_API_KEY"
+    say "web console: http://127.0.0.1:$http_port/ui/ (sign in with the key)"
     say "settings for scripts and yardctl: . .yard/env"
     for i in "${!roles[@]}"; do
         wait_http "http://127.0.0.1:$((metrics_base + i))/readyz" 30 ||

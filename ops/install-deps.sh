@@ -8,7 +8,7 @@ PKGS="build-essential pkg-config git curl ca-certificates
 libnats-dev nats-server libmsgpack-dev libuv1-dev libsodium-dev libpq-dev
 libcmocka-dev libhttp-parser-dev libjansson-dev libcurl4-openssl-dev
 postgresql postgresql-client prometheus valgrind
-yamllint python3-yaml"
+yamllint python3-yaml chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PKGS; do

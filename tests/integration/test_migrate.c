@@ -225,6 +225,16 @@ static const char *const expected_indexes[] = {
     "WHERE (workflow_id IS NOT NULL)",
     "CREATE INDEX audit_log_at_idx ON public.audit_log USING brin (at)",
     "CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (version)",
+    /* 0011_job_list_indexes */
+    "CREATE INDEX jobs_list_idx ON public.jobs USING btree (created_at DESC, id DESC)",
+    "CREATE INDEX jobs_list_status_idx ON public.jobs USING btree (status, created_at DESC, id DESC)",
+    "CREATE INDEX jobs_list_type_idx ON public.jobs USING btree (type, created_at DESC, id DESC)",
+    "CREATE INDEX jobs_list_key_idx ON public.jobs USING btree (api_key_id, created_at DESC, "
+    "id DESC) WHERE (api_key_id IS NOT NULL)",
+    "CREATE INDEX jobs_list_key_status_idx ON public.jobs USING btree (api_key_id, status, "
+    "created_at DESC, id DESC) WHERE (api_key_id IS NOT NULL)",
+    "CREATE INDEX jobs_last_error_trgm_idx ON public.jobs USING gin (last_error gin_trgm_ops) "
+    "WHERE (last_error IS NOT NULL)",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
