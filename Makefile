@@ -144,7 +144,7 @@ FUZZ_LIBS  := $(PKG_LIBS) -lhttp_parser -lpthread -lm
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 # What fuzz targets may reach: libyard without PostgreSQL, and the gateway's
 # input decoding.
-FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c,$(LIB_SRC)) gateway/body.c gateway/job_spec.c
+FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c bus/schedules.c,$(LIB_SRC)) gateway/body.c gateway/job_spec.c
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $< $(FUZZ_SRC) $(FUZZ_LIBS) -o $@

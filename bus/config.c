@@ -69,6 +69,8 @@ static const cfg_key_t cfg_keys[] = {
     BOOL(worker_retry_unknown_types, 0),
     INT(rescue_after_s, 120, 1, 86400),
     INT(rescue_interval_s, 10, 1, 3600),
+    INT(schedule_poll_ms, 100, 10, 60000),
+    INT(schedule_clock_offset_s, 0, -3650LL * 86400, 3650LL * 86400),
     INT(metrics_max_types, 50, 0, 1000),
     STR(exec_config, "", 0),
     BOOL(handlers_allow_crash, 0),

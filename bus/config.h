@@ -60,6 +60,10 @@ typedef struct {
     int64_t worker_retry_unknown_types; /* 1 = retry jobs of a type without handler */
     int64_t rescue_after_s;        /* republish a job stuck this long whose message is gone */
     int64_t rescue_interval_s;     /* how often the schedule role looks for such jobs */
+    int64_t schedule_poll_ms;      /* how often the schedule role looks for due jobs and
+                                    * schedules */
+    int64_t schedule_clock_offset_s; /* added to "now" by the schedule role and the
+                                      * schedule routes: tests only (0) */
     int64_t metrics_max_types;     /* job types named in yard_jobs_completed_total; later
                                     * distinct types are counted as "other" */
     char exec_config[YARD_CONFIG_STR_MAX]; /* file mapping job types to programs ("" = none) */

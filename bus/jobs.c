@@ -217,10 +217,27 @@ static const struct {
      " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
      " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
      " coalesce(js_seq, 0) FROM jobs"
-     " WHERE status IN ('queued', 'running', 'failed', 'scheduled')"
+     " WHERE status IN ('queued', 'running', 'failed')"
      " AND updated_at < now() - $1::bigint * interval '1 second'"
-     " AND (status <> 'scheduled' OR run_at < now() - $1::bigint * interval '1 second')"
      " ORDER BY updated_at LIMIT $2::bigint",
+     L_NONE},
+    /* $1 clock offset (s), $2 limit: due scheduled jobs, earliest first,
+     * locked for the caller's transaction; rows another transaction holds
+     * are skipped (served by jobs_scheduled_run_at_idx). Same columns as
+     * yard_stale. */
+    {"yard_due",
+     "SELECT id::text, type, queue, payload::text, priority, max_attempts, timeout_s,"
+     " coalesce((extract(epoch FROM run_at) * 1000)::bigint, 0),"
+     " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
+     " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
+     " coalesce(js_seq, 0) FROM jobs"
+     " WHERE status = 'scheduled' AND run_at <= now() + $1::bigint * interval '1 second'"
+     " ORDER BY run_at LIMIT $2::bigint FOR UPDATE SKIP LOCKED",
+     L_NONE},
+    /* $1 ids, $2 JOBS sequences: the released jobs, scheduled -> queued. */
+    {"yard_due_release",
+     "UPDATE jobs j SET status = 'queued', js_seq = u.seq FROM unnest($1::uuid[], $2::bigint[])"
+     " AS u(id, seq) WHERE j.id = u.id AND j.status = 'scheduled'",
      L_NONE},
 };
 
@@ -387,6 +404,18 @@ int yard_jobs_ingest(PGconn *c, const yard_envelope_t *const *envs, const uint64
     if (!st)
         return YARD_ENOMEM;
     int rc = jobs_write(c, "yard_ingest", "jobs: ingest", envs, seqs, st, NULL, n, NULL, 0, NULL);
+    free(st);
+    return rc;
+}
+
+int yard_jobs_hold(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
+                   size_t n)
+{
+    const char **st = statuses_new(envs, n, YARD_JOB_SCHEDULED);
+    if (!st)
+        return YARD_ENOMEM;
+    int rc = jobs_write(c, "yard_ingest", "jobs: hold scheduled", envs, seqs, st, NULL, n, NULL, 0,
+                        NULL);
     free(st);
     return rc;
 }
@@ -565,16 +594,10 @@ static yard_str_t col(PGresult *res, int r, int f)
     return (yard_str_t){PQgetvalue(res, r, f), (size_t)PQgetlength(res, r, f)};
 }
 
-int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit)
+/* Fills *out from a yard_stale / yard_due result (res is taken over, also
+ * on error). Returns 0 or YARD_ENOMEM. */
+static int jobs_rows(yard_jobs_stale_t *out, PGresult *res)
 {
-    char age[24], lim[24];
-    PGresult *res = NULL;
-    snprintf(age, sizeof age, "%lld", (long long)older_than_s);
-    snprintf(lim, sizeof lim, "%zu", limit);
-    const char *params[2] = {age, lim};
-    int rc = yard_db_query_prepared(&res, c, "yard_stale", "jobs: stuck jobs", 2, params);
-    if (rc < 0)
-        return rc;
     size_t n = (size_t)PQntuples(res);
     yard_job_stale_t *rows = calloc(n ? n : 1, sizeof *rows);
     if (!rows) {
@@ -609,6 +632,68 @@ int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, siz
     out->n = n;
     out->res = res;
     return 0;
+}
+
+int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit)
+{
+    char age[24], lim[24];
+    PGresult *res = NULL;
+    snprintf(age, sizeof age, "%lld", (long long)older_than_s);
+    snprintf(lim, sizeof lim, "%zu", limit);
+    const char *params[2] = {age, lim};
+    int rc = yard_db_query_prepared(&res, c, "yard_stale", "jobs: stuck jobs", 2, params);
+    return rc < 0 ? rc : jobs_rows(out, res);
+}
+
+/* ---- due scheduled jobs ------------------------------------------------------------------ */
+
+int yard_jobs_due_begin(yard_jobs_stale_t *out, PGconn *c, int64_t clock_offset_s,
+                        size_t limit)
+{
+    char off[24], lim[24];
+    PGresult *res = NULL;
+    snprintf(off, sizeof off, "%lld", (long long)clock_offset_s);
+    snprintf(lim, sizeof lim, "%zu", limit);
+    const char *params[2] = {off, lim};
+    int rc = yard_db_exec_as(c, "jobs: due begin", "BEGIN");
+    if (rc == 0)
+        rc = yard_db_query_prepared(&res, c, "yard_due", "jobs: due scheduled jobs", 2, params);
+    if (rc == 0 && (rc = jobs_rows(out, res)) == 0)
+        return 0;
+    yard_jobs_due_abort(c);
+    return rc;
+}
+
+int yard_jobs_due_commit(PGconn *c, const char *const *ids, const uint64_t *seqs, size_t n)
+{
+    int rc = 0;
+    if (n > 0) {
+        yard_db_array_t a[2] = {{0}};
+        const char *params[2];
+        for (size_t i = 0; i < n; i++) {
+            yard_db_array_cstr(&a[0], ids[i]);
+            yard_db_array_num(&a[1], (long long)seqs[i]);
+        }
+        for (int i = 0; i < 2; i++)
+            if (!(params[i] = yard_db_array_end(&a[i])))
+                rc = YARD_ENOMEM;
+        if (rc == 0)
+            rc = yard_db_query_prepared(NULL, c, "yard_due_release", "jobs: release due jobs", 2,
+                                        params);
+        free(a[0].buf);
+        free(a[1].buf);
+    }
+    if (rc == 0)
+        rc = yard_db_exec_as(c, "jobs: due commit", "COMMIT");
+    if (rc < 0)
+        yard_jobs_due_abort(c);
+    return rc;
+}
+
+void yard_jobs_due_abort(PGconn *c)
+{
+    if (c && PQtransactionStatus(c) != PQTRANS_IDLE)
+        yard_db_exec_as(c, "jobs: due rollback", "ROLLBACK");
 }
 
 void yard_jobs_stale_free(yard_jobs_stale_t *s)

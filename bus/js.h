@@ -150,6 +150,27 @@ int yard_js_ensure_topology(yard_js_t *js, const yard_config_t *cfg, const char 
 void yard_js_execute_names(char durable[YARD_JS_NAME_MAX], char subject[YARD_JS_NAME_MAX],
                            const char *queue);
 
+/* Priority tiers of an execute queue. A JetStream 2.9 consumer has one
+ * filter subject, so each tier of a queue is its own subject and durable
+ * consumer; the execute worker fetches from all three, high first, with a
+ * share of every fetch kept for the lower tiers (no starvation):
+ *   tier     subject                     durable
+ *   normal   jobs.execute.<queue>        execute_<queue>        (DESIGN.md)
+ *   high     jobs.execute.<queue>.HIGH   execute_<queue>_HIGH
+ *   low      jobs.execute.<queue>.LOW    execute_<queue>_LOW
+ * The suffixes are upper case, which queue names never are, so no tier of
+ * one queue can be another queue's subject or consumer. */
+#define YARD_JS_TIERS 3
+#define YARD_SUBJ_TIER_HIGH ".HIGH"
+#define YARD_SUBJ_TIER_LOW ".LOW"
+#define YARD_CONSUMER_TIER_HIGH "_HIGH"
+#define YARD_CONSUMER_TIER_LOW "_LOW"
+
+/* yard_js_execute_names for the tier of priority (YARD_PRIO_LOW 0, NORMAL 1,
+ * HIGH 2 of envelope.h; anything else is normal). */
+void yard_js_execute_tier_names(char durable[YARD_JS_NAME_MAX], char subject[YARD_JS_NAME_MAX],
+                                const char *queue, int priority);
+
 /* Splits a comma-separated queue list (cfg->js_queues) into at most max
  * names written into bufs (each YARD_QUEUE_NAME_MAX + 1 bytes) and pointed to
  * by names. Returns the count, or YARD_EINVAL for an invalid name or too many. */
@@ -238,6 +259,13 @@ void yard_js_batch_destroy(yard_js_batch_t *b);
  * in time; free it with yard_js_batch_destroy), or YARD_EUNAVAIL / YARD_ENATS
  * with *out empty (destroying it is harmless). */
 int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms);
+
+/* Like yard_js_fetch, but takes only what the consumer has now: an empty
+ * consumer answers at once with count 0 (the request expires after
+ * YARD_JS_FETCH_NOW_EXPIRES_MS at most). For looking at several consumers
+ * in turn without waiting on each. */
+#define YARD_JS_FETCH_NOW_EXPIRES_MS 1000
+int yard_js_fetch_now(yard_js_consumer_t *c, yard_js_batch_t *out, int batch);
 
 /* The acks of a fetched message. Each returns 0 or an error (the message
  * stays the caller's either way). */

@@ -70,6 +70,30 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
     return yard_js_status(s, jerr, what);
 }
 
+int yard_js_fetch_now(yard_js_consumer_t *c, yard_js_batch_t *out, int batch)
+{
+    jsErrCode jerr = 0;
+    natsMsgList list = {0};
+    jsFetchRequest req;
+    out->msgs = NULL;
+    out->count = 0;
+    jsFetchRequest_Init(&req);
+    req.Batch = batch;
+    req.NoWait = true;
+    req.Expires = (int64_t)YARD_JS_FETCH_NOW_EXPIRES_MS * 1000000;
+    natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
+    /* Nothing there: the server answers at once (404/408), seen as these. */
+    if (s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND) {
+        out->msgs = (yard_js_msg_t **)list.Msgs;
+        out->count = list.Msgs ? list.Count : 0;
+        return 0;
+    }
+    natsMsgList_Destroy(&list);
+    char what[160];
+    snprintf(what, sizeof what, "fetch (no wait) from %s", c->name);
+    return yard_js_status(s, jerr, what);
+}
+
 int yard_js_ack(yard_js_msg_t *m)
 {
     return yard_js_status(natsMsg_Ack(yard_js_nats_msg(m), NULL), 0, NULL);

@@ -319,8 +319,10 @@ static void submit_one(gw_submit_t *s, gw_item_t *it, json_t *obj, const gw_prin
     it->idem = idem != NULL;
     if (it->scheduled)
         snprintf(it->subject, sizeof it->subject, "%s", YARD_SUBJ_SCHEDULE);
-    else
-        snprintf(it->subject, sizeof it->subject, "%s%s", YARD_SUBJ_EXECUTE, spec.queue);
+    else {
+        char durable[YARD_JS_NAME_MAX]; /* the subject of the job's priority tier */
+        yard_js_execute_tier_names(durable, it->subject, spec.queue, (int)spec.priority);
+    }
 out:
     gw_job_spec_clear(&spec);
 }

@@ -46,7 +46,10 @@
 /* ---- tuning ---------------------------------------------------------------- */
 
 #define EXEC_COMMIT_BATCH 256     /* finished jobs written in one transaction, at most */
-#define EXEC_FETCH_WAIT_MS 1000   /* a fetch waits this long for its first message */
+#define EXEC_FETCH_WAIT_MS 100    /* an idle fetcher waits this long on the normal tier,
+                                   * then looks at every tier again */
+#define EXEC_TIER_TURN 8          /* of every 8 fetch rounds, one puts low first and one
+                                   * normal first (no tier starves) */
 #define EXEC_SLOT_WAIT_US 200000  /* a fetcher with no free slot looks again after this */
 #define EXEC_TICK_MS 250          /* the committer's idle wake-up: supervision's period */
 #define EXEC_GROUP_WAIT_US 3000   /* how long a commit waits for more finished jobs */
@@ -95,13 +98,15 @@ struct wk_execute_item {
     wk_result_t res;
 };
 
-/* One served queue: its consumer, advisory watch and fetcher. */
+/* One served queue: its priority tiers' consumers and advisory watches
+ * (indexed by YARD_PRIO_*: low, normal, high; js.h) and its fetcher. */
 struct wk_execute_queue {
     wk_runtime_t *rt;
     const char *name;
-    char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX];
-    yard_js_consumer_t *consumer;
-    yard_js_watch_t *watch;
+    char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX]; /* the normal tier's */
+    yard_js_consumer_t *consumers[YARD_JS_TIERS];
+    yard_js_watch_t *watches[YARD_JS_TIERS];
+    unsigned rounds; /* fetch rounds that brought work: turns the tier order */
     pthread_t fetcher;
     PGconn *conn; /* the fetcher's */
 };

@@ -191,6 +191,62 @@ static void exec_claim_and_queue(wk_execute_queue_t *q, wk_execute_item_t **item
     pthread_mutex_unlock(&rt->mu);
 }
 
+/* Appends the messages of from to *to (taking them over); from is left
+ * empty. Returns 0 or YARD_ENOMEM (then from keeps what was not moved). */
+static int exec_batch_append(yard_js_batch_t *to, yard_js_batch_t *from)
+{
+    if (from->count == 0)
+        return 0;
+    yard_js_msg_t **msgs = realloc(to->msgs, (size_t)(to->count + from->count) * sizeof *msgs);
+    if (!msgs)
+        return YARD_ENOMEM;
+    for (int i = 0; i < from->count; i++) {
+        msgs[to->count++] = from->msgs[i];
+        from->msgs[i] = NULL;
+    }
+    to->msgs = msgs;
+    from->count = 0;
+    return 0;
+}
+
+/* Fetches up to want messages of q's priority tiers into *out (free with
+ * yard_js_batch_destroy), taking what each tier has now in the round's
+ * order: high, normal, low, except that one round in EXEC_TIER_TURN puts
+ * low first and another normal first, so a backlog of high (or normal)
+ * work slows the lower tiers but never stops them. When no tier has
+ * anything, waits up to EXEC_FETCH_WAIT_MS on the normal tier. Returns 0
+ * (count may be 0), or an error with *out empty. */
+static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
+{
+    static const int orders[3][YARD_JS_TIERS] = {{YARD_PRIO_HIGH, YARD_PRIO_NORMAL, YARD_PRIO_LOW},
+                                                 {YARD_PRIO_LOW, YARD_PRIO_HIGH, YARD_PRIO_NORMAL},
+                                                 {YARD_PRIO_NORMAL, YARD_PRIO_HIGH, YARD_PRIO_LOW}};
+    unsigned turn = q->rounds % EXEC_TIER_TURN;
+    const int *order = orders[turn == EXEC_TIER_TURN - 1 ? 1 : turn == EXEC_TIER_TURN / 2 - 1 ? 2 : 0];
+    int rc = 0;
+    out->msgs = NULL;
+    out->count = 0;
+    for (int k = 0; rc == 0 && k < YARD_JS_TIERS && out->count < want; k++) {
+        yard_js_batch_t part;
+        rc = yard_js_fetch_now(q->consumers[order[k]], &part, want - out->count);
+        if (rc == 0)
+            rc = exec_batch_append(out, &part);
+        yard_js_batch_destroy(&part);
+    }
+    if (rc == 0 && out->count == 0) {
+        rc = yard_js_fetch(q->consumers[YARD_PRIO_NORMAL], out, want, EXEC_FETCH_WAIT_MS);
+        if (rc < 0)
+            out->count = 0;
+    }
+    if (rc < 0) {
+        yard_js_batch_destroy(out);
+        return rc;
+    }
+    if (out->count > 0)
+        q->rounds++;
+    return 0;
+}
+
 void *wk_execute_fetcher(void *arg)
 {
     wk_execute_queue_t *q = arg;
@@ -209,9 +265,7 @@ void *wk_execute_fetcher(void *arg)
 
         yard_js_batch_t batch;
         int64_t t0 = wk_clock_us();
-        int rc = yard_js_fetch(q->consumer, &batch,
-                               free_slots < batch_max ? free_slots : batch_max,
-                               EXEC_FETCH_WAIT_MS);
+        int rc = exec_fetch_tiers(q, &batch, free_slots < batch_max ? free_slots : batch_max);
         if (rc < 0) {
             sleep(EXEC_PAUSE_S);
             continue;

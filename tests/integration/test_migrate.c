@@ -208,6 +208,10 @@ static const char *const expected_indexes[] = {
     "CREATE UNIQUE INDEX workflow_steps_job_id_key ON public.workflow_steps USING btree (job_id)",
     "CREATE UNIQUE INDEX schedules_pkey ON public.schedules USING btree (name)",
     "CREATE INDEX schedules_due_idx ON public.schedules USING btree (next_run_at) WHERE enabled",
+    "CREATE UNIQUE INDEX schedule_firings_pkey ON public.schedule_firings USING btree "
+    "(schedule_name, fire_at)",
+    "CREATE UNIQUE INDEX schedule_firings_job_id_key ON public.schedule_firings USING btree "
+    "(job_id)",
     "CREATE UNIQUE INDEX api_keys_pkey ON public.api_keys USING btree (id)",
     "CREATE UNIQUE INDEX api_keys_prefix_key ON public.api_keys USING btree (prefix)",
     "CREATE UNIQUE INDEX audit_log_pkey ON public.audit_log USING btree (seq)",
@@ -318,6 +322,12 @@ static void test_schema_enforces_its_rules(void **state)
     PQclear(q(c, "INSERT INTO schedules (name, cron, job) VALUES ('nightly', '0 3 * * *', "
                  "'{\"type\":\"noop\"}')"));
     q_fails(c, "INSERT INTO schedules (name, cron, job) VALUES ('bad', '0 3 * *', '{}')", "23514");
+    /* ... or an @ name (0007); catch_up is skip or once. */
+    PQclear(q(c, "INSERT INTO schedules (name, cron, job, catch_up) VALUES ('hourly', '@hourly', "
+                 "'{\"type\":\"noop\"}', 'once')"));
+    q_fails(c, "INSERT INTO schedules (name, cron, job) VALUES ('bad', '@often', '{}')", "23514");
+    q_fails(c, "INSERT INTO schedules (name, cron, job, catch_up) VALUES ('bad', '@daily', '{}', "
+               "'all')", "23514");
 
     /* workflow_steps: no step depends on itself. */
     PQclear(q(c, "INSERT INTO workflows (id) VALUES ('00000000-0000-7000-8000-0000000000f1')"));
