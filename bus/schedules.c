@@ -125,7 +125,7 @@ int yard_schedules_delete(PGconn *c, const char *name, const char *owner)
 }
 
 int yard_schedules_lookup(PGconn *c, const char *name, const char *owner, char *cron,
-                          char *tz, size_t cap)
+                          size_t cron_cap, char *tz, size_t tz_cap)
 {
     static const char sql[] =
         "SELECT s.cron, s.timezone FROM schedules s WHERE s.name = $1 AND " OWNER_IS("$2");
@@ -138,8 +138,8 @@ int yard_schedules_lookup(PGconn *c, const char *name, const char *owner, char *
         PQclear(res);
         return YARD_ENOTFOUND;
     }
-    snprintf(cron, cap, "%s", PQgetvalue(res, 0, 0));
-    snprintf(tz, cap, "%s", PQgetvalue(res, 0, 1));
+    snprintf(cron, cron_cap, "%s", PQgetvalue(res, 0, 0));
+    snprintf(tz, tz_cap, "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
     return 0;
 }

@@ -74,10 +74,10 @@ int yard_schedules_list(char **json_out, PGconn *c, const char *owner);
 int yard_schedules_delete(PGconn *c, const char *name, const char *owner);
 
 /* What a pause or resume needs to know first: the cron text and zone of
- * schedule name (of owner, any when NULL), copied into cron and tz (cap
- * bytes each). Returns 0, YARD_ENOTFOUND or an error. */
+ * schedule name (of owner, any when NULL), copied into cron and tz
+ * (cron_cap and tz_cap bytes). Returns 0, YARD_ENOTFOUND or an error. */
 int yard_schedules_lookup(PGconn *c, const char *name, const char *owner, char *cron,
-                          char *tz, size_t cap);
+                          size_t cron_cap, char *tz, size_t tz_cap);
 
 /* Pauses (paused 1) or resumes (paused 0, firing next at next_fire_s, 0:
  * never) schedule name of owner; *json_out (malloc'd) gets its JSON.

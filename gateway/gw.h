@@ -116,8 +116,14 @@ void gw_respond_json(yard_http_req_t *req, int status, json_t *v);
 /* Answers 503 with Retry-After: 1 and the API error shape. */
 void gw_respond_unavailable(yard_http_req_t *req, const char *message);
 
+/* Decodes req's body per its Content-Type (JSON or msgpack) into a new
+ * json_t (json_decref it); answers 415/400 itself and returns NULL on
+ * failure. */
+json_t *gw_request_body(yard_http_req_t *req);
+
 /* Routes of each module. Return 0 or a router error. */
 int gw_jobs_submit_routes(gw_t *gw);
+int gw_schedules_routes(gw_t *gw);
 int gw_jobs_read_routes(gw_t *gw);
 int gw_health_routes(gw_t *gw);
 

@@ -398,8 +398,7 @@ static void submit_known_done(void *ud)
         submit_finish(s);
 }
 
-/* Decodes the body per Content-Type; answers 415/400 itself on failure. */
-static json_t *submit_body(yard_http_req_t *req)
+json_t *gw_request_body(yard_http_req_t *req)
 {
     size_t ctl = 0, len = 0;
     const char *ct = yard_http_req_header(req, "Content-Type", &ctl);
@@ -433,7 +432,7 @@ static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
     memcpy(trace, tp + YARD_TRACE_ID_OFFSET, YARD_TRACE_ID_LEN);
     trace[YARD_TRACE_ID_LEN] = '\0';
     yard_http_req_set_trace(req, trace);
-    json_t *doc = submit_body(req);
+    json_t *doc = gw_request_body(req);
     json_t *jobs = NULL;
     if (!doc)
         return;
