@@ -236,7 +236,8 @@ static const struct {
      L_NONE},
     /* $1 ids, $2 JOBS sequences: the released jobs, scheduled -> queued. */
     {"yard_due_release",
-     "UPDATE jobs j SET status = 'queued', js_seq = u.seq FROM unnest($1::uuid[], $2::bigint[])"
+     "UPDATE jobs j SET status = 'queued', js_seq = u.seq, released_at = clock_timestamp()"
+     " FROM unnest($1::uuid[], $2::bigint[])"
      " AS u(id, seq) WHERE j.id = u.id AND j.status = 'scheduled'",
      L_NONE},
 };

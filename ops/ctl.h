@@ -50,4 +50,8 @@ int ctl_cmd_dlq(const yard_config_t *cfg, int argc, char **argv);
 extern const char ctl_keys_help[];
 int ctl_cmd_keys(const yard_config_t *cfg, int argc, char **argv);
 
+/* schedules: cron schedules (ctl_schedules.c). */
+extern const char ctl_schedules_help[];
+int ctl_cmd_schedules(const yard_config_t *cfg, int argc, char **argv);
+
 #endif

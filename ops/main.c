@@ -23,6 +23,8 @@ static const ctl_command_t ctl_commands[] = {
      ctl_cmd_migrate},
     {"keys", "create, list and revoke API keys", ctl_keys_help, ctl_cmd_keys},
     {"dlq", "list and replay dead jobs", ctl_dlq_help, ctl_cmd_dlq},
+    {"schedules", "list, create, delete, pause and resume cron schedules", ctl_schedules_help,
+     ctl_cmd_schedules},
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 

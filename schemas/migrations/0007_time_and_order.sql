@@ -7,6 +7,10 @@
 -- (jobs_scheduled_run_at_idx of 0001 serves the due query). So a job may wait
 -- a year without any delivery counting toward a consumer's MaxDeliver.
 --
+-- released_at is when the schedule role published a delayed job to its
+-- execute subject (after the PubAck, in the releasing transaction): how late
+-- releases are is measured from it (released_at - run_at).
+--
 -- Schedules: catch_up says what a schedule does with firings it missed while
 -- no schedule role ran ('skip': none, 'once': one, for the latest missed
 -- time). enabled = false is "paused". A cron text is five fields or one of
@@ -25,6 +29,8 @@ ALTER TABLE schedules
         cron ~ '^@(hourly|daily|midnight|weekly|monthly|yearly|annually)$'
         OR cardinality(regexp_split_to_array(btrim(cron), '\s+')) = 5),
     ADD COLUMN catch_up text NOT NULL DEFAULT 'skip' CHECK (catch_up IN ('skip', 'once'));
+
+ALTER TABLE jobs ADD COLUMN released_at timestamptz;
 
 CREATE TABLE schedule_firings (
     schedule_name text        NOT NULL,
