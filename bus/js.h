@@ -261,10 +261,8 @@ void yard_js_batch_destroy(yard_js_batch_t *b);
 int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms);
 
 /* Like yard_js_fetch, but takes only what the consumer has now: an empty
- * consumer answers at once with count 0 (the request expires after
- * YARD_JS_FETCH_NOW_EXPIRES_MS at most). For looking at several consumers
+ * consumer answers at once with count 0. For looking at several consumers
  * in turn without waiting on each. */
-#define YARD_JS_FETCH_NOW_EXPIRES_MS 1000
 int yard_js_fetch_now(yard_js_consumer_t *c, yard_js_batch_t *out, int batch);
 
 /* The acks of a fetched message. Each returns 0 or an error (the message

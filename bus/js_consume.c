@@ -79,8 +79,7 @@ int yard_js_fetch_now(yard_js_consumer_t *c, yard_js_batch_t *out, int batch)
     out->count = 0;
     jsFetchRequest_Init(&req);
     req.Batch = batch;
-    req.NoWait = true;
-    req.Expires = (int64_t)YARD_JS_FETCH_NOW_EXPIRES_MS * 1000000;
+    req.NoWait = true; /* no Expires: with one, nats-server 2.9 waits it out when empty */
     natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
     /* Nothing there: the server answers at once (404/408), seen as these. */
     if (s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND) {

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "db.h"
 #include "err.h"
 #include "log.h"
@@ -42,6 +44,17 @@ static void secs_text(char out[24], int64_t s)
 
 /* Runs sql with params; with a row, copies its first column into *json_out
  * (malloc'd). Returns 0, YARD_ENOTFOUND (no row) or an error. */
+/* PostgreSQL's json text has blanks after ':' and ','; the API answers
+ * compact JSON, keys in the order written. A malloc'd copy, or NULL. */
+static char *sched_compact(const char *text)
+{
+    json_error_t e;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &e);
+    char *out = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
+    json_decref(v);
+    return out;
+}
+
 static int sched_json_query(char **json_out, PGconn *c, const char *what, const char *sql,
                             int nparams, const char *const *params)
 {
@@ -53,7 +66,7 @@ static int sched_json_query(char **json_out, PGconn *c, const char *what, const 
         PQclear(res);
         return YARD_ENOTFOUND;
     }
-    char *json = json_out ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+    char *json = json_out ? sched_compact(PQgetvalue(res, 0, 0)) : NULL;
     PQclear(res);
     if (json_out && !json)
         return YARD_ENOMEM;
@@ -87,7 +100,7 @@ int yard_schedules_put(char **json_out, int *created, PGconn *c, const yard_sche
         PQclear(res);
         return YARD_EEXIST;
     }
-    char *json = strdup(PQgetvalue(res, 0, 1));
+    char *json = sched_compact(PQgetvalue(res, 0, 1));
     int was_created = strcmp(PQgetvalue(res, 0, 0), "1") == 0;
     PQclear(res);
     if (!json)

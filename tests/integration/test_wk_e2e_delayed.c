@@ -64,6 +64,7 @@ static void start_sched(yt_worker_t *w, long long offset_s)
     char offset[64];
     snprintf(offset, sizeof offset, "YARD_SCHEDULE_CLOCK_OFFSET_S=%lld", offset_s);
     char *const env[] = {common_env[0], common_env[1], offset, NULL};
+    yt_cluster_stop_worker(&g.c, w); /* one left by a failed test */
     if (yt_worker_start(w, g.c.env, "schedule", NULL, env, 0) != 0)
         fail_msg("expected a ready schedule worker (offset %lld s); it did not start", offset_s);
 }
@@ -163,10 +164,14 @@ static void test_job_30_hours_ahead_runs(void **state)
     yt_job_status(g.c.port, id[0], got, sizeof got);
     if (strcmp(got, "scheduled") != 0)
         fail_msg("job %s (30 h ahead): expected still scheduled, got %s", id[0], got);
-    /* The role's clock 30 h ahead, minus 3 s: due 3 s from now. */
+    /* The role's clock moved to 3 s before the job's run_at. */
     yt_cluster_stop_worker(&g.c, &g.c.sched);
+    long long ahead_s = yt_sql_int(g.c.env, "SELECT floor(extract(epoch FROM run_at - now()))"
+                                            " FROM jobs WHERE id = '%s'", id[0]);
+    if (ahead_s < HOURS_30_S - 60)
+        fail_msg("job %s: expected run_at 30 h ahead, got %lld s", id[0], ahead_s);
     long long t0 = yt_now_ms();
-    start_sched(&g.c.sched, HOURS_30_S - 3);
+    start_sched(&g.c.sched, ahead_s - 3);
     if (yt_job_wait_status(g.c.port, id[0], "succeeded", 30000, got, sizeof got) != 0)
         fail_msg("job %s: expected succeeded once the clock reached its run_at, got %s", id[0],
                  got);
