@@ -221,24 +221,30 @@ static const struct {
      " AND updated_at < now() - $1::bigint * interval '1 second'"
      " ORDER BY updated_at LIMIT $2::bigint",
      L_NONE},
-    /* $1 clock offset (s), $2 limit: due scheduled jobs, earliest first,
-     * locked for the caller's transaction; rows another transaction holds
-     * are skipped (served by jobs_scheduled_run_at_idx). Same columns as
-     * yard_stale. */
+    /* $1 clock offset (s), $2 limit, $3 look-ahead (ms): scheduled jobs due
+     * within the look-ahead, earliest first, locked for the caller's
+     * transaction; rows another transaction holds are skipped (served by
+     * jobs_scheduled_run_at_idx). The columns of yard_stale (run_at rounded
+     * up, so a wait for it never ends early), then the database's clock
+     * (with the offset) in ms. */
     {"yard_due",
      "SELECT id::text, type, queue, payload::text, priority, max_attempts, timeout_s,"
-     " coalesce((extract(epoch FROM run_at) * 1000)::bigint, 0),"
+     " coalesce(ceil(extract(epoch FROM run_at) * 1000)::bigint, 0),"
      " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
      " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
-     " coalesce(js_seq, 0) FROM jobs"
-     " WHERE status = 'scheduled' AND run_at <= now() + $1::bigint * interval '1 second'"
+     " coalesce(js_seq, 0),"
+     " (extract(epoch FROM clock_timestamp() + $1::bigint * interval '1 second') * 1000)::bigint"
+     " FROM jobs WHERE status = 'scheduled' AND run_at <= now() + $1::bigint * interval '1 second'"
+     " + $3::bigint * interval '1 millisecond'"
      " ORDER BY run_at LIMIT $2::bigint FOR UPDATE SKIP LOCKED",
      L_NONE},
-    /* $1 ids, $2 JOBS sequences: the released jobs, scheduled -> queued. */
+    /* $1 ids, $2 JOBS sequences, $3 PubAck times (Unix ms): the released
+     * jobs, scheduled -> queued. */
     {"yard_due_release",
-     "UPDATE jobs j SET status = 'queued', js_seq = u.seq, released_at = clock_timestamp()"
-     " FROM unnest($1::uuid[], $2::bigint[])"
-     " AS u(id, seq) WHERE j.id = u.id AND j.status = 'scheduled'",
+     "UPDATE jobs j SET status = 'queued', js_seq = u.seq,"
+     " released_at = to_timestamp(u.acked / 1000.0)"
+     " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(id, seq, acked)"
+     " WHERE j.id = u.id AND j.status = 'scheduled'",
      L_NONE},
 };
 
@@ -648,41 +654,47 @@ int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, siz
 
 /* ---- due scheduled jobs ------------------------------------------------------------------ */
 
-int yard_jobs_due_begin(yard_jobs_stale_t *out, PGconn *c, int64_t clock_offset_s,
-                        size_t limit)
+int yard_jobs_due_begin(yard_jobs_stale_t *out, int64_t *db_now_ms, PGconn *c,
+                        int64_t clock_offset_s, int64_t lookahead_ms, size_t limit)
 {
-    char off[24], lim[24];
+    char off[24], lim[24], ahead[24];
     PGresult *res = NULL;
     snprintf(off, sizeof off, "%lld", (long long)clock_offset_s);
     snprintf(lim, sizeof lim, "%zu", limit);
-    const char *params[2] = {off, lim};
+    snprintf(ahead, sizeof ahead, "%lld", (long long)lookahead_ms);
+    const char *params[3] = {off, lim, ahead};
     int rc = yard_db_exec_as(c, "jobs: due begin", "BEGIN");
     if (rc == 0)
-        rc = yard_db_query_prepared(&res, c, "yard_due", "jobs: due scheduled jobs", 2, params);
-    if (rc == 0 && (rc = jobs_rows(out, res)) == 0)
-        return 0;
+        rc = yard_db_query_prepared(&res, c, "yard_due", "jobs: due scheduled jobs", 3, params);
+    if (rc == 0) {
+        *db_now_ms = PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 18), NULL, 10) : 0;
+        if ((rc = jobs_rows(out, res)) == 0)
+            return 0;
+    }
     yard_jobs_due_abort(c);
     return rc;
 }
 
-int yard_jobs_due_commit(PGconn *c, const char *const *ids, const uint64_t *seqs, size_t n)
+int yard_jobs_due_commit(PGconn *c, const char *const *ids, const uint64_t *seqs,
+                         const int64_t *acked_ms, size_t n)
 {
     int rc = 0;
     if (n > 0) {
-        yard_db_array_t a[2] = {{0}};
-        const char *params[2];
+        yard_db_array_t a[3] = {{0}};
+        const char *params[3];
         for (size_t i = 0; i < n; i++) {
             yard_db_array_cstr(&a[0], ids[i]);
             yard_db_array_num(&a[1], (long long)seqs[i]);
+            yard_db_array_num(&a[2], (long long)acked_ms[i]);
         }
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
             if (!(params[i] = yard_db_array_end(&a[i])))
                 rc = YARD_ENOMEM;
         if (rc == 0)
-            rc = yard_db_query_prepared(NULL, c, "yard_due_release", "jobs: release due jobs", 2,
+            rc = yard_db_query_prepared(NULL, c, "yard_due_release", "jobs: release due jobs", 3,
                                         params);
-        free(a[0].buf);
-        free(a[1].buf);
+        for (int i = 0; i < 3; i++)
+            free(a[i].buf);
     }
     if (rc == 0)
         rc = yard_db_exec_as(c, "jobs: due commit", "COMMIT");

@@ -203,18 +203,22 @@ void yard_jobs_stale_free(yard_jobs_stale_t *s);
 /* Release of due delayed jobs, exactly once across schedule replicas:
  * yard_jobs_due_begin opens a transaction on c and fills *out (free with
  * yard_jobs_stale_free) with at most limit scheduled jobs whose run_at is
- * at most now + clock_offset_s (0 but in tests), earliest first, locked
- * (FOR UPDATE SKIP LOCKED: another replica's pass takes other rows). The
- * caller publishes each to its execute subject and, with the PubAcks,
- * calls yard_jobs_due_commit with the ids and JOBS sequences of those
- * published (scheduled -> queued), which commits; rows not named stay
+ * at most now + clock_offset_s (0 but in tests) + lookahead_ms, earliest
+ * first, locked (FOR UPDATE SKIP LOCKED: another replica's pass takes
+ * other rows); *db_now_ms gets the database's clock (plus the offset) as
+ * it selected them, so the caller waits for each run_at on the database's
+ * clock, not its own (rows' run_at_ms are rounded up). The caller publishes
+ * each job to its execute subject when due and calls yard_jobs_due_commit
+ * with the ids, JOBS sequences and PubAck times (Unix ms: released_at) of
+ * those published (scheduled -> queued), which commits; rows not named stay
  * scheduled for the next pass. yard_jobs_due_abort rolls back (a crash
  * does too): the rows are published again by the next pass, with the same
  * Nats-Msg-Id, inside the duplicate window. Both return 0 or an error (the
  * transaction is then rolled back, *out untouched). */
-int yard_jobs_due_begin(yard_jobs_stale_t *out, PGconn *c, int64_t clock_offset_s,
-                        size_t limit);
-int yard_jobs_due_commit(PGconn *c, const char *const *ids, const uint64_t *seqs, size_t n);
+int yard_jobs_due_begin(yard_jobs_stale_t *out, int64_t *db_now_ms, PGconn *c,
+                        int64_t clock_offset_s, int64_t lookahead_ms, size_t limit);
+int yard_jobs_due_commit(PGconn *c, const char *const *ids, const uint64_t *seqs,
+                         const int64_t *acked_ms, size_t n);
 void yard_jobs_due_abort(PGconn *c);
 
 #endif

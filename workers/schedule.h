@@ -13,8 +13,14 @@
 
 #include "wk.h"
 
-/* Delayed jobs released per transaction, at most. */
-#define WK_DUE_BATCH 1000
+/* Delayed jobs released per transaction, at most: large, so that ten
+ * thousand jobs due the same second are published by two replicas in one
+ * transaction each (the publishes are fast; the status update after them
+ * is what takes time). */
+#define WK_DUE_BATCH 5000
+/* Jobs due within this are locked and encoded ahead, then published as
+ * each falls due (the rows stay locked meanwhile: a cancel waits as long). */
+#define WK_DUE_LOOKAHEAD_MS 1000
 /* Cron firings per pass, at most (the rest wait for the next pass). */
 #define WK_CRON_PASS_MAX 200
 /* A firing missed by more than this (the role was down) follows the

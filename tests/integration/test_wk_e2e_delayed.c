@@ -7,9 +7,10 @@
  *      message acked, nothing pending or redelivered), is not released
  *      early, and runs once the schedule role's injected clock
  *      (schedule_clock_offset_s) reaches its run_at.
- *   2. 1,000 jobs due the same moment, two schedule replicas, one killed
- *      with -9 just as they fall due: every job runs exactly once (one
- *      attempt row), none before its run_at; prints the release lateness.
+ *   2. 1,000 jobs due the same moment, held (locked ahead of their run_at)
+ *      by schedule replica A; replica B started; A killed with -9 as they
+ *      fall due: every job runs exactly once (one attempt row), none
+ *      before its run_at; prints the release lateness.
  *   3. 10,000 jobs due at the same second (YT_DELAYED_N overrides): all run
  *      once; prints release and start lateness p50/p99.
  */
@@ -186,27 +187,46 @@ static void test_job_30_hours_ahead_runs(void **state)
     yt_cluster_stop_worker(&g.c, &g.c.sched);
 }
 
+/* How many of the n jobs no transaction holds locked now. */
+static long long unlocked(const char *arr)
+{
+    return yt_sql_int(g.c.env, "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE id = ANY(%s)"
+                               " FOR UPDATE SKIP LOCKED) x", arr);
+}
+
 static void test_two_replicas_one_killed_run_each_job_once(void **state)
 {
     char(*ids)[YT_JOB_ID_MAX] = calloc(KILL_JOBS, sizeof *ids);
     char at[40];
     assert_non_null(ids);
+    /* Replica A alone first, so that A is the one holding the due jobs. */
     start_sched(&g.c.sched, 0);
-    start_sched(&g.sched2, 0);
-    int ahead_ms = 5000;
+    int ahead_ms = 6000;
     long long t0 = yt_now_ms();
     yt_rfc3339_in(at, ahead_ms);
     submit_due(ids, KILL_JOBS, at);
     long long posted = yt_now_ms() - t0;
-    if (posted > ahead_ms - 500)
-        fail_msg("posting %d jobs took %lld ms, past their run_at: the test cannot tell",
+    if (posted > ahead_ms - 2500)
+        fail_msg("posting %d jobs took %lld ms, too close to their run_at: the test cannot tell",
                  KILL_JOBS, posted);
-    /* Kill one replica as the jobs fall due (mid-release on a busy one). */
-    yt_nap_ms((int)(ahead_ms - (yt_now_ms() - t0)));
-    yt_nap_ms(20);
+    char *arr = yt_sql_id_array(ids, KILL_JOBS);
+    assert_non_null(arr);
+    /* A locks the jobs ahead of their run_at (its look-ahead). */
+    long long free_rows = KILL_JOBS;
+    while (yt_now_ms() - t0 < ahead_ms - 100 && (free_rows = unlocked(arr)) > 0)
+        yt_nap_ms(20);
+    free(arr);
+    if (free_rows != 0)
+        fail_msg("expected replica A to hold all %d jobs before their run_at, %lld were free",
+                 KILL_JOBS, free_rows);
+    start_sched(&g.sched2, 0);
+    /* Kill A as the jobs fall due: mid-publish or before its commit. */
+    long long wait = ahead_ms + 10 - (yt_now_ms() - t0);
+    if (wait > 0)
+        yt_nap_ms((int)wait);
     if (yt_worker_stop(g.c.env, &g.c.sched, SIGKILL, 5000) < 0)
         fail_msg("expected the schedule replica to die on SIGKILL");
-    expect_all_ran_once(ids, KILL_JOBS, 60000, "two replicas, one killed -9");
+    expect_all_ran_once(ids, KILL_JOBS, 60000, "two replicas, the holder killed -9");
     yt_cluster_stop_worker(&g.c, &g.sched2);
     free(ids);
 }
