@@ -183,7 +183,8 @@ static const struct {
     {"workflows", "id,name,status,api_key_id,created_at,updated_at,finished_at"},
     {"workflow_steps", "workflow_id,step_id,job_id,depends_on,status,result,created_at,updated_at"},
     {"schedules", "name,cron,timezone,job,enabled,next_run_at,last_run_at,last_job_id,api_key_id,"
-                  "created_at,updated_at"},
+                  "created_at,updated_at,catch_up"},
+    {"schedule_firings", "schedule_name,fire_at,job_id,fired_at"},
     {"api_keys", "id,name,prefix,key_hash,scopes,rate_per_s,burst,created_at,revoked_at,"
                  "last_used_at"},
     {"audit_log", "seq,event_id,at,event,job_id,workflow_id,actor,detail,prev_hash,hash"},
