@@ -260,10 +260,19 @@ void yard_js_batch_destroy(yard_js_batch_t *b);
  * with *out empty (destroying it is harmless). */
 int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms);
 
-/* Like yard_js_fetch, but takes only what the consumer has now: an empty
- * consumer answers at once with count 0. For looking at several consumers
- * in turn without waiting on each. */
+/* Like yard_js_fetch, but never waits: returns at once with the messages
+ * that the previous yard_js_fetch_now on c asked the server for (count 0
+ * the first time or when there were none), and asks for up to batch more,
+ * which the next call returns. For looking at several consumers in turn
+ * without waiting on each. Do not mix it with yard_js_fetch on the same c
+ * (late answers would end that fetch early): bind the consumer twice. */
 int yard_js_fetch_now(yard_js_consumer_t *c, yard_js_batch_t *out, int batch);
+
+/* The messages c holds already (brought by earlier yard_js_fetch_now
+ * requests and not returned yet), without asking the server for more: for
+ * handing them back (nak) when a fetcher stops. Returns 0 with *out filled
+ * (count may be 0; free with yard_js_batch_destroy). */
+int yard_js_fetch_held(yard_js_consumer_t *c, yard_js_batch_t *out);
 
 /* The acks of a fetched message. Each returns 0 or an error (the message
  * stays the caller's either way). */

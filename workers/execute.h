@@ -46,8 +46,10 @@
 /* ---- tuning ---------------------------------------------------------------- */
 
 #define EXEC_COMMIT_BATCH 256     /* finished jobs written in one transaction, at most */
-#define EXEC_FETCH_WAIT_MS 100    /* an idle fetcher waits this long on the normal tier,
+#define EXEC_FETCH_WAIT_MS 50     /* an idle fetcher waits this long on the normal tier,
                                    * then looks at every tier again */
+#define EXEC_LATE_ANSWER_US 2000  /* after an empty look at the tiers, the pause before
+                                   * the second look (the answers to the first come in) */
 #define EXEC_TIER_TURN 8          /* of every 8 fetch rounds, one puts low first and one
                                    * normal first (no tier starves) */
 #define EXEC_SLOT_WAIT_US 200000  /* a fetcher with no free slot looks again after this */
@@ -104,7 +106,8 @@ struct wk_execute_queue {
     wk_runtime_t *rt;
     const char *name;
     char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX]; /* the normal tier's */
-    yard_js_consumer_t *consumers[YARD_JS_TIERS];
+    yard_js_consumer_t *consumers[YARD_JS_TIERS]; /* looked at with yard_js_fetch_now */
+    yard_js_consumer_t *waiter; /* the normal tier again, for the idle wait (yard_js_fetch) */
     yard_js_watch_t *watches[YARD_JS_TIERS];
     unsigned rounds; /* fetch rounds that brought work: turns the tier order */
     pthread_t fetcher;

@@ -209,20 +209,20 @@ static int exec_batch_append(yard_js_batch_t *to, yard_js_batch_t *from)
     return 0;
 }
 
-/* Fetches up to want messages of q's priority tiers into *out (free with
- * yard_js_batch_destroy), taking what each tier has now in the round's
- * order: high, normal, low, except that one round in EXEC_TIER_TURN puts
- * low first and another normal first, so a backlog of high (or normal)
- * work slows the lower tiers but never stops them. When no tier has
- * anything, waits up to EXEC_FETCH_WAIT_MS on the normal tier. Returns 0
- * (count may be 0), or an error with *out empty. */
-static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
+/* Takes up to want messages of q's priority tiers into *out (yard_js_fetch_now,
+ * js.h), in the round's order: high, normal, low, except that one round in
+ * EXEC_TIER_TURN puts low first and another normal first, so a backlog of
+ * high (or normal) work slows the lower tiers but never stops them. Returns
+ * 0 (count may be 0) or an error with *out empty. */
+static int exec_take_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
 {
     static const int orders[3][YARD_JS_TIERS] = {{YARD_PRIO_HIGH, YARD_PRIO_NORMAL, YARD_PRIO_LOW},
                                                  {YARD_PRIO_LOW, YARD_PRIO_HIGH, YARD_PRIO_NORMAL},
                                                  {YARD_PRIO_NORMAL, YARD_PRIO_HIGH, YARD_PRIO_LOW}};
     unsigned turn = q->rounds % EXEC_TIER_TURN;
-    const int *order = orders[turn == EXEC_TIER_TURN - 1 ? 1 : turn == EXEC_TIER_TURN / 2 - 1 ? 2 : 0];
+    const int *order = orders[turn == EXEC_TIER_TURN - 1       ? 1
+                              : turn == EXEC_TIER_TURN / 2 - 1 ? 2
+                                                               : 0];
     int rc = 0;
     out->msgs = NULL;
     out->count = 0;
@@ -233,10 +233,28 @@ static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int wan
             rc = exec_batch_append(out, &part);
         yard_js_batch_destroy(&part);
     }
+    if (rc < 0)
+        yard_js_batch_destroy(out);
+    return rc;
+}
+
+/* Fetches up to want messages of q's tiers into *out (free with
+ * yard_js_batch_destroy): what the tiers have (exec_take_tiers), looking a
+ * second time after EXEC_LATE_ANSWER_US when the first look found nothing
+ * (a look returns what the one before asked for); when both find nothing,
+ * waits up to EXEC_FETCH_WAIT_MS on the normal tier. Returns 0 (count may
+ * be 0), or an error with *out empty. */
+static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
+{
+    int rc = exec_take_tiers(q, out, want);
     if (rc == 0 && out->count == 0) {
-        rc = yard_js_fetch(q->consumers[YARD_PRIO_NORMAL], out, want, EXEC_FETCH_WAIT_MS);
-        if (rc < 0)
-            out->count = 0;
+        yard_js_batch_destroy(out);
+        usleep(EXEC_LATE_ANSWER_US);
+        rc = exec_take_tiers(q, out, want);
+    }
+    if (rc == 0 && out->count == 0) {
+        yard_js_batch_destroy(out);
+        rc = yard_js_fetch(q->waiter, out, want, EXEC_FETCH_WAIT_MS);
     }
     if (rc < 0) {
         yard_js_batch_destroy(out);
@@ -245,6 +263,23 @@ static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int wan
     if (out->count > 0)
         q->rounds++;
     return 0;
+}
+
+/* Hands back (nak, redeliver at once) what q's tier consumers hold but the
+ * fetcher never took: the answers to its last looks (exec_take_tiers). */
+static void exec_hand_back_held(wk_execute_queue_t *q)
+{
+    usleep(EXEC_LATE_ANSWER_US);
+    for (int tier = 0; tier < YARD_JS_TIERS; tier++) {
+        yard_js_batch_t held;
+        yard_js_fetch_held(q->consumers[tier], &held);
+        for (int i = 0; i < held.count; i++)
+            yard_js_nak(held.msgs[i], 0);
+        if (held.count > 0)
+            YARD_LOG_DEBUG(NULL, "execute %s: handed back %d fetched jobs not started", q->name,
+                           held.count);
+        yard_js_batch_destroy(&held);
+    }
 }
 
 void *wk_execute_fetcher(void *arg)
@@ -303,5 +338,6 @@ void *wk_execute_fetcher(void *arg)
         free(envs);
         free(claimed);
     }
+    exec_hand_back_held(q);
     return NULL;
 }
