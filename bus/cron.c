@@ -211,17 +211,28 @@ int yard_tz_valid(const char *name)
     return got == sizeof magic && memcmp(magic, "TZif", 4) == 0;
 }
 
-/* libc's zone is process-wide: one lock around switching and using it. */
+/* libc's zone is process-wide and comes from TZ: one lock around switching
+ * and using it. TZ is this buffer, put into the environment once before
+ * main (no thread runs yet), and rewritten in place afterwards: setenv at
+ * run time could move the environment under another thread's getenv
+ * (libpq calls it when it connects). The process starts in UTC. */
 static pthread_mutex_t tz_mu = PTHREAD_MUTEX_INITIALIZER;
-static char tz_current[YARD_TZ_NAME_MAX + 2] = "";
+static char tz_env[sizeof "TZ=:" + YARD_TZ_NAME_MAX] = "TZ=:UTC";
+#define TZ_NAME (tz_env + sizeof "TZ=:" - 1)
 
-/* With tz_mu held: makes name libc's zone. */
+__attribute__((constructor)) static void tz_env_init(void)
+{
+    putenv(tz_env);
+    tzset();
+}
+
+/* With tz_mu held: makes name (valid, at most YARD_TZ_NAME_MAX bytes) libc's
+ * zone. */
 static void tz_use(const char *name)
 {
-    if (strcmp(tz_current + 1, name) == 0)
+    if (strcmp(TZ_NAME, name) == 0)
         return;
-    snprintf(tz_current, sizeof tz_current, ":%s", name);
-    setenv("TZ", tz_current, 1);
+    snprintf(TZ_NAME, sizeof tz_env - (sizeof "TZ=:" - 1), "%s", name);
     tzset();
 }
 

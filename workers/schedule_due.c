@@ -187,6 +187,17 @@ static int due_release_pass(wk_due_t *d)
         yard_jobs_due_abort(d->conn);
     wk_store_health(wk, rc);
     wk_time_add(wk, "postgres", wk_clock_us() - t0);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (acks.seqs[i] == 0)
+            continue;
+        const yard_envelope_t *env = &rows.rows[i].env;
+        char id[YARD_ENV_ID_LEN + 1] = "", trace[YARD_TRACE_ID_LEN + 1];
+        memcpy(id, env->id.ptr, env->id.len < YARD_ENV_ID_LEN ? env->id.len : YARD_ENV_ID_LEN);
+        yard_log_ctx_t ctx = {NULL, id, yard_env_trace_id(trace, env->traceparent)};
+        YARD_LOG_INFO(&ctx, "schedule: job due; released as JOBS #%llu, %lld ms after its run_at",
+                      (unsigned long long)acks.seqs[i],
+                      (long long)(acks.acked_ms[i] - env->run_at_ms));
+    }
     if (rc == 0)
         YARD_LOG_DEBUG(NULL, "schedule: released %zu of %zu due jobs (select %lld us, publish "
                        "%lld us, commit %lld us)", k, n, (long long)(t_select - t0),
