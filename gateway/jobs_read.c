@@ -117,7 +117,7 @@ static const char job_sql[] =
     " 'run_at', run_at, 'created_at', created_at, 'updated_at', updated_at,"
     " 'started_at', started_at, 'finished_at', finished_at,"
     " 'cancel_requested', cancel_requested_at IS NOT NULL,"
-    " 'workflow_id', workflow_id, 'step_id', step_id)::text"
+    " 'workflow_id', workflow_id, 'step_id', step_id, 'schedule_name', schedule_name)::text"
     " FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = $2::uuid)";
 
 static void get_job_work(PGconn *conn, void *ud)

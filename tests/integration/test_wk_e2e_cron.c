@@ -174,6 +174,12 @@ static void test_two_replicas_fire_once(void **state)
     if (!strstr(result, "hello"))
         fail_msg("expected the fired echo job's result to be its template's payload, got %s",
                  result);
+    /* GET /v1/jobs/{id} names the schedule that fired the job. */
+    char job_id[64], path[128];
+    yt_sql_text(g.c.env, job_id, sizeof job_id,
+                "SELECT id::text FROM jobs WHERE schedule_name = 'every-minute' LIMIT 1");
+    snprintf(path, sizeof path, "/v1/jobs/%s", job_id);
+    expect_status("GET", path, NULL, 200, "\"schedule_name\" : \"every-minute\"");
     /* Set back to a moment that fired (a lost commit): recorded, not again. */
     assert_int_equal(yt_sql_exec(g.c.env, "UPDATE schedules SET next_run_at ="
                                           " (SELECT fire_at FROM schedule_firings WHERE"
