@@ -48,6 +48,8 @@
 #define EXEC_COMMIT_BATCH 256     /* finished jobs written in one transaction, at most */
 #define EXEC_FETCH_WAIT_MS 50     /* an idle fetcher waits this long on the normal tier,
                                    * then looks at every tier again */
+#define EXEC_IDLE_ROUNDS 20        /* after this many empty rounds in a row (a second)... */
+#define EXEC_IDLE_WAIT_MS 250      /* ...the idle wait grows to this (fewer requests) */
 #define EXEC_LATE_ANSWER_US 2000  /* after an empty look at the tiers, the pause before
                                    * the second look (the answers to the first come in) */
 #define EXEC_TIER_TURN 8          /* of every 8 fetch rounds, one puts low first and one
@@ -110,6 +112,7 @@ struct wk_execute_queue {
     yard_js_consumer_t *waiter; /* the normal tier again, for the idle wait (yard_js_fetch) */
     yard_js_watch_t *watches[YARD_JS_TIERS];
     unsigned rounds; /* fetch rounds that brought work: turns the tier order */
+    unsigned idle;   /* fetch rounds in a row that brought nothing */
     pthread_t fetcher;
     PGconn *conn; /* the fetcher's */
 };
