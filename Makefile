@@ -162,7 +162,7 @@ FUZZ_LIBS  := $(PKG_LIBS) -lhttp_parser -lpthread -lm
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 # What fuzz targets may reach: libyard without PostgreSQL, and the gateway's
 # input decoding.
-FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c bus/jobs_list.c bus/workflows.c,$(LIB_SRC)) gateway/body.c \
+FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c bus/jobs_list.c bus/schedules.c bus/workflows.c,$(LIB_SRC)) gateway/body.c \
             gateway/job_spec.c gateway/workflow_spec.c
 # Targets that reach a worker's parsers get those files too.
 FUZZ_EXTRA_exec_config := workers/exec_config.c workers/registry.c

@@ -77,6 +77,8 @@ static const cfg_key_t cfg_keys[] = {
     INT(retention_s, 1209600, 60, 3650LL * 86400),
     INT(retention_interval_s, 300, 1, 86400),
     INT(retention_batch, 1000, 1, 100000),
+    INT(schedule_poll_ms, 100, 10, 60000),
+    INT(schedule_clock_offset_s, 0, -3650LL * 86400, 3650LL * 86400),
     INT(metrics_max_types, 50, 0, 1000),
     STR(exec_config, "", 0),
     BOOL(handlers_allow_crash, 0),

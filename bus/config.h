@@ -67,6 +67,10 @@ typedef struct {
     int64_t retention_s;           /* keep finished jobs (and attempts) this long */
     int64_t retention_interval_s;  /* how often the schedule role prunes */
     int64_t retention_batch;       /* rows deleted per transaction */
+    int64_t schedule_poll_ms;      /* how often the schedule role looks for due jobs and
+                                    * schedules */
+    int64_t schedule_clock_offset_s; /* added to "now" by the schedule role and the
+                                      * schedule routes: tests only (0) */
     int64_t metrics_max_types;     /* job types named in yard_jobs_completed_total; later
                                     * distinct types are counted as "other" */
     char exec_config[YARD_CONFIG_STR_MAX]; /* file mapping job types to programs ("" = none) */

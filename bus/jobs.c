@@ -232,9 +232,8 @@ static const struct {
      " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
      " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
      " coalesce(js_seq, 0) FROM jobs"
-     " WHERE status IN ('queued', 'running', 'failed', 'scheduled')"
+     " WHERE status IN ('queued', 'running', 'failed')"
      " AND updated_at < now() - $1::bigint * interval '1 second'"
-     " AND (status <> 'scheduled' OR run_at < now() - $1::bigint * interval '1 second')"
      " ORDER BY updated_at LIMIT $2::bigint",
      L_NONE},
     /* $1 seconds without change, $2 limit: released workflow steps whose
@@ -248,6 +247,31 @@ static const struct {
      " WHERE status = 'queued' AND js_seq IS NULL AND workflow_id IS NOT NULL"
      " AND updated_at < now() - $1::bigint * interval '1 second'"
      " ORDER BY updated_at LIMIT $2::bigint",
+     L_NONE},
+    /* $1 clock offset (s), $2 limit, $3 look-ahead (ms): scheduled jobs due
+     * within the look-ahead, earliest first, locked for the caller's
+     * transaction; rows another transaction holds are skipped (served by
+     * jobs_scheduled_run_at_idx). The columns of yard_stale (run_at rounded
+     * up, so a wait for it never ends early), then the database's clock
+     * (with the offset) in ms. */
+    {"yard_due",
+     "SELECT id::text, type, queue, payload::text, priority, max_attempts, timeout_s,"
+     " coalesce(ceil(extract(epoch FROM run_at) * 1000)::bigint, 0),"
+     " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
+     " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
+     " coalesce(js_seq, 0),"
+     " (extract(epoch FROM clock_timestamp() + $1::bigint * interval '1 second') * 1000)::bigint"
+     " FROM jobs WHERE status = 'scheduled' AND run_at <= now() + $1::bigint * interval '1 second'"
+     " + $3::bigint * interval '1 millisecond'"
+     " ORDER BY run_at LIMIT $2::bigint FOR UPDATE SKIP LOCKED",
+     L_NONE},
+    /* $1 ids, $2 JOBS sequences, $3 PubAck times (Unix ms): the released
+     * jobs, scheduled -> queued. */
+    {"yard_due_release",
+     "UPDATE jobs j SET status = 'queued', js_seq = u.seq,"
+     " released_at = to_timestamp(u.acked / 1000.0)"
+     " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(id, seq, acked)"
+     " WHERE j.id = u.id AND j.status = 'scheduled'",
      L_NONE},
 };
 
@@ -414,6 +438,18 @@ int yard_jobs_ingest(PGconn *c, const yard_envelope_t *const *envs, const uint64
     if (!st)
         return YARD_ENOMEM;
     int rc = jobs_write(c, "yard_ingest", "jobs: ingest", envs, seqs, st, NULL, n, NULL, 0, NULL);
+    free(st);
+    return rc;
+}
+
+int yard_jobs_hold(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
+                   size_t n)
+{
+    const char **st = statuses_new(envs, n, YARD_JOB_SCHEDULED);
+    if (!st)
+        return YARD_ENOMEM;
+    int rc = jobs_write(c, "yard_ingest", "jobs: hold scheduled", envs, seqs, st, NULL, n, NULL, 0,
+                        NULL);
     free(st);
     return rc;
 }
@@ -592,19 +628,10 @@ static yard_str_t col(PGresult *res, int r, int f)
     return (yard_str_t){PQgetvalue(res, r, f), (size_t)PQgetlength(res, r, f)};
 }
 
-/* Runs stmt (the columns of yard_stale) with (older_than_s, limit) and
- * fills *out with its rows. */
-static int jobs_rebuild(yard_jobs_stale_t *out, PGconn *c, const char *stmt, const char *what,
-                        int64_t older_than_s, size_t limit)
+/* Fills *out from a yard_stale / yard_due result (res is taken over, also
+ * on error). Returns 0 or YARD_ENOMEM. */
+static int jobs_rows(yard_jobs_stale_t *out, PGresult *res)
 {
-    char age[24], lim[24];
-    PGresult *res = NULL;
-    snprintf(age, sizeof age, "%lld", (long long)older_than_s);
-    snprintf(lim, sizeof lim, "%zu", limit);
-    const char *params[2] = {age, lim};
-    int rc = yard_db_query_prepared(&res, c, stmt, what, 2, params);
-    if (rc < 0)
-        return rc;
     size_t n = (size_t)PQntuples(res);
     yard_job_stale_t *rows = calloc(n ? n : 1, sizeof *rows);
     if (!rows) {
@@ -641,6 +668,20 @@ static int jobs_rebuild(yard_jobs_stale_t *out, PGconn *c, const char *stmt, con
     return 0;
 }
 
+/* Runs stmt (the columns of yard_stale) with (older_than_s, limit) and
+ * fills *out with its rows. */
+static int jobs_rebuild(yard_jobs_stale_t *out, PGconn *c, const char *stmt, const char *what,
+                        int64_t older_than_s, size_t limit)
+{
+    char age[24], lim[24];
+    PGresult *res = NULL;
+    snprintf(age, sizeof age, "%lld", (long long)older_than_s);
+    snprintf(lim, sizeof lim, "%zu", limit);
+    const char *params[2] = {age, lim};
+    int rc = yard_db_query_prepared(&res, c, stmt, what, 2, params);
+    return rc < 0 ? rc : jobs_rows(out, res);
+}
+
 int yard_jobs_stale(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit)
 {
     return jobs_rebuild(out, c, "yard_stale", "jobs: stuck jobs", older_than_s, limit);
@@ -650,6 +691,63 @@ int yard_jobs_unpublished(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_
 {
     return jobs_rebuild(out, c, "yard_unpublished", "jobs: unpublished workflow steps",
                         older_than_s, limit);
+}
+
+/* ---- due scheduled jobs ------------------------------------------------------------------ */
+
+int yard_jobs_due_begin(yard_jobs_stale_t *out, int64_t *db_now_ms, PGconn *c,
+                        int64_t clock_offset_s, int64_t lookahead_ms, size_t limit)
+{
+    char off[24], lim[24], ahead[24];
+    PGresult *res = NULL;
+    snprintf(off, sizeof off, "%lld", (long long)clock_offset_s);
+    snprintf(lim, sizeof lim, "%zu", limit);
+    snprintf(ahead, sizeof ahead, "%lld", (long long)lookahead_ms);
+    const char *params[3] = {off, lim, ahead};
+    int rc = yard_db_exec_as(c, "jobs: due begin", "BEGIN");
+    if (rc == 0)
+        rc = yard_db_query_prepared(&res, c, "yard_due", "jobs: due scheduled jobs", 3, params);
+    if (rc == 0) {
+        *db_now_ms = PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 18), NULL, 10) : 0;
+        if ((rc = jobs_rows(out, res)) == 0)
+            return 0;
+    }
+    yard_jobs_due_abort(c);
+    return rc;
+}
+
+int yard_jobs_due_commit(PGconn *c, const char *const *ids, const uint64_t *seqs,
+                         const int64_t *acked_ms, size_t n)
+{
+    int rc = 0;
+    if (n > 0) {
+        yard_db_array_t a[3] = {{0}};
+        const char *params[3];
+        for (size_t i = 0; i < n; i++) {
+            yard_db_array_cstr(&a[0], ids[i]);
+            yard_db_array_num(&a[1], (long long)seqs[i]);
+            yard_db_array_num(&a[2], (long long)acked_ms[i]);
+        }
+        for (int i = 0; i < 3; i++)
+            if (!(params[i] = yard_db_array_end(&a[i])))
+                rc = YARD_ENOMEM;
+        if (rc == 0)
+            rc = yard_db_query_prepared(NULL, c, "yard_due_release", "jobs: release due jobs", 3,
+                                        params);
+        for (int i = 0; i < 3; i++)
+            free(a[i].buf);
+    }
+    if (rc == 0)
+        rc = yard_db_exec_as(c, "jobs: due commit", "COMMIT");
+    if (rc < 0)
+        yard_jobs_due_abort(c);
+    return rc;
+}
+
+void yard_jobs_due_abort(PGconn *c)
+{
+    if (c && PQtransactionStatus(c) != PQTRANS_IDLE)
+        yard_db_exec_as(c, "jobs: due rollback", "ROLLBACK");
 }
 
 void yard_jobs_stale_free(yard_jobs_stale_t *s)

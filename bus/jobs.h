@@ -101,6 +101,14 @@ int yard_jobs_ingest(PGconn *c, const yard_envelope_t *const *envs, const uint64
 #define YARD_JOBS_CLAIM_FOREIGN_KEY (-1)  /* the row belongs to another API key */
 #define YARD_JOBS_CLAIM_FOREIGN_JOB (-2)  /* the row was made by another message */
 
+/* The schedule role takes delayed jobs off jobs.schedule into PostgreSQL:
+ * records the n jobs as scheduled (run_at set) when they have no row yet
+ * (a row that exists, from ingest or further along, is left alone). Once
+ * this returns 0 the row alone holds the job and its message may be acked.
+ * Returns 0, or an error with nothing written. */
+int yard_jobs_hold(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
+                   size_t n);
+
 /* Marks n jobs running (creating rows ingest has not written yet) and sets
  * attempt[i] to the attempt number to run (finished attempts + 1), or to a
  * YARD_JOBS_CLAIM_* value; seqs[i] is the JOBS sequence of the message. A
@@ -189,7 +197,7 @@ int yard_jobs_replay_plan(yard_jobs_replay_t *out, PGconn *c, const char *id, ui
 int yard_jobs_replay_mark(unsigned *max_attempts, PGconn *c, const char *id, uint64_t dlq_seq,
                           const char *who);
 
-/* Release of a due scheduled job, republished as JOBS message seq:
+/* Release of one due scheduled job, republished as JOBS message seq:
  * scheduled -> queued. Returns 0 (also when the row is not scheduled, or
  * not written yet: the claim takes it from there) or an error. */
 int yard_jobs_release(PGconn *c, const char *id, uint64_t seq);
@@ -209,8 +217,9 @@ int yard_jobs_known(PGconn *c, const char *const *ids, size_t n, int *known);
  * statement for the n queues. Returns 0, or an error with ages untouched. */
 int yard_jobs_queued_age(PGconn *c, const char *const *queues, size_t n, double *ages);
 
-/* Jobs stuck without progress: queued, running or failed, or scheduled and
- * due, whose row has not changed for older_than_s seconds. */
+/* Jobs stuck without progress: queued, running or failed, whose row has not
+ * changed for older_than_s seconds. (A scheduled job is held by its row
+ * alone: the due release below publishes it, whatever JOBS holds.) */
 typedef struct {
     yard_envelope_t env;    /* views into the result: rebuilt from the row */
     yard_job_state_t state;
@@ -232,5 +241,26 @@ void yard_jobs_stale_free(yard_jobs_stale_t *s);
  * queued without a JOBS sequence for older_than_s: their publish was lost
  * or never recorded. Republish them with Nats-Msg-Id = id. */
 int yard_jobs_unpublished(yard_jobs_stale_t *out, PGconn *c, int64_t older_than_s, size_t limit);
+
+/* Release of due delayed jobs, exactly once across schedule replicas:
+ * yard_jobs_due_begin opens a transaction on c and fills *out (free with
+ * yard_jobs_stale_free) with at most limit scheduled jobs whose run_at is
+ * at most now + clock_offset_s (0 but in tests) + lookahead_ms, earliest
+ * first, locked (FOR UPDATE SKIP LOCKED: another replica's pass takes
+ * other rows); *db_now_ms gets the database's clock (plus the offset) as
+ * it selected them, so the caller waits for each run_at on the database's
+ * clock, not its own (rows' run_at_ms are rounded up). The caller publishes
+ * each job to its execute subject when due and calls yard_jobs_due_commit
+ * with the ids, JOBS sequences and PubAck times (Unix ms: released_at) of
+ * those published (scheduled -> queued), which commits; rows not named stay
+ * scheduled for the next pass. yard_jobs_due_abort rolls back (a crash
+ * does too): the rows are published again by the next pass, with the same
+ * Nats-Msg-Id, inside the duplicate window. Both return 0 or an error (the
+ * transaction is then rolled back, *out untouched). */
+int yard_jobs_due_begin(yard_jobs_stale_t *out, int64_t *db_now_ms, PGconn *c,
+                        int64_t clock_offset_s, int64_t lookahead_ms, size_t limit);
+int yard_jobs_due_commit(PGconn *c, const char *const *ids, const uint64_t *seqs,
+                         const int64_t *acked_ms, size_t n);
+void yard_jobs_due_abort(PGconn *c);
 
 #endif

@@ -159,6 +159,27 @@ int yard_js_ensure_topology(yard_js_t *js, const yard_config_t *cfg, const char 
 void yard_js_execute_names(char durable[YARD_JS_NAME_MAX], char subject[YARD_JS_NAME_MAX],
                            const char *queue);
 
+/* Priority tiers of an execute queue. A JetStream 2.9 consumer has one
+ * filter subject, so each tier of a queue is its own subject and durable
+ * consumer; the execute worker fetches from all three, high first, with a
+ * share of every fetch kept for the lower tiers (no starvation):
+ *   tier     subject                     durable
+ *   normal   jobs.execute.<queue>        execute_<queue>        (DESIGN.md)
+ *   high     jobs.execute.<queue>.HIGH   execute_<queue>_HIGH
+ *   low      jobs.execute.<queue>.LOW    execute_<queue>_LOW
+ * The suffixes are upper case, which queue names never are, so no tier of
+ * one queue can be another queue's subject or consumer. */
+#define YARD_JS_TIERS 3
+#define YARD_SUBJ_TIER_HIGH ".HIGH"
+#define YARD_SUBJ_TIER_LOW ".LOW"
+#define YARD_CONSUMER_TIER_HIGH "_HIGH"
+#define YARD_CONSUMER_TIER_LOW "_LOW"
+
+/* yard_js_execute_names for the tier of priority (YARD_PRIO_LOW 0, NORMAL 1,
+ * HIGH 2 of envelope.h; anything else is normal). */
+void yard_js_execute_tier_names(char durable[YARD_JS_NAME_MAX], char subject[YARD_JS_NAME_MAX],
+                                const char *queue, int priority);
+
 /* Splits a comma-separated queue list (cfg->js_queues) into at most max
  * names written into bufs (each YARD_QUEUE_NAME_MAX + 1 bytes) and pointed to
  * by names. Returns the count, or YARD_EINVAL for an invalid name or too many. */
@@ -248,6 +269,20 @@ void yard_js_batch_destroy(yard_js_batch_t *b);
  * in time; free it with yard_js_batch_destroy), or YARD_EUNAVAIL / YARD_ENATS
  * with *out empty (destroying it is harmless). */
 int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms);
+
+/* Like yard_js_fetch, but never waits: returns at once with the messages
+ * that the previous yard_js_fetch_now on c asked the server for (count 0
+ * the first time or when there were none), and asks for up to batch more,
+ * which the next call returns. For looking at several consumers in turn
+ * without waiting on each. Do not mix it with yard_js_fetch on the same c
+ * (late answers would end that fetch early): bind the consumer twice. */
+int yard_js_fetch_now(yard_js_consumer_t *c, yard_js_batch_t *out, int batch);
+
+/* The messages c holds already (brought by earlier yard_js_fetch_now
+ * requests and not returned yet), without asking the server for more: for
+ * handing them back (nak) when a fetcher stops. Returns 0 with *out filled
+ * (count may be 0; free with yard_js_batch_destroy). */
+int yard_js_fetch_held(yard_js_consumer_t *c, yard_js_batch_t *out);
 
 /* The acks of a fetched message. Each returns 0 or an error (the message
  * stays the caller's either way). */

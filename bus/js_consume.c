@@ -57,8 +57,10 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
     out->msgs = NULL;
     out->count = 0;
     natsStatus s = natsSubscription_Fetch(&list, c->sub, batch, timeout_ms, &jerr);
-    /* NATS_TIMEOUT: nothing arrived in time; list may hold a partial batch. */
-    if (s == NATS_OK || s == NATS_TIMEOUT) {
+    /* NATS_TIMEOUT: nothing arrived in time; list may hold a partial batch.
+     * NATS_NOT_FOUND: a "no messages" status, possibly the late answer to an
+     * earlier request on this subscription: nothing either. */
+    if (s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND) {
         /* A yard_js_msg_t is a natsMsg: the array is handed over as is. */
         out->msgs = (yard_js_msg_t **)list.Msgs;
         out->count = list.Msgs ? list.Count : 0;
@@ -68,6 +70,68 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
     char what[160];
     snprintf(what, sizeof what, "fetch from %s", c->name);
     return yard_js_status(s, jerr, what);
+}
+
+int yard_js_fetch_now(yard_js_consumer_t *c, yard_js_batch_t *out, int batch)
+{
+    jsErrCode jerr = 0;
+    natsMsgList list = {0};
+    jsFetchRequest req;
+    out->msgs = NULL;
+    out->count = 0;
+    jsFetchRequest_Init(&req);
+    req.Batch = batch;
+    /* No Expires: with one, nats-server 2.9 holds a no-wait request until it
+     * expires when the consumer is empty. Without one, nats.c returns at once
+     * with what this subscription holds already (the messages the previous
+     * call's request brought, its statuses dropped) and leaves the new
+     * request's answer to the next call. */
+    req.NoWait = true;
+    natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
+    if (s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND) {
+        out->msgs = (yard_js_msg_t **)list.Msgs;
+        out->count = list.Msgs ? list.Count : 0;
+        return 0;
+    }
+    natsMsgList_Destroy(&list);
+    char what[160];
+    snprintf(what, sizeof what, "fetch (no wait) from %s", c->name);
+    return yard_js_status(s, jerr, what);
+}
+
+int yard_js_fetch_held(yard_js_consumer_t *c, yard_js_batch_t *out)
+{
+    yard_js_batch_t all = {NULL, 0};
+    out->msgs = NULL;
+    out->count = 0;
+    for (;;) {
+        natsMsgList list = {0};
+        jsFetchRequest req;
+        jsFetchRequest_Init(&req);
+        /* One held message fills a 1-byte MaxBytes, so no request is sent;
+         * with none held, the request sent asks for 1 byte, which no
+         * message fits: the server delivers nothing more. */
+        req.Batch = 1;
+        req.MaxBytes = 1;
+        req.NoWait = true;
+        natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
+        if ((s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) || !list.Msgs ||
+            list.Count == 0) {
+            natsMsgList_Destroy(&list);
+            break;
+        }
+        yard_js_msg_t **msgs = realloc(all.msgs, (size_t)(all.count + list.Count) * sizeof *msgs);
+        if (!msgs) {
+            natsMsgList_Destroy(&list);
+            break;
+        }
+        for (int i = 0; i < list.Count; i++)
+            msgs[all.count++] = (yard_js_msg_t *)list.Msgs[i];
+        all.msgs = msgs;
+        free(list.Msgs); /* the messages moved to all */
+    }
+    *out = all;
+    return 0;
 }
 
 int yard_js_ack(yard_js_msg_t *m)

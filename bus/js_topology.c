@@ -10,7 +10,7 @@
  *   DLQ     dlq.>     limits (age, 0 = forever): dead jobs for operators.
  *
  * Consumers (durable, pull, explicit ack): execute_<queue> on
- * jobs.execute.<queue>, schedule on jobs.schedule, notify on jobs.notify (on
+ * jobs.execute.<queue> (and its priority tiers, js.h), schedule on jobs.schedule, notify on jobs.notify (on
  * JOBS, whose filters never overlap), submissions on events.jobs.accepted
  * and audit on events.> (EVENTS).
  *
@@ -49,6 +49,18 @@ void yard_js_execute_names(char durable[YARD_JS_NAME_MAX], char subject[YARD_JS_
     for (char *p = durable; *p; p++)
         if (*p == '.')
             *p = '_';
+}
+
+void yard_js_execute_tier_names(char durable[YARD_JS_NAME_MAX], char subject[YARD_JS_NAME_MAX],
+                                const char *queue, int priority)
+{
+    yard_js_execute_names(durable, subject, queue);
+    const char *subj = priority == 2 ? YARD_SUBJ_TIER_HIGH : priority == 0 ? YARD_SUBJ_TIER_LOW : "";
+    const char *cons =
+        priority == 2 ? YARD_CONSUMER_TIER_HIGH : priority == 0 ? YARD_CONSUMER_TIER_LOW : "";
+    size_t d = strlen(durable), s = strlen(subject);
+    snprintf(durable + d, YARD_JS_NAME_MAX - d, "%s", cons);
+    snprintf(subject + s, YARD_JS_NAME_MAX - s, "%s", subj);
 }
 
 int yard_js_parse_queues(const char *list, char bufs[][YARD_QUEUE_NAME_MAX + 1],
@@ -253,9 +265,11 @@ int yard_js_ensure_topology(yard_js_t *js, const yard_config_t *cfg, const char 
         rc = topo_ensure_consumer(js, cfg, fixed[i].stream, fixed[i].durable, fixed[i].filter,
                                   &n);
     for (size_t i = 0; rc == 0 && i < nqueues; i++) {
-        char durable[YARD_JS_NAME_MAX], filter[YARD_JS_NAME_MAX];
-        yard_js_execute_names(durable, filter, queues[i]);
-        rc = topo_ensure_consumer(js, cfg, YARD_STREAM_JOBS, durable, filter, &n);
+        for (int tier = 0; rc == 0 && tier < YARD_JS_TIERS; tier++) {
+            char durable[YARD_JS_NAME_MAX], filter[YARD_JS_NAME_MAX];
+            yard_js_execute_tier_names(durable, filter, queues[i], tier);
+            rc = topo_ensure_consumer(js, cfg, YARD_STREAM_JOBS, durable, filter, &n);
+        }
     }
     if (changes)
         *changes = n;

@@ -372,7 +372,8 @@ int gw_create(gw_t **out, const yard_config_t *cfg)
     if ((rc = yard_http_router_create(&gw->router)) < 0 || (rc = gw_jobs_submit_routes(gw)) < 0 ||
         (rc = gw_jobs_read_routes(gw)) < 0 || (rc = gw_health_routes(gw)) < 0 ||
         (rc = gw_dlq_routes(gw)) < 0 || (rc = gw_workflows_routes(gw)) < 0 ||
-        (rc = gw_jobs_list_routes(gw)) < 0 || (rc = gw_ui_routes(gw)) < 0)
+        (rc = gw_jobs_list_routes(gw)) < 0 || (rc = gw_ui_routes(gw)) < 0 ||
+        (rc = gw_schedules_routes(gw)) < 0)
         goto fail;
     yard_http_options_t ho = {0};
     ho.limits.max_header_bytes = (size_t)cfg->http_max_header_bytes;

@@ -122,19 +122,20 @@ void gw_respond_json(yard_http_req_t *req, int status, json_t *v);
 /* Answers 503 with Retry-After: 1 and the API error shape. */
 void gw_respond_unavailable(yard_http_req_t *req, const char *message);
 
+/* Decodes req's body per its Content-Type (JSON or msgpack) into a new
+ * json_t (json_decref it); answers 415/400 itself and returns NULL on
+ * failure. */
+json_t *gw_request_body(yard_http_req_t *req);
+
 /* Routes of each module. Return 0 or a router error. */
 int gw_jobs_submit_routes(gw_t *gw);
+int gw_schedules_routes(gw_t *gw);
 int gw_jobs_read_routes(gw_t *gw);
 int gw_jobs_list_routes(gw_t *gw); /* jobs_list.c */
 int gw_ui_routes(gw_t *gw);        /* ui.c: the web console */
 int gw_health_routes(gw_t *gw);
 int gw_dlq_routes(gw_t *gw); /* GET /v1/dlq, POST /v1/dlq/replay (dlq.c) */
 int gw_workflows_routes(gw_t *gw);
-
-/* Decodes req's body per its Content-Type into a new json_t (json_decref
- * it); on failure answers 415 or 400 itself and returns NULL
- * (jobs_submit.c). */
-json_t *gw_request_json(yard_http_req_t *req);
 
 /* A W3C traceparent: "00-<32 hex trace id>-<16 hex parent id>-<flags>". */
 #define GW_TRACEPARENT_LEN 55

@@ -318,8 +318,10 @@ static void submit_one(gw_submit_t *s, gw_item_t *it, json_t *obj, const gw_prin
     it->idem = idem != NULL;
     if (it->scheduled)
         snprintf(it->subject, sizeof it->subject, "%s", YARD_SUBJ_SCHEDULE);
-    else
-        snprintf(it->subject, sizeof it->subject, "%s%s", YARD_SUBJ_EXECUTE, spec.queue);
+    else {
+        char durable[YARD_JS_NAME_MAX]; /* the subject of the job's priority tier */
+        yard_js_execute_tier_names(durable, it->subject, spec.queue, (int)spec.priority);
+    }
 out:
     gw_job_spec_clear(&spec);
 }
@@ -395,8 +397,7 @@ static void submit_known_done(void *ud)
         submit_finish(s);
 }
 
-/* Decodes the body per Content-Type; answers 415/400 itself on failure. */
-static json_t *submit_body(yard_http_req_t *req)
+json_t *gw_request_body(yard_http_req_t *req)
 {
     size_t ctl = 0, len = 0;
     const char *ct = yard_http_req_header(req, "Content-Type", &ctl);
@@ -434,7 +435,7 @@ static void submit_start(gw_t *gw, yard_http_req_t *req, int batch)
      * costs the event loop milliseconds, which an unknown caller never gets. */
     if (gw_authenticate(gw, req, YARD_SCOPE_SUBMIT, &who) < 0)
         return;
-    json_t *doc = submit_body(req);
+    json_t *doc = gw_request_body(req);
     json_t *jobs = NULL;
     if (!doc)
         return;
@@ -506,11 +507,6 @@ int gw_jobs_submit_routes(gw_t *gw)
 {
     int rc = yard_http_router_add(gw->router, "POST", "/v1/jobs", submit_single, gw);
     return rc < 0 ? rc : yard_http_router_add(gw->router, "POST", "/v1/jobs/batch", submit_batch, gw);
-}
-
-json_t *gw_request_json(yard_http_req_t *req)
-{
-    return submit_body(req);
 }
 
 void gw_request_traceparent(gw_t *gw, yard_http_req_t *req, char tp[GW_TRACEPARENT_LEN + 1])

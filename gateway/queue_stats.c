@@ -22,13 +22,21 @@ static const struct {
 
 int gw_queue_stats_read(gw_t *gw, size_t i, gw_queue_stats_t *out)
 {
-    char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX], dlq[YARD_JS_NAME_MAX + 8];
     gw_queue_stats_t st = {0};
-    yard_js_execute_names(durable, subject, gw->queues[i]);
-    snprintf(dlq, sizeof dlq, "%s%s", YARD_SUBJ_DLQ_PREFIX, subject);
-    int rc = yard_js_consumer_depth(&st.pending, &st.in_flight, gw->js, YARD_STREAM_JOBS, durable);
-    if (rc == 0)
-        rc = yard_js_subject_count(&st.dead, gw->js, YARD_STREAM_DLQ, dlq);
+    int rc = 0;
+    /* A queue is its three priority tiers (js.h): their figures add up. */
+    for (int tier = 0; rc == 0 && tier < YARD_JS_TIERS; tier++) {
+        char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX], dlq[YARD_JS_NAME_MAX + 8];
+        uint64_t pending = 0, in_flight = 0, dead = 0;
+        yard_js_execute_tier_names(durable, subject, gw->queues[i], tier);
+        snprintf(dlq, sizeof dlq, "%s%s", YARD_SUBJ_DLQ_PREFIX, subject);
+        rc = yard_js_consumer_depth(&pending, &in_flight, gw->js, YARD_STREAM_JOBS, durable);
+        if (rc == 0)
+            rc = yard_js_subject_count(&dead, gw->js, YARD_STREAM_DLQ, dlq);
+        st.pending += pending;
+        st.in_flight += in_flight;
+        st.dead += dead;
+    }
     if (rc < 0)
         return rc;
     /* Gauges take atomic stores: any thread may set them. */

@@ -187,7 +187,7 @@ static void create_workflow(yard_http_req_t *req, void *ud)
     char err[512], tp[GW_TRACEPARENT_LEN + 1];
     yard_id_t id;
     gw_request_traceparent(gw, req, tp);
-    json_t *doc = gw_request_json(req);
+    json_t *doc = gw_request_body(req);
     if (!doc)
         return;
     /* Each step is a job: it costs what a job of a batch costs. */

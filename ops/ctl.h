@@ -99,4 +99,8 @@ void ctl_operator(char *out, size_t cap);
  * the action is done but its event not recorded. */
 int ctl_event_publish(const yard_config_t *cfg, yard_js_t *js, const yard_event_t *e);
 
+/* schedules: cron schedules (ctl_schedules.c). */
+extern const char ctl_schedules_help[];
+int ctl_cmd_schedules(const yard_config_t *cfg, int argc, char **argv);
+
 #endif

@@ -31,6 +31,8 @@ static const ctl_command_t ctl_commands[] = {
      ctl_cmd_cluster},
     {"prune", "delete finished jobs older than the retention", ctl_prune_help, ctl_cmd_prune},
     {"audit", "verify and follow the hash-chained audit log", ctl_audit_help, ctl_cmd_audit},
+    {"schedules", "list, create, delete, pause and resume cron schedules", ctl_schedules_help,
+     ctl_cmd_schedules},
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 

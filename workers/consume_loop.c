@@ -34,7 +34,9 @@ static void *loop_main(void *arg)
     wk_t *wk = l->wk;
     while (!atomic_load(&wk->stopping)) {
         if (l->needs_pg &&
-            yard_jobs_connect(&l->conn, wk->cfg.pg_dsn, LOOP_PG_CONNECT_S, YARD_JOBS_FAST) < 0) {
+            yard_jobs_connect(&l->conn, wk->cfg.pg_dsn, LOOP_PG_CONNECT_S,
+                              l->needs_pg == WK_LOOP_PG_DURABLE ? YARD_JOBS_DURABLE
+                                                                : YARD_JOBS_FAST) < 0) {
             sleep(1);
             continue;
         }

@@ -17,9 +17,16 @@ typedef void (*wk_batch_fn)(wk_t *wk, PGconn *conn, yard_js_msg_t **msgs, int n,
 
 typedef struct wk_loop wk_loop_t;
 
+/* needs_pg values: fn gets a connection that commits without waiting for
+ * the WAL flush (FAST), or one that waits (DURABLE: what fn writes must
+ * survive a PostgreSQL crash because the messages are acked after it). */
+#define WK_LOOP_PG_FAST 1
+#define WK_LOOP_PG_DURABLE 2
+
 /* Binds stream/durable and starts a thread running the loop, fetching at
- * most batch messages at a time; needs_pg says whether fn gets a connection
- * (then a batch waits until PostgreSQL answers). Returns 0 and sets *out,
+ * most batch messages at a time; needs_pg (0 or a WK_LOOP_PG_* value) says
+ * whether fn gets a connection (then a batch waits until PostgreSQL
+ * answers). Returns 0 and sets *out,
  * or an error (logged). */
 int wk_loop_start(wk_loop_t **out, wk_t *wk, const char *stream, const char *durable, int batch,
                   int needs_pg, wk_batch_fn fn, void *ud);

@@ -111,10 +111,16 @@ int wk_execute_start(wk_runtime_t **out, wk_t *wk)
         q->rt = rt;
         q->name = wk->queues[i];
         yard_js_execute_names(q->durable, q->subject, q->name);
-        rc = yard_js_consumer_bind(&q->consumer, wk->js, YARD_STREAM_JOBS, q->durable);
+        for (int tier = 0; rc == 0 && tier < YARD_JS_TIERS; tier++) {
+            char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX];
+            yard_js_execute_tier_names(durable, subject, q->name, tier);
+            rc = yard_js_consumer_bind(&q->consumers[tier], wk->js, YARD_STREAM_JOBS, durable);
+            if (rc == 0)
+                rc = yard_js_watch_max_deliveries(&q->watches[tier], wk->js, YARD_STREAM_JOBS,
+                                                  durable, wk_execute_on_max_deliveries, rt);
+        }
         if (rc == 0)
-            rc = yard_js_watch_max_deliveries(&q->watch, wk->js, YARD_STREAM_JOBS, q->durable,
-                                              wk_execute_on_max_deliveries, rt);
+            rc = yard_js_consumer_bind(&q->waiter, wk->js, YARD_STREAM_JOBS, q->durable);
     }
     if (rc == 0)
         rc = yard_js_listen(&rt->cancel_listen, wk->js, YARD_SUBJ_CANCEL_ANY, wk_execute_on_cancel,
@@ -122,8 +128,11 @@ int wk_execute_start(wk_runtime_t **out, wk_t *wk)
     if (rc < 0) {
         YARD_LOG_ERROR(NULL, "execute: cannot bind consumers: %s", yard_strerror(rc));
         for (size_t i = 0; i < rt->nqueues; i++) {
-            yard_js_watch_destroy(rt->queues[i].watch);
-            yard_js_consumer_destroy(rt->queues[i].consumer);
+            for (int tier = 0; tier < YARD_JS_TIERS; tier++) {
+                yard_js_watch_destroy(rt->queues[i].watches[tier]);
+                yard_js_consumer_destroy(rt->queues[i].consumers[tier]);
+            }
+            yard_js_consumer_destroy(rt->queues[i].waiter);
         }
         free(rt);
         return rc;
@@ -194,8 +203,11 @@ void wk_execute_join(wk_runtime_t *rt)
     pthread_mutex_unlock(&rt->mu);
     pthread_join(rt->committer, NULL);
     for (size_t i = 0; i < rt->nqueues; i++) {
-        yard_js_watch_destroy(rt->queues[i].watch);
-        yard_js_consumer_destroy(rt->queues[i].consumer);
+        for (int tier = 0; tier < YARD_JS_TIERS; tier++) {
+            yard_js_watch_destroy(rt->queues[i].watches[tier]);
+            yard_js_consumer_destroy(rt->queues[i].consumers[tier]);
+        }
+        yard_js_consumer_destroy(rt->queues[i].waiter);
         yard_db_close(rt->queues[i].conn);
     }
     yard_db_close(rt->conn);

@@ -47,7 +47,14 @@
 /* ---- tuning ---------------------------------------------------------------- */
 
 #define EXEC_COMMIT_BATCH 256     /* finished jobs written in one transaction, at most */
-#define EXEC_FETCH_WAIT_MS 1000   /* a fetch waits this long for its first message */
+#define EXEC_FETCH_WAIT_MS 50     /* an idle fetcher waits this long on the normal tier,
+                                   * then looks at every tier again */
+#define EXEC_IDLE_ROUNDS 20        /* after this many empty rounds in a row (a second)... */
+#define EXEC_IDLE_WAIT_MS 250      /* ...the idle wait grows to this (fewer requests) */
+#define EXEC_LATE_ANSWER_US 2000  /* after an empty look at the tiers, the pause before
+                                   * the second look (the answers to the first come in) */
+#define EXEC_TIER_TURN 8          /* of every 8 fetch rounds, one puts low first and one
+                                   * normal first (no tier starves) */
 #define EXEC_SLOT_WAIT_US 200000  /* a fetcher with no free slot looks again after this */
 #define EXEC_TICK_MS 250          /* the committer's idle wake-up: supervision's period */
 #define EXEC_GROUP_WAIT_US 3000   /* how long a commit waits for more finished jobs */
@@ -97,13 +104,17 @@ struct wk_execute_item {
     wk_result_t res;
 };
 
-/* One served queue: its consumer, advisory watch and fetcher. */
+/* One served queue: its priority tiers' consumers and advisory watches
+ * (indexed by YARD_PRIO_*: low, normal, high; js.h) and its fetcher. */
 struct wk_execute_queue {
     wk_runtime_t *rt;
     const char *name;
-    char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX];
-    yard_js_consumer_t *consumer;
-    yard_js_watch_t *watch;
+    char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX]; /* the normal tier's */
+    yard_js_consumer_t *consumers[YARD_JS_TIERS]; /* looked at with yard_js_fetch_now */
+    yard_js_consumer_t *waiter; /* the normal tier again, for the idle wait (yard_js_fetch) */
+    yard_js_watch_t *watches[YARD_JS_TIERS];
+    unsigned rounds; /* fetch rounds that brought work: turns the tier order */
+    unsigned idle;   /* fetch rounds in a row that brought nothing */
     pthread_t fetcher;
     PGconn *conn; /* the fetcher's */
 };

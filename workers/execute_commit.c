@@ -180,7 +180,7 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
             yard_js_msg_meta(it->msg, &seq, NULL);
             size_t len = 0;
             const void *data = yard_js_msg_data(it->msg, &len);
-            if (wk_dlq_publish(wk, it->q->subject, it->id, seq, data, len, it->attempt,
+            if (wk_dlq_publish(wk, yard_js_msg_subject(it->msg), it->id, seq, data, len, it->attempt,
                                it->res.error) < 0) {
                 plans[i].write = 0;
                 plans[i].act = ACT_NAK;

@@ -205,6 +205,103 @@ static void exec_claim_and_queue(wk_execute_queue_t *q, wk_execute_item_t **item
     pthread_mutex_unlock(&rt->mu);
 }
 
+/* Appends the messages of from to *to (taking them over); from is left
+ * empty. Returns 0 or YARD_ENOMEM (then from keeps what was not moved). */
+static int exec_batch_append(yard_js_batch_t *to, yard_js_batch_t *from)
+{
+    if (from->count == 0)
+        return 0;
+    yard_js_msg_t **msgs = realloc(to->msgs, (size_t)(to->count + from->count) * sizeof *msgs);
+    if (!msgs)
+        return YARD_ENOMEM;
+    for (int i = 0; i < from->count; i++) {
+        msgs[to->count++] = from->msgs[i];
+        from->msgs[i] = NULL;
+    }
+    to->msgs = msgs;
+    from->count = 0;
+    return 0;
+}
+
+/* Takes up to want messages of q's priority tiers into *out (yard_js_fetch_now,
+ * js.h), in the round's order: high, normal, low, except that one round in
+ * EXEC_TIER_TURN puts low first and another normal first, so a backlog of
+ * high (or normal) work slows the lower tiers but never stops them. Returns
+ * 0 (count may be 0) or an error with *out empty. */
+static int exec_take_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
+{
+    static const int orders[3][YARD_JS_TIERS] = {{YARD_PRIO_HIGH, YARD_PRIO_NORMAL, YARD_PRIO_LOW},
+                                                 {YARD_PRIO_LOW, YARD_PRIO_HIGH, YARD_PRIO_NORMAL},
+                                                 {YARD_PRIO_NORMAL, YARD_PRIO_HIGH, YARD_PRIO_LOW}};
+    unsigned turn = q->rounds % EXEC_TIER_TURN;
+    const int *order = orders[turn == EXEC_TIER_TURN - 1       ? 1
+                              : turn == EXEC_TIER_TURN / 2 - 1 ? 2
+                                                               : 0];
+    int rc = 0;
+    out->msgs = NULL;
+    out->count = 0;
+    for (int k = 0; rc == 0 && k < YARD_JS_TIERS && out->count < want; k++) {
+        yard_js_batch_t part;
+        rc = yard_js_fetch_now(q->consumers[order[k]], &part, want - out->count);
+        if (rc == 0)
+            rc = exec_batch_append(out, &part);
+        yard_js_batch_destroy(&part);
+    }
+    if (rc < 0)
+        yard_js_batch_destroy(out);
+    return rc;
+}
+
+/* Fetches up to want messages of q's tiers into *out (free with
+ * yard_js_batch_destroy): what the tiers have (exec_take_tiers), looking a
+ * second time after EXEC_LATE_ANSWER_US when the first look found nothing
+ * (a look returns what the one before asked for); when both find nothing,
+ * waits on the normal tier up to EXEC_FETCH_WAIT_MS, or EXEC_IDLE_WAIT_MS
+ * once the queue has been idle for EXEC_IDLE_ROUNDS rounds. Returns 0 (count may
+ * be 0), or an error with *out empty. */
+static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
+{
+    int rc = exec_take_tiers(q, out, want);
+    if (rc == 0 && out->count == 0) {
+        yard_js_batch_destroy(out);
+        usleep(EXEC_LATE_ANSWER_US);
+        rc = exec_take_tiers(q, out, want);
+    }
+    if (rc == 0 && out->count == 0) {
+        yard_js_batch_destroy(out);
+        rc = yard_js_fetch(q->waiter, out, want,
+                           q->idle < EXEC_IDLE_ROUNDS ? EXEC_FETCH_WAIT_MS : EXEC_IDLE_WAIT_MS);
+    }
+    if (rc < 0) {
+        yard_js_batch_destroy(out);
+        return rc;
+    }
+    if (out->count > 0) {
+        q->rounds++;
+        q->idle = 0;
+    } else if (q->idle < EXEC_IDLE_ROUNDS) {
+        q->idle++;
+    }
+    return 0;
+}
+
+/* Hands back (nak, redeliver at once) what q's tier consumers hold but the
+ * fetcher never took: the answers to its last looks (exec_take_tiers). */
+static void exec_hand_back_held(wk_execute_queue_t *q)
+{
+    usleep(EXEC_LATE_ANSWER_US);
+    for (int tier = 0; tier < YARD_JS_TIERS; tier++) {
+        yard_js_batch_t held;
+        yard_js_fetch_held(q->consumers[tier], &held);
+        for (int i = 0; i < held.count; i++)
+            yard_js_nak(held.msgs[i], 0);
+        if (held.count > 0)
+            YARD_LOG_DEBUG(NULL, "execute %s: handed back %d fetched jobs not started", q->name,
+                           held.count);
+        yard_js_batch_destroy(&held);
+    }
+}
+
 void *wk_execute_fetcher(void *arg)
 {
     wk_execute_queue_t *q = arg;
@@ -223,9 +320,7 @@ void *wk_execute_fetcher(void *arg)
 
         yard_js_batch_t batch;
         int64_t t0 = wk_clock_us();
-        int rc = yard_js_fetch(q->consumer, &batch,
-                               free_slots < batch_max ? free_slots : batch_max,
-                               EXEC_FETCH_WAIT_MS);
+        int rc = exec_fetch_tiers(q, &batch, free_slots < batch_max ? free_slots : batch_max);
         if (rc < 0) {
             sleep(EXEC_PAUSE_S);
             continue;
@@ -263,5 +358,6 @@ void *wk_execute_fetcher(void *arg)
         free(envs);
         free(claimed);
     }
+    exec_hand_back_held(q);
     return NULL;
 }

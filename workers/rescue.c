@@ -75,7 +75,7 @@ static int rescue_one(wk_rescue_t *r, const yard_job_stale_t *job)
     if (job->state == YARD_JOB_SCHEDULED)
         snprintf(subject, sizeof subject, "%s", YARD_SUBJ_SCHEDULE);
     else
-        yard_js_execute_names(durable, subject, queue);
+        yard_js_execute_tier_names(durable, subject, queue, (int)env->priority);
     yard_js_msg_id(msg_id, YARD_MSGID_RESCUE, id, job->seq);
     size_t cap = yard_env_encoded_size_max(env), len = 0;
     char *buf = malloc(cap);

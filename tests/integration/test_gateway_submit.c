@@ -6,8 +6,8 @@
  * order and the last two break things on purpose (nats-server stopped, then
  * the gateway stopped with SIGTERM). Each test measures the JOBS stream
  * before and after, so it does not depend on what earlier tests published.
- * Checks: a job answered 202 is in JOBS under jobs.execute.default with
- * Nats-Msg-Id = its id and an envelope that says what was sent; the
+ * Checks: a job answered 202 is in JOBS under its priority tier's subject
+ * (jobs.execute.default.HIGH for a high one) with Nats-Msg-Id = its id and an envelope that says what was sent; the
  * Idempotency-Key dedupes (same id, "duplicate":true, one message); a batch
  * of 1000 is stored whole and one of 1001 is refused; run_at in the future
  * goes to jobs.schedule; msgpack bodies; a body just under 1 MiB is stored,
@@ -44,6 +44,7 @@
 #include "yt_http.h"
 
 #define SUBJ_DEFAULT YARD_SUBJ_EXECUTE "default"
+#define SUBJ_DEFAULT_HIGH "jobs.execute.default.HIGH" /* the high priority tier */
 
 static struct {
     yt_env_t *env;
@@ -216,12 +217,12 @@ static void test_job_is_in_jobs_stream_with_its_envelope(void **state)
     const char *const headers[] = {
         "Content-Type: application/json",
         "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", NULL};
-    uint64_t before = subject_count(SUBJ_DEFAULT);
+    uint64_t before = subject_count(SUBJ_DEFAULT_HIGH);
     int64_t t0 = wall_ms();
     submit_ok(id, headers, body, "queued");
-    assert_true(subject_count(SUBJ_DEFAULT) == before + 1);
+    assert_true(subject_count(SUBJ_DEFAULT_HIGH) == before + 1);
 
-    natsMsg *m = last_msg(SUBJ_DEFAULT);
+    natsMsg *m = last_msg(SUBJ_DEFAULT_HIGH);
     expect_msg_id(m, id);
     const char *tp = NULL;
     natsMsgHeader_Get(m, "traceparent", &tp);
@@ -639,6 +640,14 @@ static void test_queues_show_pending(void **state)
     if (pending != stored || stored < 1000)
         fail_msg("expected execute_default pending == %llu messages, got %llu",
                  (unsigned long long)stored, (unsigned long long)pending);
+    /* The queue is its three priority tiers: GET /v1/queues adds them up. */
+    for (int tier = 0; tier < YARD_JS_TIERS; tier += 2) {
+        char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX];
+        uint64_t p = 0, ap = 0;
+        yard_js_execute_tier_names(durable, subject, "default", tier);
+        assert_int_equal(yard_js_consumer_depth(&p, &ap, g.js, YARD_STREAM_JOBS, durable), 0);
+        pending += p;
+    }
     yt_http_resp_t r;
     int st = yt_http_request(&r, g.port, "GET", "/v1/queues", NULL, NULL, 0);
     expect_status("GET /v1/queues", &r, st, 200);

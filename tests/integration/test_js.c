@@ -72,9 +72,9 @@ static void test_topology_ensure_twice_is_noop(void **state)
     const char *queues[] = {"default", "poison", "mail.eu", "extra"};
     int changes = -1;
     int64_t created = stream_created(f->js, YARD_STREAM_JOBS);
-    /* One new queue: exactly one consumer is created. */
+    /* One new queue: exactly its three priority tiers' consumers are created. */
     assert_int_equal(yard_js_ensure_topology(f->js, &f->cfg, queues, 4, &changes), 0);
-    assert_int_equal(changes, 1);
+    assert_int_equal(changes, 3);
     assert_int_equal(yard_js_ensure_topology(f->js, &f->cfg, queues, 4, &changes), 0);
     assert_int_equal(changes, 0);
     assert_true(stream_created(f->js, YARD_STREAM_JOBS) == created);
@@ -87,6 +87,8 @@ static void test_topology_ensure_twice_is_noop(void **state)
     jsStreamInfo_Destroy(si);
     uint64_t p, ap;
     assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "JOBS", "execute_mail_eu"), 0);
+    assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "JOBS", "execute_mail_eu_HIGH"), 0);
+    assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "JOBS", "execute_mail_eu_LOW"), 0);
     assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "EVENTS", "audit"), 0);
     assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "JOBS", "schedule"), 0);
     assert_int_equal(yard_js_consumer_depth(&p, &ap, f->js, "JOBS", "notify"), 0);
@@ -96,7 +98,7 @@ static void test_topology_ensure_twice_is_noop(void **state)
     yard_config_t cfg = f->cfg;
     yard_config_set(&cfg, "js_ack_wait_s", "90");
     assert_int_equal(yard_js_ensure_topology(f->js, &cfg, queues, 4, &changes), 0);
-    assert_int_equal(changes, 8); /* every consumer's AckWait */
+    assert_int_equal(changes, 16); /* every consumer's AckWait: 4 fixed, 4 queues x 3 tiers */
     assert_int_equal(yard_js_ensure_topology(f->js, &cfg, queues, 4, &changes), 0);
     assert_int_equal(changes, 0);
     assert_int_equal(yard_js_ensure_topology(f->js, &f->cfg, queues, 4, &changes), 0);

@@ -178,13 +178,15 @@ static const struct {
     {"jobs", "id,queue,type,status,priority,payload,result,last_error,attempts,max_attempts,"
              "timeout_s,run_at,idempotency_key,api_key_id,workflow_id,step_id,schedule_name,"
              "trace_id,created_at,updated_at,started_at,finished_at,cancel_requested_at,js_seq,"
-             "traceparent,notify,replay_budget,replayed_seq,replays,replayed_at,replayed_by"},
+             "traceparent,notify,released_at,replay_budget,replayed_seq,replays,replayed_at,"
+             "replayed_by"},
     {"job_attempts", "job_id,attempt,started_at,finished_at,outcome,error,worker,duration_ms"},
     {"workflows", "id,name,status,api_key_id,created_at,updated_at,finished_at,traceparent"},
     {"workflow_steps", "workflow_id,step_id,job_id,depends_on,status,result,created_at,updated_at,"
                        "job,position,released_at"},
     {"schedules", "name,cron,timezone,job,enabled,next_run_at,last_run_at,last_job_id,api_key_id,"
-                  "created_at,updated_at"},
+                  "created_at,updated_at,catch_up"},
+    {"schedule_firings", "schedule_name,fire_at,job_id,fired_at"},
     {"api_keys", "id,name,prefix,key_hash,scopes,rate_per_s,burst,created_at,revoked_at,"
                  "last_used_at"},
     {"audit_log", "seq,event_id,at,event,job_id,workflow_id,actor,detail,prev_hash,hash"},
@@ -215,6 +217,10 @@ static const char *const expected_indexes[] = {
     "(created_at DESC, id DESC)",
     "CREATE UNIQUE INDEX schedules_pkey ON public.schedules USING btree (name)",
     "CREATE INDEX schedules_due_idx ON public.schedules USING btree (next_run_at) WHERE enabled",
+    "CREATE UNIQUE INDEX schedule_firings_pkey ON public.schedule_firings USING btree "
+    "(schedule_name, fire_at)",
+    "CREATE UNIQUE INDEX schedule_firings_job_id_key ON public.schedule_firings USING btree "
+    "(job_id)",
     "CREATE UNIQUE INDEX api_keys_pkey ON public.api_keys USING btree (id)",
     "CREATE UNIQUE INDEX api_keys_prefix_key ON public.api_keys USING btree (prefix)",
     "CREATE UNIQUE INDEX audit_log_pkey ON public.audit_log USING btree (seq)",
@@ -335,6 +341,12 @@ static void test_schema_enforces_its_rules(void **state)
     PQclear(q(c, "INSERT INTO schedules (name, cron, job) VALUES ('nightly', '0 3 * * *', "
                  "'{\"type\":\"noop\"}')"));
     q_fails(c, "INSERT INTO schedules (name, cron, job) VALUES ('bad', '0 3 * *', '{}')", "23514");
+    /* ... or an @ name (0007); catch_up is skip or once. */
+    PQclear(q(c, "INSERT INTO schedules (name, cron, job, catch_up) VALUES ('hourly', '@hourly', "
+                 "'{\"type\":\"noop\"}', 'once')"));
+    q_fails(c, "INSERT INTO schedules (name, cron, job) VALUES ('bad', '@often', '{}')", "23514");
+    q_fails(c, "INSERT INTO schedules (name, cron, job, catch_up) VALUES ('bad', '@daily', '{}', "
+               "'all')", "23514");
 
     /* workflow_steps: no step depends on itself. */
     PQclear(q(c, "INSERT INTO workflows (id) VALUES ('00000000-0000-7000-8000-0000000000f1')"));
