@@ -29,6 +29,7 @@ static const err_entry_t err_table[] = {
     {"EBUSY", "limit reached, try again later"},
     {"ESTATE", "not allowed in the current state"},
     {"ECRYPTO", "crypto library failed"},
+    {"ENOSPACE", "the JetStream store is full"},
 };
 
 static const err_entry_t *err_lookup(int code)

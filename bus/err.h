@@ -29,7 +29,8 @@ enum {
     YARD_EBUSY = -17,      /* a limit is reached; try again later */
     YARD_ESTATE = -18,     /* the operation is not allowed in this state */
     YARD_ECRYPTO = -19,    /* libsodium failed to initialise */
-    YARD_ELAST = -20       /* not an error: one past the last code */
+    YARD_ENOSPACE = -20,   /* JetStream's store is full (insufficient resources) */
+    YARD_ELAST = -21       /* not an error: one past the last code */
 };
 
 /* Returns a static, human-readable description of code; never NULL. */

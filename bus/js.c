@@ -78,6 +78,8 @@ int yard_js_status(natsStatus s, jsErrCode jerr, const char *what)
     if (jerr == JSStreamNotFoundErr || jerr == JSConsumerNotFoundErr ||
         jerr == JSNoMessageFoundErr || jerr == JSSequenceNotFoundErr)
         rc = YARD_ENOTFOUND;
+    if (jerr == JSInsufficientResourcesErr || jerr == JSStorageResourcesExceededErr)
+        rc = YARD_ENOSPACE;
     /* "No such message / consumer" is an answer, not a failed call. */
     if (rc != YARD_ENOTFOUND)
         yard_iostats_nats_error();
@@ -145,6 +147,26 @@ static void js_pending_done(yard_js_t *js)
     pthread_mutex_unlock(&js->mu);
 }
 
+/* Logs a failed async publish, at most once a second (a full store or an
+ * outage fails thousands): the lines between are counted in the next one. */
+static void js_warn_failed_publish(const char *subject, natsStatus s, jsErrCode jerr)
+{
+    static atomic_llong last_ms;
+    static atomic_long suppressed;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long last = atomic_load(&last_ms);
+    if (now - last < 1000 || !atomic_compare_exchange_strong(&last_ms, &last, now)) {
+        atomic_fetch_add(&suppressed, 1);
+        return;
+    }
+    long more = atomic_exchange(&suppressed, 0);
+    YARD_LOG_WARN(NULL, "async publish to %s failed: %s (jetstream error %d)%s%ld more in the "
+                        "last second",
+                  subject, natsStatus_GetText(s), (int)jerr, "; ", more);
+}
+
 static void js_ack_handler(jsCtx *jsc, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
     yard_js_t *js = closure;
@@ -160,8 +182,7 @@ static void js_ack_handler(jsCtx *jsc, natsMsg *msg, jsPubAck *pa, jsPubAckErr *
             natsStatus s = pae ? pae->Err : NATS_ERR;
             jsErrCode jerr = pae ? pae->ErrCode : 0;
             int rc = yard_js_status(s, jerr, NULL);
-            YARD_LOG_WARN(NULL, "async publish to %s failed: %s (jetstream error %d)",
-                          natsMsg_GetSubject(msg), natsStatus_GetText(s), (int)jerr);
+            js_warn_failed_publish(natsMsg_GetSubject(msg), s, jerr);
             e.cb(e.ud, rc, NULL);
         }
         js_pending_done(js);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -285,4 +286,14 @@ void yard_schedule_job_id(yard_id_t *out, const char *name, int64_t fire_s)
     yard_id_secret_from_text(secret, domain);
     secs_text(fire, fire_s);
     yard_id_from_idempotency(out, secret, name, strlen(name), fire, strlen(fire));
+}
+
+void yard_schedules_event(yard_event_t *e, char key[24], char event_name[48], const char *action,
+                          const char *name, const char *actor, const char *data_json)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(key, 24, "%lld%09ld", (long long)ts.tv_sec, ts.tv_nsec);
+    snprintf(event_name, 48, "schedule_%s", action);
+    *e = (yard_event_t){YARD_EVENT_OPS, event_name, name, key, actor, 0, NULL, data_json};
 }

@@ -33,6 +33,7 @@
 #include <libpq-fe.h>
 
 #include "envelope.h"
+#include "events.h"
 #include "id.h"
 
 #define YARD_SCHEDULE_NAME_MAX 200
@@ -128,5 +129,13 @@ void yard_schedules_due_clear(yard_schedule_due_t *d);
  * both, the same in every process, so any replica firing that moment
  * publishes the same job. */
 void yard_schedule_job_id(yard_id_t *out, const char *name, int64_t fire_s);
+
+/* The lifecycle event of a change to schedule name (events.h):
+ * ops.schedule_<action>, action one of "created", "updated", "deleted",
+ * "paused", "resumed", by actor, with data_json (the schedule as stored, or
+ * NULL). Each change is its own event: its key is the time of the change,
+ * written into key (24 bytes) and name (48 bytes) the buffers e points to. */
+void yard_schedules_event(yard_event_t *e, char key[24], char event_name[48], const char *action,
+                          const char *name, const char *actor, const char *data_json);
 
 #endif

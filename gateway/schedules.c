@@ -23,6 +23,7 @@
 
 #include "cron.h"
 #include "err.h"
+#include "events.h"
 #include "gw.h"
 #include "log.h"
 #include "schedules.h"
@@ -90,6 +91,30 @@ static void sched_store_error(sched_task_t *t, PGconn *conn, int rc)
     }
 }
 
+/* The operator event of a change that was committed (on this pool
+ * thread); reads list nothing. A failed publish is logged by
+ * yard_event_publish. */
+static void sched_event(const sched_task_t *t, int created)
+{
+    static const char *const actions[] = {
+        [ACT_DELETE] = "deleted", [ACT_PAUSE] = "paused", [ACT_RESUME] = "resumed"};
+    const char *action = t->act == ACT_PUT ? (created ? "created" : "updated")
+                         : t->act == ACT_DELETE || t->act == ACT_PAUSE || t->act == ACT_RESUME
+                             ? actions[t->act]
+                             : NULL;
+    char actor[GW_AUTH_ID_MAX + 8], key[24], name[48];
+    yard_event_t e;
+    if (!action)
+        return;
+    if (t->key_id[0])
+        snprintf(actor, sizeof actor, "key:%s", t->key_id);
+    else
+        snprintf(actor, sizeof actor, "gateway");
+    yard_schedules_event(&e, key, name, action, t->name, actor,
+                         t->act == ACT_DELETE ? NULL : t->body);
+    yard_event_publish(t->gw->js, &e, t->gw->cfg.js_publish_timeout_ms);
+}
+
 static void sched_work(PGconn *conn, void *ud)
 {
     sched_task_t *t = ud;
@@ -142,6 +167,8 @@ static void sched_work(PGconn *conn, void *ud)
     }
     if (rc < 0)
         sched_store_error(t, conn, rc);
+    else
+        sched_event(t, created);
 }
 
 /* A new task for req after the access check (answers and returns NULL when

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "events.h"
 #include "gw.h"
 #include "log.h"
 #include "workflow_dag.h"
@@ -34,6 +35,7 @@ typedef struct {
     yard_http_req_t *req;
     char id[YARD_ID_TEXT_LEN + 1];
     char owner[GW_AUTH_ID_MAX + 1]; /* reads and cancels: "" = any key */
+    char actor_key[GW_AUTH_ID_MAX + 1]; /* the caller's key id ("" with auth off): events */
     /* POST */
     int idem; /* the id comes from an Idempotency-Key: a repeat is a duplicate */
     char tp[GW_TRACEPARENT_LEN + 1]; /* the workflow's trace: every step job carries it */
@@ -126,6 +128,24 @@ static void task_json(wf_task_t *t, int status, json_t *v)
         task_fail(t, 500, "internal", "out of memory");
 }
 
+/* Publishes the workflow's lifecycle event name (events.h) on this pool
+ * thread, after the commit; a repeat is a no-op (same event id). tp is the
+ * workflow's traceparent, or NULL. Failures are logged by
+ * yard_event_publish: the state in PostgreSQL is right either way. */
+static void wf_event(const wf_task_t *t, const char *name, const char *tp)
+{
+    char actor[GW_AUTH_ID_MAX + 8], trace[YARD_TRACE_ID_LEN + 1] = "";
+    if (t->actor_key[0])
+        snprintf(actor, sizeof actor, "key:%s", t->actor_key);
+    else
+        snprintf(actor, sizeof actor, "gateway");
+    if (tp && strlen(tp) >= YARD_TRACE_ID_OFFSET + YARD_TRACE_ID_LEN)
+        snprintf(trace, sizeof trace, "%.*s", YARD_TRACE_ID_LEN, tp + YARD_TRACE_ID_OFFSET);
+    yard_event_t e = {YARD_EVENT_WORKFLOW, name, t->id, NULL, actor, 0, trace[0] ? trace : NULL,
+                      NULL};
+    yard_event_publish(t->gw->js, &e, t->gw->cfg.js_publish_timeout_ms);
+}
+
 /* ---- POST /v1/workflows ------------------------------------------------------ */
 
 /* 202 for a repeat of an Idempotency-Key: the first workflow's id and
@@ -152,8 +172,10 @@ static void create_work(PGconn *conn, void *ud)
     /* The same key posted twice at once: the other one won. */
     if (rc == YARD_EEXIST && t->idem && create_repeat(t, conn) == 0)
         return;
-    if (rc == 0)
+    if (rc == 0) {
         task_json(t, 202, json_pack("{s:s, s:s}", "id", t->id, "status", "running"));
+        wf_event(t, "accepted", t->tp);
+    }
 out:
     if (rc < 0)
         task_db_fail(t, conn, rc);
@@ -187,13 +209,16 @@ static void create_workflow(yard_http_req_t *req, void *ud)
     char err[512], tp[GW_TRACEPARENT_LEN + 1];
     yard_id_t id;
     gw_request_traceparent(gw, req, tp);
+    /* The key first: no body of an unknown caller is decoded. */
+    if (gw_authenticate(gw, req, YARD_SCOPE_SUBMIT, &who) < 0)
+        return;
     json_t *doc = gw_request_body(req);
     if (!doc)
         return;
     /* Each step is a job: it costs what a job of a batch costs. */
     size_t cost = json_array_size(json_object_get(doc, "steps"));
     cost = cost < 1 ? 1 : cost > YARD_WF_MAX_STEPS ? YARD_WF_MAX_STEPS : cost;
-    if (gw_access(gw, req, YARD_SCOPE_SUBMIT, (double)cost, &who) < 0) {
+    if (gw_rate_charge(gw, req, &who, (double)cost) < 0) {
         json_decref(doc);
         return;
     }
@@ -221,6 +246,7 @@ static void create_workflow(yard_http_req_t *req, void *ud)
         return;
     }
     snprintf(t->owner, sizeof t->owner, "%s", who.key_id);
+    snprintf(t->actor_key, sizeof t->actor_key, "%s", who.key_id);
     size_t idem_len = 0;
     const char *idem = yard_http_req_header(req, "Idempotency-Key", &idem_len);
     if (idem && !idem_valid(idem, idem_len)) {
@@ -273,6 +299,7 @@ static wf_task_t *id_task(gw_t *gw, yard_http_req_t *req, unsigned scope)
     yard_id_format(&id, t->id);
     if (!(who.scopes & YARD_SCOPE_ADMIN))
         snprintf(t->owner, sizeof t->owner, "%s", who.key_id);
+    snprintf(t->actor_key, sizeof t->actor_key, "%s", who.key_id);
     return t;
 }
 
@@ -413,6 +440,7 @@ static void cancel_work(PGconn *conn, void *ud)
     task_json(t, 200,
               json_pack("{s:s, s:s, s:I}", "id", t->id, "status", "cancelled", "cancelled_steps",
                         (json_int_t)t->cancel.cancelled));
+    wf_event(t, "cancelled", NULL);
 }
 
 static void cancel_done(void *ud)

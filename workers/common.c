@@ -78,3 +78,8 @@ int wk_store_ready(wk_t *wk)
     int64_t since = atomic_load(&wk->store_failing_ms);
     return since == 0 || wk_clock_ms() - since < wk->cfg.worker_unready_after_s * 1000;
 }
+
+void wk_event_actor(char *out, size_t cap, const wk_t *wk)
+{
+    snprintf(out, cap, "worker:%s@%s", wk->role, wk->worker_name);
+}

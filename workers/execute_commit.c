@@ -6,6 +6,7 @@
  * DLQ, records every attempt in one transaction, then acks, naks or terms.
  * Between batches it runs the supervision of execute_supervise.c.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +143,19 @@ static int exec_publish_events(wk_runtime_t *rt, const exec_plan_t *plans, size_
         rc = yard_event_batch_wait(b, wk->cfg.js_publish_timeout_ms);
     yard_event_batch_destroy(b);
     wk_time_add(wk, "jetstream", wk_clock_us() - t0);
+    if (rc == YARD_ENOSPACE) {
+        /* Holding the outcomes back would hold their JOBS messages, which
+         * is the room the store needs: the jobs complete, their events are
+         * lost (yard_nats_errors_total counts each refusal). */
+        static atomic_llong last_warn_ms;
+        int64_t now = wk_clock_us() / 1000;
+        if (now - atomic_load(&last_warn_ms) >= 10000) {
+            atomic_store(&last_warn_ms, now);
+            YARD_LOG_WARN(NULL, "execute: the JetStream store is full: recording outcomes "
+                                "without their lifecycle events (the audit log misses them)");
+        }
+        return 0;
+    }
     if (rc < 0)
         YARD_LOG_WARN(NULL, "execute: cannot store the lifecycle events of %zu outcomes (%s); "
                             "their jobs will run again",

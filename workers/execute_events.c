@@ -23,17 +23,12 @@
 #include "execute.h"
 #include "log.h"
 
-static void exec_event_actor(char *out, size_t cap, const wk_t *wk)
-{
-    snprintf(out, cap, "worker:%s@%s", wk->role, wk->worker_name);
-}
-
 /* Adds the started event of it (its attempt number as the event's key). */
 static void exec_event_started_add(yard_event_batch_t *b, const wk_t *wk,
                                    const wk_execute_item_t *it)
 {
     char actor[160], key[16];
-    exec_event_actor(actor, sizeof actor, wk);
+    wk_event_actor(actor, sizeof actor, wk);
     snprintf(key, sizeof key, "%u", it->attempt);
     json_t *d = json_pack("{s:i, s:s, s:s, s:i}", "attempt", (int)it->attempt, "queue",
                           it->q->name, "type", it->type, "delivered", (int)it->delivered);
@@ -96,7 +91,7 @@ void wk_execute_events_outcome(yard_event_batch_t *b, const wk_t *wk, const wk_e
      * outcome on the same connection, so the stream keeps them in order. */
     if (!exec_event_started_stored(it))
         exec_event_started_add(b, wk, it);
-    exec_event_actor(actor, sizeof actor, wk);
+    wk_event_actor(actor, sizeof actor, wk);
     snprintf(key, sizeof key, "%u", rec->attempt);
     json_t *d = json_pack("{s:i, s:s, s:I}", "attempt", (int)rec->attempt, "outcome",
                           rec->outcome, "duration_ms", (json_int_t)rec->duration_ms);
@@ -116,7 +111,7 @@ int wk_execute_event_poison(wk_t *wk, const char *job_id, const char *trace, uns
                             const char *why)
 {
     char actor[160], key[16];
-    exec_event_actor(actor, sizeof actor, wk);
+    wk_event_actor(actor, sizeof actor, wk);
     snprintf(key, sizeof key, "%u", attempts);
     json_t *d = json_pack("{s:i, s:s, s:s}", "attempt", (int)attempts, "outcome", "dead",
                           "error", why ? why : "");

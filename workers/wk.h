@@ -154,6 +154,10 @@ const char *wk_metrics_type(wk_t *wk, const char *type);
 /* Wall-clock Unix milliseconds. */
 int64_t wk_wall_ms(void);
 
+/* This worker as the actor of the lifecycle events it publishes (events.h):
+ * "worker:<role>@<name>". */
+void wk_event_actor(char *out, size_t cap, const wk_t *wk);
+
 /* Adds seconds spent in part ("postgres", "jetstream", "handler") to the
  * time-share counter. */
 void wk_time_add(wk_t *wk, const char *part, int64_t us);

@@ -26,8 +26,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "db.h"
 #include "err.h"
+#include "events.h"
 #include "jobs.h"
 #include "log.h"
 #include "wk.h"
@@ -111,6 +114,31 @@ static int release_publish(wk_release_t *r, const yard_envelope_t *env)
     return rc;
 }
 
+/* Lifecycle events of one advance, after its commit: each skipped step
+ * (keyed by its step id) and the workflow's end. A failed publish is logged
+ * by yard_event_publish; the audit log then lacks that row (the workflow's
+ * state in PostgreSQL is right either way). */
+static void release_events(wk_release_t *r, const char *id, const yard_wf_advance_t *a)
+{
+    char actor[160], data[200];
+    int64_t timeout = r->wk->cfg.js_publish_timeout_ms;
+    wk_event_actor(actor, sizeof actor, r->wk);
+    for (size_t i = 0; a->skip && i < a->skipped; i++) {
+        const char *step = PQgetvalue(a->skip, (int)i, 0);
+        json_t *d = json_pack("{s:s}", "step_id", step);
+        char *dj = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        yard_event_t e = {YARD_EVENT_WORKFLOW, "step_skipped", id, step, actor, 0, NULL, dj};
+        yard_event_publish(r->wk->js, &e, timeout);
+        free(dj);
+        json_decref(d);
+    }
+    if (!strcmp(a->status, "succeeded") || !strcmp(a->status, "failed")) {
+        snprintf(data, sizeof data, "{\"skipped\":%zu}", a->skipped);
+        yard_event_t e = {YARD_EVENT_WORKFLOW, a->status, id, NULL, actor, 0, NULL, data};
+        yard_event_publish(r->wk->js, &e, timeout);
+    }
+}
+
 /* Advances workflow id and publishes what it released. */
 static void release_advance(wk_release_t *r, const char *id)
 {
@@ -125,6 +153,7 @@ static void release_advance(wk_release_t *r, const char *id)
     size_t published = 0;
     for (size_t i = 0; i < a.released; i++)
         published += release_publish(r, &a.envs[i]) == 0;
+    release_events(r, id, &a);
     if (a.released || a.skipped || strcmp(a.status, "running") != 0)
         YARD_LOG_INFO(NULL,
                       "workflows: workflow %s: %zu steps released (%zu published), %zu skipped; "

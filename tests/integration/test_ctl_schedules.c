@@ -76,7 +76,7 @@ static void test_create_list_pause_resume_delete(void **state)
     ctl(&r, "delete", "nightly", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     expect(&r, 0, "deleted schedule nightly", "delete");
     ctl(&r, "delete", "nightly", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-    expect(&r, 1, NULL, "delete of a missing schedule");
+    expect(&r, 3, NULL, "delete of a missing schedule"); /* 3: not found */
     ctl(&r, "list", "--json", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     expect(&r, 0, "{\"schedules\":[]}", "empty list");
 }

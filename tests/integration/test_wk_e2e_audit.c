@@ -395,6 +395,89 @@ static void test_operator_actions_and_failures_are_recorded(void **state)
     expect_verify_ok();
 }
 
+/* ---- 4b. schedule and workflow changes ------------------------------------------------ */
+
+static int post_json(const char *path, const char *body, char *out, size_t cap)
+{
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    yt_http_resp_t r;
+    int st = yt_http_request(&r, g.c.port, "POST", path, ct, body, body ? strlen(body) : 0);
+    snprintf(out, cap, "%s", st > 0 && r.body ? r.body : "");
+    yt_http_resp_free(&r);
+    return st;
+}
+
+static void test_schedule_and_workflow_changes_are_recorded(void **state)
+{
+    char out[2048], wf_ok[64] = "", wf_failed[64] = "", wf_cancelled[64] = "", cond[256];
+    if (!g.c.sched.pid && yt_worker_start(&g.c.sched, g.c.env, "schedule", NULL, NULL, 0) != 0)
+        fail_msg("expected the schedule role to start");
+    /* A schedule created, paused and deleted through the API. */
+    assert_int_equal(post_json("/v1/schedules",
+                               "{\"name\":\"audit-sched\",\"cron\":\"*/5 * * * *\","
+                               "\"job\":{\"type\":\"noop\"}}",
+                               out, sizeof out),
+                     201);
+    assert_int_equal(post_json("/v1/schedules/audit-sched/pause", "{}", out, sizeof out), 200);
+    yt_http_resp_t r;
+    assert_int_equal(yt_http_request(&r, g.c.port, "DELETE", "/v1/schedules/audit-sched", NULL,
+                                     NULL, 0),
+                     200);
+    yt_http_resp_free(&r);
+    static const char *const sched_events[] = {"ops.schedule_created", "ops.schedule_paused",
+                                               "ops.schedule_deleted"};
+    for (size_t i = 0; i < 3; i++)
+        if (yt_wait_sql(g.c.env, 1, 20000,
+                        "SELECT count(*) FROM audit_log WHERE event = '%s' AND "
+                        "detail->>'target' = 'audit-sched' AND actor = 'gateway'",
+                        sched_events[i]) != 1)
+            fail_msg("expected one %s row for schedule audit-sched by the gateway",
+                     sched_events[i]);
+    /* A workflow that succeeds, one whose root dies (its child is skipped),
+     * one cancelled while its root sleeps. */
+    assert_int_equal(post_json("/v1/workflows",
+                               "{\"steps\":[{\"id\":\"a\",\"type\":\"noop\"},"
+                               "{\"id\":\"b\",\"type\":\"noop\",\"depends_on\":[\"a\"]}]}",
+                               out, sizeof out),
+                     202);
+    sscanf(strstr(out, "\"id\"") + 6, "%36s", wf_ok);
+    assert_int_equal(post_json("/v1/workflows",
+                               "{\"steps\":[{\"id\":\"a\",\"type\":\"fail\",\"max_attempts\":1,"
+                               "\"payload\":{\"retryable\":false}},"
+                               "{\"id\":\"b\",\"type\":\"noop\",\"depends_on\":[\"a\"]}]}",
+                               out, sizeof out),
+                     202);
+    sscanf(strstr(out, "\"id\"") + 6, "%36s", wf_failed);
+    assert_int_equal(post_json("/v1/workflows",
+                               "{\"steps\":[{\"id\":\"a\",\"type\":\"sleep\","
+                               "\"payload\":{\"ms\":5000}},"
+                               "{\"id\":\"b\",\"type\":\"noop\",\"depends_on\":[\"a\"]}]}",
+                               out, sizeof out),
+                     202);
+    sscanf(strstr(out, "\"id\"") + 6, "%36s", wf_cancelled);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/workflows/%s", wf_cancelled);
+    yt_nap_ms(500);
+    assert_int_equal(yt_http_request(&r, g.c.port, "DELETE", path, NULL, NULL, 0), 200);
+    yt_http_resp_free(&r);
+    struct {
+        const char *id, *event;
+    } want[] = {{wf_ok, "workflow.accepted"},       {wf_ok, "workflow.succeeded"},
+                {wf_failed, "workflow.accepted"},   {wf_failed, "workflow.step_skipped"},
+                {wf_failed, "workflow.failed"},     {wf_cancelled, "workflow.accepted"},
+                {wf_cancelled, "workflow.cancelled"}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        snprintf(cond, sizeof cond, "workflow_id = '%s'", want[i].id);
+        if (yt_wait_sql(g.c.env, 1, 30000,
+                        "SELECT count(*) FROM audit_log WHERE event = '%s' AND %s", want[i].event,
+                        cond) != 1)
+            fail_msg("expected one %s row for workflow %s, got %lld", want[i].event, want[i].id,
+                     rows_of(want[i].event, cond));
+    }
+    expect_no_gap();
+    expect_verify_ok();
+}
+
 /* ---- 5. privileges and tampering ---------------------------------------------------- */
 
 /* Runs sql as yard_audit_writer; returns the error message ("" if it ran). */
@@ -462,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_audit_killed_mid_run_leaves_no_gap_or_duplicate),
         cmocka_unit_test(test_redelivered_events_add_no_row),
         cmocka_unit_test(test_operator_actions_and_failures_are_recorded),
+        cmocka_unit_test(test_schedule_and_workflow_changes_are_recorded),
         cmocka_unit_test(test_writer_role_cannot_change_rows_and_tampering_is_found),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
