@@ -78,6 +78,10 @@ static void entry_from_msg(yard_dlq_entry_t *e, yard_js_msg_t *m, uint64_t seq)
     if (e->env_ok) {
         copy_name(e->queue, sizeof e->queue, e->env.queue);
         copy_name(e->type, sizeof e->type, e->env.type);
+    } else if (strcmp(e->subject, YARD_SUBJ_NOTIFY) == 0) {
+        /* A webhook notification that ran out of tries (its body is the
+         * notification's JSON, schemas/envelope.md): no envelope. */
+        copy_name(e->type, sizeof e->type, (yard_str_t){"notify", 6});
     } else if (strncmp(e->subject, YARD_SUBJ_EXECUTE, strlen(YARD_SUBJ_EXECUTE)) == 0) {
         const char *q = e->subject + strlen(YARD_SUBJ_EXECUTE);
         copy_name(e->queue, sizeof e->queue, (yard_str_t){q, strlen(q)});
@@ -274,6 +278,39 @@ static int dlq_event(yard_js_t *js, const yard_dlq_entry_t *e, const char *name,
     return rc;
 }
 
+/* Replays a dead webhook notification: its bytes go back to jobs.notify
+ * as they are (the job itself finished long ago and is not touched), as
+ * Nats-Msg-Id <job id>.replay.<dlq seq>, so a rerun is deduplicated; the
+ * copy is removed after the PubAck. Returns 0 or an error (out says). */
+static int replay_notification(yard_dlq_result_t *out, yard_js_t *js, const yard_dlq_entry_t *e,
+                               const yard_dlq_replay_opts_t *o)
+{
+    char msg_id[YARD_MSGID_MAX];
+    size_t len = 0;
+    const void *data = yard_js_msg_data(e->msg, &len);
+    if (o->dry_run) {
+        out->outcome = YARD_DLQ_WOULD_REPLAY;
+        return 0;
+    }
+    int rc = dlq_event(js, e, YARD_EVENT_REPLAYED, o->who, 0, o->publish_timeout_ms);
+    yard_js_msg_id(msg_id, YARD_MSGID_REPLAY, e->job_id[0] ? e->job_id : "notification", e->seq);
+    yard_js_pub_t pub = {YARD_SUBJ_NOTIFY, msg_id, NULL, 0, data, len};
+    yard_js_puback_t ack = {0};
+    if (rc == 0)
+        rc = yard_js_publish(&ack, js, &pub, o->publish_timeout_ms);
+    if (rc == 0)
+        rc = yard_js_delete_msg(js, YARD_STREAM_DLQ, e->seq);
+    if (rc == YARD_ENOTFOUND)
+        rc = 0;
+    if (rc < 0) {
+        snprintf(out->why, sizeof out->why, "notification replay: %s", yard_strerror(rc));
+        return rc;
+    }
+    out->jobs_seq = ack.seq;
+    out->outcome = ack.duplicate ? YARD_DLQ_ALREADY_REPLAYED : YARD_DLQ_REPLAYED;
+    return 0;
+}
+
 int yard_dlq_replay(yard_dlq_result_t *out, yard_js_t *js, PGconn *db, uint64_t seq,
                     const yard_dlq_replay_opts_t *o)
 {
@@ -295,6 +332,10 @@ int yard_dlq_replay(yard_dlq_result_t *out, yard_js_t *js, PGconn *db, uint64_t 
     snprintf(out->subject, sizeof out->subject, "%s", e.subject);
     out->attempts = e.attempts;
     yard_log_ctx_t ctx = {NULL, out->job_id, NULL};
+    if (strcmp(e.subject, YARD_SUBJ_NOTIFY) == 0) {
+        rc = replay_notification(out, js, &e, o);
+        goto done;
+    }
     if (!e.env_ok || !e.subject[0] || !yard_str_eq_cstr(e.env.id, e.job_id)) {
         rc = replay_refuse(out, "the letter holds no readable job");
         goto done;

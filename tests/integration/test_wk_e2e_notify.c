@@ -465,6 +465,29 @@ static void test_loopback_refused_without_allow_list(void **state)
     if (yt_hook_count(g.hook, "/refused") != 0)
         fail_msg("the receiver got %d requests on /refused; expected none",
                  yt_hook_count(g.hook, "/refused"));
+    /* Once the receiver is allowed, the dead notification is replayed from
+     * the DLQ as it is (yardctl dlq replay), and delivered once. */
+    yt_cluster_stop_worker(&g.c, &g.notify);
+    if (start_notify("YARD_EGRESS_ALLOW=127.0.0.1/32") != 0)
+        fail_msg("the notify worker with the allow-list did not start again");
+    char out[4096], err[4096], nats[300];
+    snprintf(nats, sizeof nats, "%s", g.c.env->nats_url);
+    setenv("YARD_NATS_URL", nats, 1);
+    const char *list[] = {"dlq", "list", "--json", NULL};
+    if (yt_run_program(g.c.env, "yardctl", list, out, sizeof out, err, sizeof err) != 0 ||
+        !strstr(out, "\"notify\"") || !strstr(out, id))
+        fail_msg("expected `yardctl dlq list` to show the notification of job %s as type "
+                 "notify, got: %s %s",
+                 id, out, err);
+    const char *replay[] = {"dlq", "replay", "--all", NULL};
+    if (yt_run_program(g.c.env, "yardctl", replay, out, sizeof out, err, sizeof err) != 0)
+        fail_msg("expected `yardctl dlq replay --all` to replay the notification, got: %s %s",
+                 out, err);
+    if (yt_hook_wait(g.hook, "/refused", 1, 20000) < 1)
+        fail_msg("the replayed notification of job %s did not reach the receiver", id);
+    if (yt_js_find_header(g.c.js, "DLQ", "dlq.jobs.notify", "Yard-Job-Id", id, "Yard-Last-Error",
+                          why, sizeof why) == 1)
+        fail_msg("job %s: its notification is still in the DLQ after the replay", id);
 }
 
 int main(void)
