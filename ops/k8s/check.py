@@ -454,8 +454,14 @@ class Checker:
                 continue
             scaled[target] = so
             triggers = so["spec"].get("triggers", [])
-            self.check(len(triggers) == 1 and triggers[0].get("type") == "nats-jetstream",
-                       "%s: expected one nats-jetstream trigger, got %s" % (where, triggers))
+            queue = self.deployment_queues.get(target)
+            base = CONSUMER_EXECUTE + (queue or "?").replace(".", "_")
+            tiers = {base, base + "_HIGH", base + "_LOW"}
+            named = {t.get("metadata", {}).get("consumer") for t in triggers}
+            self.check(len(triggers) == 3 and named == tiers and
+                       all(t.get("type") == "nats-jetstream" for t in triggers),
+                       "%s: expected one nats-jetstream trigger per priority tier %s, got %s"
+                       % (where, sorted(tiers), triggers))
             for t in triggers:
                 md = t.get("metadata", {})
                 self.check(md.get("stream") == STREAM_JOBS, "%s: trigger reads stream %s, jobs "
@@ -465,12 +471,10 @@ class Checker:
                            "%s: trigger names consumer %s, which the programs did not create on "
                            "%s (they created %s)" % (where, consumer, STREAM_JOBS,
                                                     sorted(consumers.get(STREAM_JOBS, set()))))
-                queue = self.deployment_queues.get(target)
-                want = CONSUMER_EXECUTE + (queue or "?").replace(".", "_")
-                self.check(self.deployment_roles.get(target) == "execute" and consumer == want,
+                self.check(self.deployment_roles.get(target) == "execute" and consumer in tiers,
                            "%s: trigger reads %s, but %s runs --role %s --queues %s (consumer %s)"
                            % (where, consumer, target, self.deployment_roles.get(target), queue,
-                              want))
+                              sorted(tiers)))
                 lag = str(md.get("lagThreshold", ""))
                 self.check(lag.isdigit() and int(lag) > 0, "%s: lagThreshold %r is not a positive "
                            "integer" % (where, lag))
