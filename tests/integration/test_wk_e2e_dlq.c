@@ -154,8 +154,9 @@ static void test_list_filter_dry_run_and_replay_after_the_fix(void **state)
 
     /* Listed, as a table and as JSON, and filtered. */
     assert_int_equal(ctl("dlq", "list", NULL), 0);
+    /* An error cell is cut at 60 characters: "gate.sh" is what is sure to show. */
     if (!strstr(g.out, card) || !strstr(g.out, "card declined") ||
-        !strstr(g.out, "4 dead jobs shown") || !strstr(g.out, "gate.sh exited"))
+        !strstr(g.out, "4 dead jobs shown") || !strstr(g.out, "gate.sh"))
         fail_msg("expected the table to show 4 dead jobs with their errors, got:\n%s", g.out);
     assert_int_equal(letters(), 4);
     assert_int_equal(ctl("dlq", "list", "--error-contains", "card", "--json", NULL), 0);
