@@ -9,12 +9,11 @@
  * in; find a failed job by its error text and share the link; its attempts,
  * durations and trace id; an HTML/script error shown as text with nothing
  * run; a read-only key sees no cancel or replay button and the API refuses
- * it (403); replay of a dead letter with a confirmation (skipped, with the
- * reason printed, while GET /v1/dlq answers 404); workflows and schedules
- * say "not available" while their routes 404, and their contract shapes are
- * drawn right (a layered step graph, next fire times) with answers stubbed
- * inside the page; no request leaves for another host. The script's output
- * is printed, bounded.
+ * it (403); replay of a dead letter with a confirmation, then the job
+ * succeeds; a real workflow (a diamond with a dead branch) drawn as a
+ * layered graph with each step's state, and a real schedule with its next
+ * fire time (the schedule role runs too); no request leaves for another
+ * host. The script's output is printed, bounded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,6 +111,9 @@ static int setup(void **state)
     if (yt_auth_cluster_start(&c, keys, K_COUNT, extra) != 0 || write_flaky_type() != 0)
         return -1;
     char *const exec_extra[] = {"YARD_RETRY_BASE_MS=200", exec_env, NULL};
+    /* The schedule role releases workflow steps (the workflow page's graph). */
+    if (yt_worker_start(&c.sched, c.env, "schedule", NULL, extra, 0) != 0)
+        return -1;
     return yt_worker_start(&c.exec, c.env, "execute", NULL, exec_extra, 0);
 }
 

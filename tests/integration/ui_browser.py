@@ -31,33 +31,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 WAIT_S = 20
 
-# Answers in the shapes the contracts give for GET /v1/workflows[/{id}] and
-# GET /v1/schedules, served by a fetch wrapper inside the page.
-STUB_JS = r"""
-const wf = {id: '0195a1f0-0000-7000-8000-0000000000aa', name: 'thumbnails', status: 'running',
-  created_at: '2031-01-01T00:00:00Z', finished_at: null, steps: [
-  {id: 'fetch', job_id: '0195a1f0-0000-7000-8000-000000000001', depends_on: [], status: 'succeeded', attempts: 1, result: {}, error: null},
-  {id: 'resize', job_id: '0195a1f0-0000-7000-8000-000000000002', depends_on: ['fetch'], status: 'running', attempts: 1, result: null, error: null},
-  {id: 'scan', job_id: '0195a1f0-0000-7000-8000-000000000003', depends_on: ['fetch'], status: 'failed', attempts: 2, result: null, error: '<b>virus</b>'},
-  {id: 'publish', job_id: '0195a1f0-0000-7000-8000-000000000004', depends_on: ['resize', 'scan'], status: 'waiting', attempts: 0, result: null, error: null}]};
-const answers = {
-  '/v1/workflows': {workflows: [{id: wf.id, name: '<b>thumbnails</b>', status: 'running', created_at: wf.created_at,
-    finished_at: null, steps_total: 4, steps_done: 1}], next_cursor: null},
-  ['/v1/workflows/' + wf.id]: wf,
-  '/v1/schedules': {schedules: [{name: 'nightly', cron: '0 3 * * *', timezone: 'UTC', job: {type: 'noop'},
-    catch_up: 'skip', paused: false, next_fire_at: '2031-01-02T03:00:00Z', last_fire_at: null,
-    last_job_id: null, created_at: '2031-01-01T00:00:00Z'}]},
-};
-const real = window.fetch;
-window.fetch = (url, init) => {
-  const path = String(url).split('?')[0];
-  if (path in answers)
-    return Promise.resolve(new Response(JSON.stringify(answers[path]), {status: 200, headers: {'Content-Type': 'application/json'}}));
-  return real(url, init);
-};
-"""
-
-
 class Failure(Exception):
     pass
 
@@ -240,72 +213,36 @@ def run(driver, base, args):
     st, _ = http(base, "DELETE", "/v1/jobs/" + args.reader_job, args.reader_key)
     check(st == 403, "the API refuses a read-only key's cancel (403, got %d)" % st)
     driver.get(base + "/ui/#/dlq")
-    dlq_status, _ = http(base, "GET", "/v1/dlq?limit=1", args.admin_key)
-    if dlq_status == 404:
-        wait(driver, ec.presence_of_element_located((By.ID, "not-available")), "the not-available notice")
-        check(True, "dead letters: the console says 'not available' while /v1/dlq answers 404")
-        print("SKIP - replay checks: GET /v1/dlq answers 404 in this tree (helper 10a builds it)", flush=True)
-    else:
-        wait(driver, ec.presence_of_element_located((By.ID, "dlq-body")), "the dead letters")
-        check(driver.find_elements(By.ID, "dlq-replay") == [] and driver.find_elements(By.CSS_SELECTOR, ".dlq-select") == [],
-              "a read-only key sees no replay button")
-        st, _ = http(base, "POST", "/v1/dlq/replay", args.reader_key, {"all": True, "dry_run": True})
-        check(st == 403, "the API refuses a read-only key's replay (403, got %d)" % st)
+    wait(driver, ec.presence_of_element_located((By.ID, "dlq-body")), "the dead letters")
+    check(driver.find_elements(By.ID, "dlq-replay") == [] and driver.find_elements(By.CSS_SELECTOR, ".dlq-select") == [],
+          "a read-only key sees no replay button")
+    st, _ = http(base, "POST", "/v1/dlq/replay", args.reader_key, {"all": True, "dry_run": True})
+    check(st == 403, "the API refuses a read-only key's replay (403, got %d)" % st)
 
-        # Admin: select the flaky job's dead letter, confirm, watch it succeed.
-        sign_out(driver)
-        sign_in(driver, base, args.admin_key)
-        wait(driver, ec.presence_of_element_located((By.ID, "queues-body")), "the queues page")
-        driver.get(base + "/ui/#/dlq?error=switch")
-        box = wait(driver, lambda d: d.find_elements(
-            By.CSS_SELECTOR, "#dlq-body tr[data-job='%s'] input.dlq-select" % args.flaky_job),
-            "the flaky job's dead letter")
-        box[0].click()
-        driver.find_element(By.ID, "dlq-replay").click()
-        confirm = wait(driver, ec.presence_of_element_located((By.ID, "dlq-confirm")), "the confirmation")
-        check("Replay 1 dead letter?" in confirm.text, "the confirmation says how many (%s)" % confirm.text[:40])
-        open(args.flaky_switch, "w").close()  # from now on the job succeeds
-        driver.find_element(By.ID, "dlq-confirm-yes").click()
-        wait(driver, lambda d: "Replayed 1 of 1" in d.find_element(By.ID, "dlq-note").text, "the replay result")
-        check(True, "the replay is confirmed")
-        driver.get(base + "/ui/#/job/" + args.flaky_job)
-        wait(driver, lambda d: "succeeded" in d.find_element(By.ID, "job-fields").text,
-             "the replayed job to succeed (the page polls)")
-        check(True, "the replayed job succeeded, seen without reloading")
+    # Admin: select the flaky job's dead letter, confirm, watch it succeed.
+    sign_out(driver)
+    sign_in(driver, base, args.admin_key)
+    wait(driver, ec.presence_of_element_located((By.ID, "queues-body")), "the queues page")
+    driver.get(base + "/ui/#/dlq?error=switch")
+    box = wait(driver, lambda d: d.find_elements(
+        By.CSS_SELECTOR, "#dlq-body tr[data-job='%s'] input.dlq-select" % args.flaky_job),
+        "the flaky job's dead letter")
+    box[0].click()
+    driver.find_element(By.ID, "dlq-replay").click()
+    confirm = wait(driver, ec.presence_of_element_located((By.ID, "dlq-confirm")), "the confirmation")
+    check("Replay 1 dead letter?" in confirm.text, "the confirmation says how many (%s)" % confirm.text[:40])
+    open(args.flaky_switch, "w").close()  # from now on the job succeeds
+    driver.find_element(By.ID, "dlq-confirm-yes").click()
+    wait(driver, lambda d: "Replayed 1 of 1" in d.find_element(By.ID, "dlq-note").text, "the replay result")
+    check(True, "the replay is confirmed")
+    driver.get(base + "/ui/#/job/" + args.flaky_job)
+    wait(driver, lambda d: "succeeded" in d.find_element(By.ID, "job-fields").text,
+         "the replayed job to succeed (the page polls)")
+    check(True, "the replayed job succeeded, seen without reloading")
 
-    # Workflows and schedules (routes other parts of Switchyard add): while
-    # absent, the console says so; then its drawing of their contract shapes
-    # is checked with answers stubbed inside the page (no request is made).
-    for route, page in (("/v1/workflows?limit=1", "workflows"), ("/v1/schedules", "schedules")):
-        st, _ = http(base, "GET", route, args.admin_key)
-        if st != 404:
-            print("SKIP - %s stub: the route exists (%d); its real answers are the OpenAPI test's" % (page, st), flush=True)
-            continue
-        driver.get(base + "/ui/#/" + page)
-        wait(driver, ec.presence_of_element_located((By.ID, "not-available")), "the %s notice" % page)
-        check(True, "%s: the console says 'not available' while the route answers 404" % page)
-        driver.execute_script(STUB_JS)
-        driver.execute_script("location.hash = arguments[0]", "#/" + page + "?stubbed=1")
-        if page == "workflows":
-            link = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#workflows-body a"), "the stubbed workflow")
-            row = driver.find_element(By.CSS_SELECTOR, "#workflows-body tr").text
-            check("<b>thumbnails</b>" in row and "1 / 4" in row, "workflows list: name as text, steps done")
-            link[0].click()
-            nodes = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#workflow-graph g[data-step]"), "the graph")
-            pos = {n.get_attribute("data-step"): float(n.find_element(By.TAG_NAME, "rect").get_attribute("x")) for n in nodes}
-            lines = driver.find_elements(By.CSS_SELECTOR, "#workflow-graph line")
-            check(len(nodes) == 4 and len(lines) == 4 and pos["fetch"] < pos["resize"] == pos["scan"] < pos["publish"],
-                  "a workflow's steps are drawn as a layered graph (%s, %d edges)" % (pos, len(lines)))
-            check("<b>virus</b>" in driver.find_element(By.ID, "steps-body").text,
-                  "a step's error shows as text")
-            statuses = {n.get_attribute("data-step"): n.get_attribute("data-status") for n in nodes}
-            check(statuses == {"fetch": "succeeded", "resize": "running", "scan": "failed", "publish": "waiting"},
-                  "each step shows its state")
-        else:
-            row = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#schedules-body tr[data-schedule='nightly']"), "the schedule")
-            check("2031-01-02 03:00:00Z" in row[0].text and "0 3 * * *" in row[0].text,
-                  "schedules show their cron and next fire time")
-        driver.get("about:blank")  # the next load is a fresh page: the stub is gone
+    # Workflows and schedules, against the real routes.
+    for page in ("workflows", "schedules"):
+        real_page(driver, base, args, page)
 
     # Nothing left for another host.
     urls = requested_urls(driver)
@@ -318,6 +255,52 @@ def run(driver, base, args):
         "const done = arguments[0];"
         "fetch('http://example.com/').then(() => done('reached'), () => done('blocked'));")
     check(blocked == "blocked", "the page cannot reach another host")
+
+
+def real_page(driver, base, args, page):
+    """The workflows and schedules pages against the real routes: a diamond
+    whose one branch dies (its child is skipped) drawn as a layered graph with
+    each step's state, and a schedule with its cron and next fire time."""
+    if page == "workflows":
+        body = {"name": "<i>diamond</i>", "steps": [
+            {"id": "a", "type": "noop"},
+            {"id": "b", "type": "noop", "depends_on": ["a"]},
+            {"id": "c", "type": "fail", "max_attempts": 1, "payload": {"retryable": False, "message": "<b>virus</b>"},
+             "depends_on": ["a"]},
+            {"id": "d", "type": "noop", "depends_on": ["b", "c"]}]}
+        st, doc = http(base, "POST", "/v1/workflows", args.admin_key, body)
+        check(st == 202 and doc and doc.get("id"), "a real workflow is accepted (%s)" % st)
+        driver.get(base + "/ui/#/workflows")
+        link = wait(driver, lambda d: [a for a in d.find_elements(By.CSS_SELECTOR, "#workflows-body a")
+                                       if a.text == doc["id"]], "the workflow in the list")
+        row = link[0].find_element(By.XPATH, "./ancestor::tr").text
+        check("<i>diamond</i>" in row, "workflows list: the name shows as text")
+        link[0].click()
+        want = {"a": "succeeded", "b": "succeeded", "c": "dead", "d": "skipped"}
+
+        def settled(d):
+            nodes = d.find_elements(By.CSS_SELECTOR, "#workflow-graph g[data-step]")
+            got = {n.get_attribute("data-step"): n.get_attribute("data-status") for n in nodes}
+            return nodes if got == want else False
+        nodes = wait(driver, settled, "the steps to reach %s (the page polls)" % want)
+        pos = {n.get_attribute("data-step"): float(n.find_element(By.TAG_NAME, "rect").get_attribute("x"))
+               for n in nodes}
+        lines = driver.find_elements(By.CSS_SELECTOR, "#workflow-graph line")
+        check(len(lines) == 4 and pos["a"] < pos["b"] == pos["c"] < pos["d"],
+              "a real workflow is drawn as a layered graph with each step's state (%s)" % pos)
+        check("<b>virus</b>" in driver.find_element(By.ID, "steps-body").text,
+              "a real step's error shows as text")
+    else:
+        body = {"name": "ui-nightly", "cron": "0 3 * * *", "timezone": "UTC", "job": {"type": "noop"}}
+        st, doc = http(base, "POST", "/v1/schedules", args.admin_key, body)
+        check(st in (200, 201) and doc and doc.get("next_fire_at"), "a real schedule is created (%s)" % st)
+        day = doc["next_fire_at"][:10]
+        driver.get(base + "/ui/#/schedules")
+        row = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#schedules-body tr[data-schedule='ui-nightly']"),
+                   "the schedule")
+        check(day + " 03:00:00Z" in row[0].text and "0 3 * * *" in row[0].text,
+              "a real schedule shows its cron and next fire time (%s)" % row[0].text)
+    driver.get("about:blank")
 
 
 if __name__ == "__main__":
