@@ -160,10 +160,9 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=a
               -Ibus -Igateway $(PKG_CFLAGS)
 FUZZ_LIBS  := $(PKG_LIBS) -lhttp_parser -lpthread -lm
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-# What fuzz targets may reach: libyard without PostgreSQL, and the gateway's
-# input decoding.
-FUZZ_SRC := $(filter-out bus/migrate.c bus/db.c bus/jobs.c bus/jobs_list.c bus/schedules.c bus/workflows.c,$(LIB_SRC)) gateway/body.c \
-            gateway/job_spec.c gateway/workflow_spec.c
+# What fuzz targets may reach: libyard (linked whole, as the programs link it;
+# the targets call only its parsers) and the gateway's input decoding.
+FUZZ_SRC := $(LIB_SRC) gateway/body.c gateway/job_spec.c gateway/workflow_spec.c
 # Targets that reach a worker's parsers get those files too.
 FUZZ_EXTRA_exec_config := workers/exec_config.c workers/registry.c
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard workers/*.c)

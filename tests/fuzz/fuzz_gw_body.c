@@ -182,7 +182,17 @@ static void check_spec(const gw_job_spec_t *s, json_t *doc)
     if (s->notify_json) {
         if (s->notify_len > YARD_ENV_NOTIFY_MAX)
             fail("notify over 64 KiB");
-        check_json_text("notify", s->notify_json, s->notify_len, json_object_get(doc, "notify"));
+        /* Stored normalised: {"url": the URL given, "on": [...]} (a bare URL
+         * means succeeded and dead). */
+        json_t *given = json_object_get(doc, "notify");
+        json_t *url = json_is_object(given) ? json_object_get(given, "url") : given;
+        check_json_text("notify", s->notify_json, s->notify_len, NULL);
+        json_t *back = json_loadb(s->notify_json, s->notify_len, JSON_DECODE_ANY, NULL);
+        json_t *on = json_object_get(back, "on");
+        if (!json_is_object(back) || !json_equal(json_object_get(back, "url"), url) ||
+            !json_is_array(on) || json_array_size(on) == 0)
+            fail("notify is not stored as {url, on} with the URL given");
+        json_decref(back);
     }
     if (s->idempotency_key) {
         size_t n = strlen(s->idempotency_key);
