@@ -12,6 +12,8 @@
  *      loop), batches of 100, and an open loop at 2,000 requests/s;
  *   4. end to end: 50,000 noop jobs through the batch route with one execute
  *      worker, until all are `succeeded` in PostgreSQL;
+ *   5. the batch route and the end-to-end run again against a 3-node
+ *      JetStream cluster with R3 streams (the cost of replication);
  * and prints every figure with its ratio to the raw limit it depends on,
  * the workers' time split (PostgreSQL, JetStream, handlers) and peak RSS.
  * One benchmark at a time: do not run two on this machine at once.
@@ -33,6 +35,7 @@
 #include "harness.h"
 #include "js_internal.h" /* raw JetStream setup */
 #include "log.h"
+#include "yt_nats_cluster.h"
 
 #define RAW_MSGS 100000
 #define RAW_ROWS 100000
@@ -258,6 +261,118 @@ static void time_split(int port, double *pg, double *js, double *handler)
         pclose(p);
 }
 
+/* Posts n noop jobs (batches of 1,000 through burl) and waits until n more
+ * jobs are `succeeded` in PostgreSQL (at most 300 s). Returns the seconds
+ * from the first post to the last success; sets *posted (seconds to post)
+ * and *done (jobs that succeeded). */
+static double e2e_run(yt_env_t *env, const char *burl, int n, double *posted, long *done)
+{
+    long before = sql_long(env, "SELECT count(*) FROM jobs WHERE status = 'succeeded'");
+    double t0 = now_s();
+    char body_cmd[512], path[400];
+    snprintf(path, sizeof path, "%s/batch.json", env->dir);
+    FILE *bf = fopen(path, "w");
+    if (!bf)
+        exit(1);
+    fputs("{\"jobs\":[", bf);
+    for (int i = 0; i < 1000; i++)
+        fputs(i ? ",{\"type\":\"noop\"}" : "{\"type\":\"noop\"}", bf);
+    fputs("]}", bf);
+    fclose(bf);
+    for (int i = 0; i < n / 1000; i++) {
+        snprintf(body_cmd, sizeof body_cmd,
+                 "curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' "
+                 "--data-binary @%s/batch.json %s",
+                 env->dir, burl);
+        if (system(body_cmd) != 0) {
+            fprintf(stderr, "bench: batch post failed\n");
+            exit(1);
+        }
+    }
+    *posted = now_s() - t0;
+    *done = 0;
+    while (*done < n && now_s() - t0 < 300) {
+        usleep(100000);
+        *done = sql_long(env, "SELECT count(*) FROM jobs WHERE status = 'succeeded'") - before;
+    }
+    return now_s() - t0;
+}
+
+/* Stops the programs started so far (the single-node run's). */
+static void stop_programs(void)
+{
+    for (int i = bench_npids - 1; i >= 0; i--)
+        if (yt_kill_wait(bench_pids[i], SIGTERM, 20000) < 0)
+            yt_kill_wait(bench_pids[i], SIGKILL, 5000);
+    bench_npids = 0;
+}
+
+/* 5. The cost of replication: the batch route and the end-to-end run again,
+ * against a 3-node JetStream cluster (ops/nats) with R3 streams, on this
+ * same machine (all three nodes share its 2 cores with everything else, so
+ * this shows the cost of quorum writes, not of a network). Prints each
+ * figure with its ratio to the single-node one. Returns 0 or -1. */
+static int r3_section(yt_env_t *env, double single_batch_jps, double single_e2e_jps)
+{
+    yt_nats_cluster_t nc;
+    memset(&nc, 0, sizeof nc);
+    stop_programs();
+    printf("\nR3: the same against a 3-node JetStream cluster with R3 streams (one machine)\n");
+    if (yt_nats_cluster_start(&nc, env) != 0)
+        return -1;
+    int gw_port = yt_free_port(), wk_port = yt_free_port(), au_port = yt_free_port();
+    char gp[32], wp[16], ap[16], nats[320], pg[600];
+    snprintf(gp, sizeof gp, "YARD_HTTP_PORT=%d", gw_port);
+    snprintf(wp, sizeof wp, "%d", wk_port);
+    snprintf(ap, sizeof ap, "%d", au_port);
+    snprintf(nats, sizeof nats, "YARD_NATS_URL=%s", nc.urls);
+    snprintf(pg, sizeof pg, "YARD_PG_DSN=%s", env->pg_dsn);
+    char *gw_env[] = {gp, nats, pg, "YARD_AUTH_DISABLED=true", "YARD_LOG_LEVEL=warn",
+                      "YARD_RATE_PER_S=10000000", "YARD_RATE_BURST=10000000",
+                      "YARD_JS_REPLICAS=3", NULL};
+    char *wk_env[] = {nats, pg, "YARD_LOG_LEVEL=warn", "YARD_WORKER_CONCURRENCY=64",
+                      "YARD_WORKER_BATCH=256", "YARD_JS_REPLICAS=3", NULL};
+    char gw_bin[600], wk_bin[600], burl[128], args[512];
+    snprintf(gw_bin, sizeof gw_bin, "%s/yard-gateway", yt_bin_dir());
+    snprintf(wk_bin, sizeof wk_bin, "%s/yard-worker", yt_bin_dir());
+    char *gw_argv[] = {gw_bin, NULL};
+    start(env, "gateway-r3", gw_argv, gw_env, gw_port, "/readyz");
+    snprintf(burl, sizeof burl, "http://127.0.0.1:%d/v1/jobs/batch", gw_port);
+    snprintf(args, sizeof args,
+             "--url %s --connections 16 --duration %s --warmup 2 --batch 100", burl,
+             LOAD_SECONDS);
+    json_t *batch = load(args);
+    double jps = jnum(batch, "jobs_per_s", NULL);
+    printf("  POST /v1/jobs/batch x100, 16 connections      %9.0f jobs/s  p50 %.2f ms  p99 %.2f"
+           " ms  (%.2fx the single node)\n",
+           jps, jnum(batch, "latency_ms", "p50"), jnum(batch, "latency_ms", "p99"),
+           jps / single_batch_jps);
+    json_decref(batch);
+    {
+        yard_config_t cfg;
+        yard_js_t *js = NULL;
+        yard_config_defaults(&cfg);
+        yard_config_set(&cfg, "nats_url", nc.urls);
+        if (yard_js_connect(&js, &cfg, "bench-purge") == 0) {
+            js_PurgeStream(yard_js_ctx(js), YARD_STREAM_JOBS, NULL, NULL);
+            yard_js_destroy(js, 1000);
+        }
+    }
+    char *wk_argv[] = {wk_bin, "--role", "execute", "--metrics-port", wp, NULL};
+    char *au_argv[] = {wk_bin, "--role", "audit", "--metrics-port", ap, NULL};
+    start(env, "worker-execute-r3", wk_argv, wk_env, wk_port, "/readyz");
+    start(env, "worker-audit-r3", au_argv, wk_env, au_port, "/readyz");
+    double posted = 0;
+    long done = 0;
+    double e2e = e2e_run(env, burl, E2E_JOBS, &posted, &done);
+    printf("  end to end, %d noop jobs: all %ld succeeded after %.2f s  %9.0f jobs/s  (%.2fx the "
+           "single node)\n",
+           E2E_JOBS, done, e2e, done / e2e, (done / e2e) / single_e2e_jps);
+    stop_programs();
+    yt_nats_cluster_stop(env, &nc);
+    return done == E2E_JOBS ? 0 : -1;
+}
+
 int main(void)
 {
     yt_env_t *env = NULL;
@@ -349,38 +464,9 @@ int main(void)
     char *au_argv[] = {wk_bin, "--role", "audit", "--metrics-port", ap, NULL};
     pid_t wk = start(env, "worker-execute", wk_argv, wk_env, wk_port, "/readyz");
     pid_t au = start(env, "worker-audit", au_argv, wk_env, au_port, "/readyz");
-    long before = sql_long(env, "SELECT count(*) FROM jobs WHERE status = 'succeeded'");
-    double t0 = now_s();
-    /* Exactly E2E_JOBS jobs, in batches of 1000 (a load tool would overshoot). */
-    {
-        char body_cmd[512], path[400];
-        snprintf(path, sizeof path, "%s/batch.json", env->dir);
-        FILE *bf = fopen(path, "w");
-        if (!bf)
-            return 1;
-        fputs("{\"jobs\":[", bf);
-        for (int i = 0; i < 1000; i++)
-            fputs(i ? ",{\"type\":\"noop\"}" : "{\"type\":\"noop\"}", bf);
-        fputs("]}", bf);
-        fclose(bf);
-        for (int i = 0; i < E2E_JOBS / 1000; i++) {
-            snprintf(body_cmd, sizeof body_cmd,
-                     "curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' "
-                     "--data-binary @%s/batch.json %s",
-                     env->dir, burl);
-            if (system(body_cmd) != 0) {
-                fprintf(stderr, "bench: batch post failed\n");
-                return 1;
-            }
-        }
-    }
-    double posted = now_s() - t0;
+    double posted = 0;
     long done = 0;
-    while (done < E2E_JOBS && now_s() - t0 < 300) {
-        usleep(100000);
-        done = sql_long(env, "SELECT count(*) FROM jobs WHERE status = 'succeeded'") - before;
-    }
-    double e2e = now_s() - t0;
+    double e2e = e2e_run(env, burl, E2E_JOBS, &posted, &done);
     double pgs, jss, hs;
     time_split(wk_port, &pgs, &jss, &hs);
     double total = pgs + jss + hs;
@@ -395,5 +481,7 @@ int main(void)
            peak_rss_kb(wk) / 1024.0, peak_rss_kb(au) / 1024.0, peak_rss_kb(gw) / 1024.0);
 
     (void)au;
-    return done == E2E_JOBS ? 0 : 1; /* bench_cleanup stops everything */
+    if (done != E2E_JOBS)
+        return 1;
+    return r3_section(env, batch_jps, done / e2e) == 0 ? 0 : 1; /* bench_cleanup stops the rest */
 }
