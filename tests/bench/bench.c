@@ -392,7 +392,7 @@ int main(void)
     printf("  PostgreSQL pipelined inserts, 256 per commit  %9.0f rows/s (fsync on)\n", rows);
 
     int gw_port = yt_free_port(), wk_port = yt_free_port(), au_port = yt_free_port();
-    char gp[32], wp[16], ap[16], nats[96], pg[600];
+    char gp[32], wp[16], ap[16], nats[300], pg[600];
     snprintf(gp, sizeof gp, "YARD_HTTP_PORT=%d", gw_port);
     snprintf(wp, sizeof wp, "%d", wk_port);
     snprintf(ap, sizeof ap, "%d", au_port);
