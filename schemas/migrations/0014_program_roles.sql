@@ -12,6 +12,8 @@
 -- No role but the owner may create anything (no CREATE on the schema, no
 -- TEMPORARY on the database), read api_keys (but the gateway), or change
 -- audit_log (the audit worker appends through yard_audit_writer, 0009).
+-- A later migration that adds a table grants it to the roles whose
+-- statements use it, in the same way.
 
 DO $$
 DECLARE
