@@ -255,6 +255,33 @@ REVOKE ALL ON DATABASE yard FROM PUBLIC;
 "
     printf '%s' "$sql" | psql_super -d postgres -q >>"$logs/postgres.log" 2>&1 ||
         die "creating the database roles failed; see .yard/log/postgres.log"
+    # A database migrated by an earlier `make up` (as postgres): its tables
+    # and functions go to the owner, so that later migrations can run.
+    psql_super -d yard -q >>"$logs/postgres.log" 2>&1 <<'SQL' ||
+DO $$
+DECLARE
+    q text;
+BEGIN
+    FOR q IN SELECT format('ALTER TABLE public.%I OWNER TO yard_owner', tablename)
+               FROM pg_tables WHERE schemaname = 'public' AND tableowner <> 'yard_owner'
+    LOOP
+        EXECUTE q;
+    END LOOP;
+    FOR q IN SELECT format('ALTER FUNCTION %s OWNER TO yard_owner', p.oid::regprocedure)
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> 'yard_owner'
+                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE q;
+    END LOOP;
+END
+$$;
+SQL
+        die "handing the tables to yard_owner failed; see .yard/log/postgres.log"
+    if as_pg grep -qE '^[^#].*[[:space:]]trust$' "$data/pg/pg_hba.conf"; then
+        say "warning: $data/pg was made by an earlier make up and still trusts local connections;"
+        say "warning: make down, move $data away and make up again to require passwords"
+    fi
 }
 
 write_env() {
