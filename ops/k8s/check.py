@@ -27,7 +27,10 @@ both and runs it (that is how `make test` runs it). What it checks:
     ScaledObject, every worker role of `yard-worker --help` its Deployment;
   * Services, HPA and PodDisruptionBudgets select or target what exists;
   * the Helm values: 3 nodes with JetStream on file storage, replicas equal
-    to YARD_JS_REPLICAS, the monitoring port KEDA uses, max_payload, token;
+    to YARD_JS_REPLICAS, the monitoring port KEDA uses, max_payload; one NATS
+    user per workload (its YARD_NATS_USER) whose password comes from the
+    YARD_NATS_PASSWORD of the credentials Secret that workload gets, and a
+    gateway user that cannot consume;
   * the Dockerfile: Debian 12, multi-stage, `make`, a non-root USER, the
     build stage has every library package of ops/install-deps.sh, and the
     runtime packages provide every shared library the programs link.
