@@ -35,6 +35,11 @@ typedef struct {
 static const cfg_key_t cfg_keys[] = {
     STR(nats_url, "nats://127.0.0.1:4222", 0),
     STR(nats_token, "", 1),
+    STR(nats_user, "", 0),
+    STR(nats_password, "", 1),
+    STR(nats_tls_ca_file, "", 0),
+    STR(nats_tls_cert_file, "", 0),
+    STR(nats_tls_key_file, "", 0),
     STR(pg_dsn, "postgresql://yard@127.0.0.1:5432/yard", 1),
     STR(log_level, "info", 0),
     INT(js_replicas, 1, 1, 5),

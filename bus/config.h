@@ -19,6 +19,15 @@ typedef struct {
     /* connections */
     char nats_url[YARD_CONFIG_STR_MAX];  /* nats://host:port[,nats://...] */
     char nats_token[YARD_CONFIG_STR_MAX]; /* secret; empty = none */
+    /* A NATS user and its password (secret); empty = none (or in the URL). */
+    char nats_user[YARD_CONFIG_STR_MAX];
+    char nats_password[YARD_CONFIG_STR_MAX];
+    /* TLS to NATS (tls:// URLs): the CA file that signed the servers'
+     * certificates (PEM; empty = the system's), and an optional client
+     * certificate and key for servers that verify clients. */
+    char nats_tls_ca_file[YARD_CONFIG_STR_MAX];
+    char nats_tls_cert_file[YARD_CONFIG_STR_MAX];
+    char nats_tls_key_file[YARD_CONFIG_STR_MAX];
     char pg_dsn[YARD_CONFIG_STR_MAX];    /* libpq conninfo or URI; password masked */
     /* logging */
     char log_level[16];

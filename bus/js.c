@@ -258,6 +258,32 @@ static natsStatus js_set_servers(natsOptions *opts, const char *list)
     return n == 1 ? natsOptions_SetURL(opts, urls[0]) : natsOptions_SetServers(opts, urls, n);
 }
 
+/* TLS settings: a tls:// URL makes nats.c require TLS by itself; a CA file
+ * (or a client certificate) requires it too, and verifies the server's
+ * certificate and host name against that CA instead of the system's. */
+static natsStatus js_set_tls(natsOptions *opts, const yard_config_t *cfg)
+{
+    natsStatus s = NATS_OK;
+    int secure = cfg->nats_tls_ca_file[0] || cfg->nats_tls_cert_file[0];
+    if (secure)
+        s = natsOptions_SetSecure(opts, true);
+    if (s == NATS_OK && cfg->nats_tls_ca_file[0]) {
+        s = natsOptions_LoadCATrustedCertificates(opts, cfg->nats_tls_ca_file);
+        if (s != NATS_OK)
+            YARD_LOG_ERROR(NULL, "nats: cannot load nats_tls_ca_file %s: %s",
+                           cfg->nats_tls_ca_file, natsStatus_GetText(s));
+    }
+    if (s == NATS_OK && (cfg->nats_tls_cert_file[0] || cfg->nats_tls_key_file[0])) {
+        s = natsOptions_LoadCertificatesChain(opts, cfg->nats_tls_cert_file,
+                                              cfg->nats_tls_key_file);
+        if (s != NATS_OK)
+            YARD_LOG_ERROR(NULL, "nats: cannot load nats_tls_cert_file %s / nats_tls_key_file %s: %s",
+                           cfg->nats_tls_cert_file, cfg->nats_tls_key_file,
+                           natsStatus_GetText(s));
+    }
+    return s;
+}
+
 int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
 {
     yard_js_t *js = calloc(1, sizeof *js);
@@ -284,6 +310,10 @@ int yard_js_connect(yard_js_t **out, const yard_config_t *cfg, const char *name)
         s = js_set_servers(opts, cfg->nats_url);
     if (s == NATS_OK && cfg->nats_token[0])
         s = natsOptions_SetToken(opts, cfg->nats_token);
+    if (s == NATS_OK && cfg->nats_user[0])
+        s = natsOptions_SetUserInfo(opts, cfg->nats_user, cfg->nats_password);
+    if (s == NATS_OK)
+        s = js_set_tls(opts, cfg);
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, name);
     if (s == NATS_OK)

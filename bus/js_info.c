@@ -8,6 +8,7 @@
 #include "err.h"
 #include "js_info.h"
 #include "js_internal.h"
+#include "redact.h"
 
 static const char *retention_name(jsRetentionPolicy r)
 {
@@ -77,7 +78,7 @@ int yard_js_cluster_info(json_t **out, yard_js_t *js)
     jsAccountInfo *ai = NULL;
     jsStreamInfoList *sl = NULL;
     jsErrCode jerr = 0;
-    char id[128] = "", url[256] = "";
+    char id[128] = "", url[256] = "", shown[256];
     char **servers = NULL;
     int nservers = 0, rc;
     json_t *doc = NULL, *streams = json_array(), *srv = json_array();
@@ -93,7 +94,9 @@ int yard_js_cluster_info(json_t **out, yard_js_t *js)
     }
     if (rc == 0) {
         natsConnection_GetConnectedServerId(nc, id, sizeof id);
+        /* The URL carries the user's password (nats://user:pass@host): masked. */
         natsConnection_GetConnectedUrl(nc, url, sizeof url);
+        yard_redact_dsn(shown, sizeof shown, url);
         if (natsConnection_GetServers(nc, &servers, &nservers) != NATS_OK)
             nservers = 0;
         for (int i = 0; i < nservers; i++) {
@@ -102,7 +105,7 @@ int yard_js_cluster_info(json_t **out, yard_js_t *js)
         }
         free(servers);
         doc = json_pack("{s:{s:s, s:s}, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:O}", "server",
-                        "id", id, "url", url, "servers", srv, "account", "memory",
+                        "id", id, "url", shown, "servers", srv, "account", "memory",
                         (json_int_t)ai->Memory, "storage", (json_int_t)ai->Store, "streams",
                         (json_int_t)ai->Streams, "consumers", (json_int_t)ai->Consumers,
                         "api_total", (json_int_t)ai->API.Total, "api_errors",

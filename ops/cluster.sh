@@ -23,6 +23,14 @@
 # YARD_URL, YARD_API_KEY, YARD_NATS_URL, YARD_PG_DSN and YARD_NOTIFY_SECRET (the
 # key of the webhooks' Yard-Signature) as exported shell
 # assignments: after `. .yard/env`, curl examples and yardctl work as they are.
+# Locked down: .yard is mode 700, .yard/env and .yard/secrets mode 600.
+# PostgreSQL takes scram-sha-256 passwords only (no trust, also not on its
+# socket); the `yard` database belongs to yard_owner (not a superuser: it
+# migrates, yardctl uses it), and each program logs in as its own role
+# (yard_gateway, yard_execute, yard_schedule, yard_notify, yard_audit) whose
+# table rights migration 0014 grants. NATS requires a user per program, each
+# allowed only the subjects it publishes and subscribes to (nats.conf).
+# Passwords are generated once into .yard/secrets and never printed.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -48,6 +56,52 @@ roles=(execute schedule audit notify)
 
 say() { printf 'yard: %s\n' "$*"; }
 die() { printf 'yard: error: %s\n' "$*" >&2; exit 1; }
+
+# Every program's PostgreSQL role and NATS user (yardctl: the owner).
+programs=(owner gateway execute schedule notify audit)
+secrets=$data/secrets
+
+new_password() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# Loads .yard/secrets (PW_<program> and PW_postgres), generating what is
+# missing; the file is mode 600 and never printed.
+load_secrets() {
+    local p changed=0
+    # shellcheck disable=SC1090
+    [ -f "$secrets" ] && . "$secrets"
+    for p in postgres "${programs[@]}"; do
+        if [ -z "$(eval "echo \${PW_$p:-}")" ]; then
+            eval "PW_$p=$(new_password)"
+            changed=1
+        fi
+    done
+    if [ "$changed" -eq 1 ] || [ ! -f "$secrets" ]; then
+        (umask 077
+         for p in postgres "${programs[@]}"; do
+             printf 'PW_%s=%s\n' "$p" "$(eval "echo \$PW_$p")"
+         done >"$secrets.tmp")
+        mv "$secrets.tmp" "$secrets"
+    fi
+    chmod 600 "$secrets"
+}
+
+pw() { eval "echo \$PW_$1"; }
+
+# The PostgreSQL role of a program (yardctl's is the owner).
+pg_role() { echo "yard_$1"; }
+
+pg_dsn() { # program
+    echo "postgresql://$(pg_role "$1"):$(pw "$1")@127.0.0.1:$pg_port/yard"
+}
+
+nats_url() { # program
+    echo "nats://$1:$(pw "$1")@127.0.0.1:$nats_port"
+}
+
+# psql as the superuser, password from the environment (never argv).
+psql_super() {
+    PGPASSWORD=$(pw postgres) psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@"
+}
 
 running() { # name -> 0 if its pid file names a live process (not a zombie)
     local f=$run/$1.pid pid state
@@ -91,10 +145,49 @@ start_bg() { # name ports probe command...
     say "$name started (pid $!, log .yard/log/$name.log)"
 }
 
+# The NATS users: one per program. Every one talks to the JetStream API
+# (streams, consumers, publish acks) and receives its replies on _INBOX.>,
+# but none may delete or purge a stream (yardctl, the operators', may), and
+# the gateway may not fetch from a consumer nor ack: it never consumes.
+# Only the gateway and yardctl publish jobs (jobs.>) and cancels
+# (yard.cancel.>); the schedule role publishes to the execute subjects, the
+# execute role to jobs.notify; the workers ack ($JS.ACK.>) and publish
+# events and dead letters.
+nats_conf() {
+    local js_deny='"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>"'
+    cat <<CONF
+max_payload: $nats_max_payload
+authorization {
+  users = [
+    {user: gateway, password: "$(pw gateway)", permissions: {
+      publish: {allow: ["\$JS.API.>", "jobs.>", "events.>", "dlq.>", "yard.cancel.>"],
+                deny: [$js_deny, "\$JS.API.CONSUMER.MSG.NEXT.>", "\$JS.ACK.>"]},
+      subscribe: {allow: ["_INBOX.>"]}}}
+    {user: execute, password: "$(pw execute)", permissions: {
+      publish: {allow: ["\$JS.API.>", "\$JS.ACK.>", "jobs.notify", "events.>", "dlq.>"], deny: [$js_deny]},
+      subscribe: {allow: ["_INBOX.>", "yard.cancel.>", "\$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"]}}}
+    {user: schedule, password: "$(pw schedule)", permissions: {
+      publish: {allow: ["\$JS.API.>", "\$JS.ACK.>", "jobs.execute.>", "events.>", "dlq.>"], deny: [$js_deny]},
+      subscribe: {allow: ["_INBOX.>", "\$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"]}}}
+    {user: notify, password: "$(pw notify)", permissions: {
+      publish: {allow: ["\$JS.API.>", "\$JS.ACK.>", "events.>", "dlq.>"], deny: [$js_deny]},
+      subscribe: {allow: ["_INBOX.>", "\$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"]}}}
+    {user: audit, password: "$(pw audit)", permissions: {
+      publish: {allow: ["\$JS.API.>", "\$JS.ACK.>", "events.>", "dlq.>"], deny: [$js_deny]},
+      subscribe: {allow: ["_INBOX.>", "\$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"]}}}
+    {user: owner, password: "$(pw owner)", permissions: {
+      publish: {allow: ["\$JS.API.>", "jobs.>", "events.>", "dlq.>", "yard.cancel.>"]},
+      subscribe: {allow: ["_INBOX.>"]}}}
+  ]
+}
+CONF
+}
+
 up_nats() {
     mkdir -p "$data/nats"
-    # max_payload has no command-line flag: it goes in a config file.
-    echo "max_payload: $nats_max_payload" >"$data/nats/nats.conf"
+    # max_payload has no command-line flag: it goes in a config file, with
+    # the users and what each may publish and subscribe to.
+    (umask 077; nats_conf >"$data/nats/nats.conf")
     start_bg nats "$nats_port (clients), $nats_mon (monitor)" \
         "http://127.0.0.1:$nats_mon/healthz?js-enabled-only=true" \
         nats-server -c "$data/nats/nats.conf" -a 127.0.0.1 -p "$nats_port" \
@@ -109,8 +202,17 @@ up_postgres() {
     if [ ! -f "$pgdata/PG_VERSION" ]; then
         mkdir -p "$pgdata"
         [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$pgdata" && chmod 700 "$pgdata"
-        as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --locale=C \
-            >>"$logs/postgres.log" 2>&1 || die "initdb failed; see .yard/log/postgres.log"
+        # scram-sha-256 for every connection, the socket's too (no trust):
+        # the superuser's password comes from a file only postgres reads.
+        local pwfile=$data/pg.pwfile
+        (umask 077; pw postgres >"$pwfile")
+        [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$pwfile"
+        as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres -A scram-sha-256 --pwfile="$pwfile" \
+            -E UTF8 --locale=C >>"$logs/postgres.log" 2>&1 || {
+            rm -f "$pwfile"
+            die "initdb failed; see .yard/log/postgres.log"
+        }
+        rm -f "$pwfile"
     fi
     if ! as_pg "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
         as_pg "$pg_bin/pg_ctl" -D "$pgdata" -w -t 60 -l "$pgdata/server.log" \
@@ -126,9 +228,59 @@ up_postgres() {
     local listening
     listening=$(sed -n 4p "$pgdata/postmaster.pid")
     record postgres "$listening" "pg:$listening"
-    if ! psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc \
-        "SELECT 1 FROM pg_database WHERE datname = 'yard'" | grep -q 1; then
-        psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qc "CREATE DATABASE yard"
+    pg_roles_bootstrap
+}
+
+# As the superuser (idempotent): the owner of `yard` (no superuser, no
+# CREATEROLE; it may grant yard_audit_writer, which migration 0009 needs),
+# one LOGIN role per program with its password, the database itself, and
+# no CONNECT for anyone else. Table rights are migration 0014's. The SQL,
+# passwords included, goes through stdin, never a command line.
+pg_roles_bootstrap() {
+    local p sql
+    sql="SELECT 'CREATE ROLE yard_audit_writer NOLOGIN'
+          WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'yard_audit_writer') \\gexec
+"
+    for p in "${programs[@]}"; do
+        sql+="SELECT 'CREATE ROLE $(pg_role "$p")'
+          WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$(pg_role "$p")') \\gexec
+ALTER ROLE $(pg_role "$p") LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$(pw "$p")';
+"
+    done
+    sql+="GRANT yard_audit_writer TO yard_owner WITH ADMIN OPTION;
+SELECT 'CREATE DATABASE yard OWNER yard_owner'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'yard') \\gexec
+ALTER DATABASE yard OWNER TO yard_owner;
+REVOKE ALL ON DATABASE yard FROM PUBLIC;
+"
+    printf '%s' "$sql" | psql_super -d postgres -q >>"$logs/postgres.log" 2>&1 ||
+        die "creating the database roles failed; see .yard/log/postgres.log"
+    # A database migrated by an earlier `make up` (as postgres): its tables
+    # and functions go to the owner, so that later migrations can run.
+    psql_super -d yard -q >>"$logs/postgres.log" 2>&1 <<'SQL' ||
+DO $$
+DECLARE
+    q text;
+BEGIN
+    FOR q IN SELECT format('ALTER TABLE public.%I OWNER TO yard_owner', tablename)
+               FROM pg_tables WHERE schemaname = 'public' AND tableowner <> 'yard_owner'
+    LOOP
+        EXECUTE q;
+    END LOOP;
+    FOR q IN SELECT format('ALTER FUNCTION %s OWNER TO yard_owner', p.oid::regprocedure)
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> 'yard_owner'
+                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE q;
+    END LOOP;
+END
+$$;
+SQL
+        die "handing the tables to yard_owner failed; see .yard/log/postgres.log"
+    if as_pg grep -qE '^[^#].*[[:space:]]trust$' "$data/pg/pg_hba.conf"; then
+        say "warning: $data/pg was made by an earlier make up and still trusts local connections;"
+        say "warning: make down, move $data away and make up again to require passwords"
     fi
 }
 
@@ -142,8 +294,9 @@ write_env() {
     fi
     [ -n "$secret" ] || secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
     [ -n "$notify" ] || notify=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-    export YARD_NATS_URL="nats://127.0.0.1:$nats_port"
-    export YARD_PG_DSN="postgresql://postgres@127.0.0.1:$pg_port/yard"
+    # yardctl and scripts act as the owner (the operators' user).
+    export YARD_NATS_URL=$(nats_url owner)
+    export YARD_PG_DSN=$(pg_dsn owner)
     export YARD_ID_SECRET=$secret
     export YARD_NOTIFY_SECRET=$notify
     "$bin/yardctl" migrate >/dev/null 2>&1 || die "migrations failed; run $bin/yardctl migrate to see why"
@@ -151,7 +304,7 @@ write_env() {
         key=$("$bin/yardctl" keys create --name local-admin --scopes admin --quiet)
     fi
     umask 077
-    cat >"$data/env" <<ENV
+    cat >"$data/env.tmp" <<ENV
 export YARD_URL=http://127.0.0.1:$http_port
 export YARD_API_KEY=$key
 export YARD_NATS_URL=$YARD_NATS_URL
@@ -159,22 +312,32 @@ export YARD_PG_DSN=$YARD_PG_DSN
 export YARD_ID_SECRET=$secret
 export YARD_NOTIFY_SECRET=$notify
 ENV
+    mv "$data/env.tmp" "$data/env"
+    chmod 600 "$data/env"
     umask 022
     export YARD_API_KEY=$key
 }
 
 up() {
+    mkdir -p "$data"
+    # Only the user who runs the cluster may enter .yard; as root,
+    # PostgreSQL (the postgres user) must reach its folder in it, so the
+    # folder belongs to postgres (root enters it anyway).
+    chmod 700 "$data"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$data"
     mkdir -p "$run" "$logs"
-    chmod 755 "$data"
+    load_secrets
     up_nats
     up_postgres
     write_env
     YARD_HTTP_PORT=$http_port YARD_HTTP_ADDR=127.0.0.1 \
+        YARD_PG_DSN=$(pg_dsn gateway) YARD_NATS_URL=$(nats_url gateway) \
         start_bg gateway "$http_port (http)" "http://127.0.0.1:$http_port/readyz" \
         "$bin/yard-gateway"
     local i
     for i in "${!roles[@]}"; do
-        start_bg "worker-${roles[i]}" "$((metrics_base + i)) (metrics)" \
+        YARD_PG_DSN=$(pg_dsn "${roles[i]}") YARD_NATS_URL=$(nats_url "${roles[i]}") \
+            start_bg "worker-${roles[i]}" "$((metrics_base + i)) (metrics)" \
             "http://127.0.0.1:$((metrics_base + i))/readyz" \
             "$bin/yard-worker" --role "${roles[i]}" --metrics-port $((metrics_base + i))
     done

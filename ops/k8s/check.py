@@ -27,7 +27,10 @@ both and runs it (that is how `make test` runs it). What it checks:
     ScaledObject, every worker role of `yard-worker --help` its Deployment;
   * Services, HPA and PodDisruptionBudgets select or target what exists;
   * the Helm values: 3 nodes with JetStream on file storage, replicas equal
-    to YARD_JS_REPLICAS, the monitoring port KEDA uses, max_payload, token;
+    to YARD_JS_REPLICAS, the monitoring port KEDA uses, max_payload; one NATS
+    user per workload (its YARD_NATS_USER) whose password comes from the
+    YARD_NATS_PASSWORD of the credentials Secret that workload gets, and a
+    gateway user that cannot consume;
   * the Dockerfile: Debian 12, multi-stage, `make`, a non-root USER, the
     build stage has every library package of ops/install-deps.sh, and the
     runtime packages provide every shared library the programs link.
@@ -56,7 +59,8 @@ START_TIMEOUT_S = 30
 RUN_TIMEOUT_S = 60
 # Settings pointed at the test's servers when a program is started; every
 # other value is the manifest's own.
-TEST_OVERRIDES = ("YARD_NATS_URL", "YARD_PG_DSN", "YARD_NATS_TOKEN", "YARD_HTTP_ADDR",
+TEST_OVERRIDES = ("YARD_NATS_URL", "YARD_PG_DSN", "YARD_NATS_TOKEN", "YARD_NATS_USER",
+                  "YARD_NATS_PASSWORD", "YARD_HTTP_ADDR",
                   "YARD_HTTP_PORT", "YARD_JS_REPLICAS")
 
 
@@ -253,6 +257,8 @@ class Checker:
         e["YARD_NATS_URL"] = self.args.nats_url
         e["YARD_PG_DSN"] = self.args.pg_dsn
         e["YARD_NATS_TOKEN"] = ""  # the test's nats-server has no authorization
+        e["YARD_NATS_USER"] = ""
+        e["YARD_NATS_PASSWORD"] = ""
         e["YARD_HTTP_ADDR"] = "127.0.0.1"
         e["YARD_JS_REPLICAS"] = "1"  # one test server; the Helm values check R3
         if port is not None:
@@ -559,12 +565,42 @@ class Checker:
                    merge["max_payload"] >= 2 * 1024 * 1024,
                    "nats-values.yaml: max_payload %r is below 2 MiB (the JOBS message limit)"
                    % merge.get("max_payload"))
-        ref = (self.helm.get("container", {}).get("env", {}).get("TOKEN", {})
-               .get("valueFrom", {}).get("secretKeyRef", {}))
-        sec = self.named("Secret", ref.get("name", ""))
-        self.check(sec is not None and ref.get("key") in sec.get("stringData", {}),
-                   "nats-values.yaml: the token comes from %s, which is not a key of a Secret here"
-                   % ref)
+        self.check_nats_users(merge)
+
+    def check_nats_users(self, merge):
+        """Every workload's YARD_NATS_USER is a user of the Helm values whose password
+        comes from the key YARD_NATS_PASSWORD of the Secret that gives the workload that
+        user; the gateway's user may not consume (no MSG.NEXT, no acks, no subscription
+        beyond _INBOX.>)."""
+        users = {u.get("user"): u for u in merge.get("authorization", {}).get("users", [])}
+        env = self.helm.get("container", {}).get("env", {})
+        self.check("token" not in merge.get("authorization", {}),
+                   "nats-values.yaml: a shared token besides the per-program users")
+        for kind, name, pod, f, obj in self.workloads():
+            for c in pod["containers"]:
+                cenv = self.container_env(c)
+                user = cenv.get("YARD_NATS_USER", "")
+                where = "%s %s (%s)" % (kind, name, f)
+                if not self.check(user in users, "%s: YARD_NATS_USER %r is not a user of "
+                                  "nats-values.yaml (%s)" % (where, user, sorted(users))):
+                    continue
+                m = re.fullmatch(r"<< \$(\w+) >>", str(users[user].get("password", "")))
+                if not self.check(m is not None, "nats-values.yaml: user %s: password is not "
+                                  "<< $VAR >>" % user):
+                    continue
+                ref = env.get(m.group(1), {}).get("valueFrom", {}).get("secretKeyRef", {})
+                given = [src["secretRef"]["name"] for src in c.get("envFrom", [])
+                         if "secretRef" in src and "YARD_NATS_USER" in
+                         (self.named("Secret", src["secretRef"]["name"]) or {})
+                         .get("stringData", {})]
+                self.check(ref.get("key") == "YARD_NATS_PASSWORD" and ref.get("name") in given,
+                           "nats-values.yaml: user %s's password comes from %s, not from "
+                           "YARD_NATS_PASSWORD of the Secret %s gets (%s)" % (user, ref, where, given))
+        gw = users.get("gateway", {}).get("permissions", {})
+        deny = gw.get("publish", {}).get("deny", [])
+        self.check("$JS.API.CONSUMER.MSG.NEXT.>" in deny and "$JS.ACK.>" in deny and
+                   gw.get("subscribe", {}).get("allow") == ["_INBOX.>"],
+                   "nats-values.yaml: the gateway's user may consume: %s" % gw)
 
     def run(self):
         self.load()
