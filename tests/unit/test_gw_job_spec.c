@@ -21,7 +21,7 @@
 #include "job_spec.h"
 
 static const char *const served[] = {"default", "mail.eu"};
-static const gw_job_rules_t rules = {served, 2, 5, 300};
+static const gw_job_rules_t rules = {served, 2, 5, 300, NULL};
 
 /* Parses text as a JSON body and then as a job; returns the spec's rc and
  * leaves the message in err. */
