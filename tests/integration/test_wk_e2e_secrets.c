@@ -6,9 +6,10 @@
  * old public key; the execute worker holds "new,old" (the middle of a
  * rotation). An exec program reads fd 3 (YARD_JOB_SECRETS_FD) and prints the
  * SHA-256 of what it read: it must equal the hash of the secrets' JSON text.
- * After the job succeeded, the plaintext values appear nowhere: not in any
- * file of the nats-server store (which holds the sealed blob: its key id is
- * found there, so the files read are the right ones), not in any row of
+ * The plaintext values appear nowhere: not in any file of the nats-server
+ * store, read while the job waits in JOBS, after it ran (EVENTS) and once it
+ * is dead (DLQ) (each time the sealed blob's key id is found in that
+ * stream's files, so the files read are the right ones), not in any row of
  * jobs, job_attempts or audit_log (row_to_json), not in the gateway's and
  * workers' logs (debug level), not in GET /v1/jobs/{id} or GET /v1/jobs
  * (which say "has_secrets": true). A worker holding only the new key fails
@@ -111,6 +112,7 @@ static int read_all(const char *path, char **out, size_t *len)
 
 static struct {
     size_t files, bytes, with_key_id;
+    const char *stream; /* "/streams/<name>/": count key ids only there */
     char hit[400];
 } walk;
 
@@ -124,7 +126,7 @@ static int walk_file(const char *path, const struct stat *st, int type, struct F
         return 0;
     walk.files++;
     walk.bytes += len;
-    if (memmem(buf, len, g.old.kid, YARD_SEALED_KEY_ID_LEN))
+    if (strstr(path, walk.stream) && memmem(buf, len, g.old.kid, YARD_SEALED_KEY_ID_LEN))
         walk.with_key_id++;
     for (size_t i = 0; i < sizeof plains / sizeof plains[0] && !walk.hit[0]; i++)
         if (memmem(buf, len, plains[i], strlen(plains[i])))
@@ -164,18 +166,45 @@ static void assert_get_clean(const char *path)
     yt_http_resp_free(&r);
 }
 
+/* Reads every file of the nats-server store: none may hold a plaintext
+ * value, and some file of stream (e.g. "JOBS") must hold the sealed blob's
+ * key id, or the check read the wrong files. */
+static void assert_store_clean(const char *stream)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/streams/%s/", stream);
+    /* nats-server writes its blocks lazily: look again for up to 10 s. */
+    for (int tries = 0; tries < 100; tries++) {
+        memset(&walk, 0, sizeof walk);
+        walk.stream = dir;
+        assert_int_equal(nftw(g.c.env->nats_store, walk_file, 16, FTW_PHYS), 0);
+        if (walk.hit[0] || walk.with_key_id > 0)
+            break;
+        yt_nap_ms(100);
+    }
+    if (walk.hit[0])
+        fail_msg("the JetStream store: %s", walk.hit);
+    if (walk.with_key_id == 0)
+        fail_msg("no file of stream %s in %s (%zu files, %zu bytes read) holds the sealed "
+                 "blob's key id %s: the check read the wrong files", stream,
+                 g.c.env->nats_store, walk.files, walk.bytes, g.old.kid);
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 static void test_exec_reads_secrets_on_fd3_and_they_stay_sealed(void **state)
 {
     char id[YT_JOB_ID_MAX];
+    /* No execute worker yet: the job waits in the JOBS stream, sealed. */
+    submit(g.c.port,
+           "{\"type\":\"exec-secrets\",\"payload\":{\"n\":1},\"secrets\":" SECRETS_JSON "}", id);
+    wait_status(id, "queued", 10000);
+    assert_store_clean("JOBS");
     assert_int_equal(yt_worker_start(&g.c.exec, g.c.env, "execute", NULL,
                                      (char *[]){g.exec_var, g.both_var, "YARD_LOG_LEVEL=debug",
                                                 NULL},
                                      0),
                      0);
-    submit(g.c.port,
-           "{\"type\":\"exec-secrets\",\"payload\":{\"n\":1},\"secrets\":" SECRETS_JSON "}", id);
     wait_status(id, "succeeded", 15000);
 
     /* The program read exactly the secrets' JSON on fd 3. */
@@ -217,15 +246,8 @@ static void test_exec_reads_secrets_on_fd3_and_they_stay_sealed(void **state)
     assert_get_clean(path);
     assert_get_clean("/v1/jobs?type=exec-secrets");
 
-    /* The nats-server store: every file. */
-    memset(&walk, 0, sizeof walk);
-    assert_int_equal(nftw(g.c.env->nats_store, walk_file, 16, FTW_PHYS), 0);
-    if (walk.hit[0])
-        fail_msg("the JetStream store: %s", walk.hit);
-    if (walk.with_key_id == 0)
-        fail_msg("no file of %s (%zu files, %zu bytes) holds the sealed blob's key id %s: the "
-                 "check read the wrong files", g.c.env->nats_store, walk.files, walk.bytes,
-                 g.old.kid);
+    /* The nats-server store, every file, after the run (its events too). */
+    assert_store_clean("EVENTS");
 
     /* Logs. */
     assert_log_clean("gateway");
@@ -252,6 +274,7 @@ static void test_worker_without_the_key_fails_naming_it_then_replay_runs(void **
     if (attempts != 1)
         fail_msg("job %s: expected 1 attempt (not retried), got %lld", id, attempts);
     assert_log_clean(g.c.exec.name);
+    assert_store_clean("DLQ"); /* the dead letter holds the message as it came */
 
     /* Ops add the old key back and replay the job from the DLQ. */
     yt_cluster_stop_worker(&g.c, &g.c.exec);
