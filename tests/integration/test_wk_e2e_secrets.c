@@ -14,7 +14,9 @@
  * workers' logs (debug level), not in GET /v1/jobs/{id} or GET /v1/jobs
  * (which say "has_secrets": true). A worker holding only the new key fails
  * such a job for good, naming the old key id; once it holds both, a DLQ
- * replay runs it. A gateway without secrets_public_key answers 400.
+ * replay runs it. A delayed job, published again from its PostgreSQL row by
+ * the schedule role, still hands its program the secrets. A gateway without
+ * secrets_public_key answers 400.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -190,6 +192,22 @@ static void assert_store_clean(const char *stream)
                  g.c.env->nats_store, walk.files, walk.bytes, g.old.kid);
 }
 
+/* Checks that job id's program read exactly the secrets' JSON on fd 3 and
+ * saw no secret value in its argv or environment. */
+static void assert_program_read_secrets(const char *id)
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char hex[2 * sizeof h + 1], got[512];
+    crypto_hash_sha256(h, (const unsigned char *)SECRETS_JSON, strlen(SECRETS_JSON));
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    yt_sql_text(g.c.env, got, sizeof got, "SELECT result::text FROM jobs WHERE id = '%s'", id);
+    if (!strstr(got, hex) || !strstr(got, "\"fd\": \"3\""))
+        fail_msg("job %s: expected a result with sha256 %s and fd \"3\", got %s", id, hex, got);
+    if (strstr(got, "\"env_has_plain\": \"no\"") == NULL)
+        fail_msg("job %s: the program saw a secret value in its environment or argv: %s", id,
+                 got);
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 static void test_exec_reads_secrets_on_fd3_and_they_stay_sealed(void **state)
@@ -207,17 +225,7 @@ static void test_exec_reads_secrets_on_fd3_and_they_stay_sealed(void **state)
                      0);
     wait_status(id, "succeeded", 15000);
 
-    /* The program read exactly the secrets' JSON on fd 3. */
-    unsigned char h[crypto_hash_sha256_BYTES];
-    char hex[2 * sizeof h + 1], got[512];
-    crypto_hash_sha256(h, (const unsigned char *)SECRETS_JSON, strlen(SECRETS_JSON));
-    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-    yt_sql_text(g.c.env, got, sizeof got, "SELECT result::text FROM jobs WHERE id = '%s'", id);
-    if (!strstr(got, hex) || !strstr(got, "\"fd\": \"3\""))
-        fail_msg("job %s: expected a result with sha256 %s and fd \"3\", got %s", id, hex, got);
-    if (strstr(got, "\"env_has_plain\": \"no\"") == NULL)
-        fail_msg("job %s: the program saw a secret value in its environment or argv: %s", id,
-                 got);
+    assert_program_read_secrets(id);
 
     /* PostgreSQL: the sealed blob is kept, the plaintext nowhere. */
     long long sealed = yt_sql_int(g.c.env,
@@ -288,6 +296,24 @@ static void test_worker_without_the_key_fails_naming_it_then_replay_runs(void **
     if (st != 0)
         fail_msg("yardctl dlq replay %s: exit %d: %s %s", id, st, out, errout);
     wait_status(id, "succeeded", 15000);
+}
+
+/* A delayed job is held in PostgreSQL and published again from its row by
+ * the schedule role: the sealed secrets must come back from the row. */
+static void test_delayed_job_rebuilt_from_its_row_keeps_its_secrets(void **state)
+{
+    assert_int_equal(yt_worker_start(&g.c.sched, g.c.env, "schedule", NULL, NULL, 0), 0);
+    char run_at[40], body[512], id[YT_JOB_ID_MAX];
+    yt_rfc3339_in(run_at, 1500);
+    snprintf(body, sizeof body,
+             "{\"type\":\"exec-secrets\",\"run_at\":\"%s\",\"secrets\":" SECRETS_JSON "}",
+             run_at);
+    submit(g.c.port, body, id);
+    wait_status(id, "succeeded", 20000);
+    if (yt_sql_int(g.c.env, "SELECT (released_at IS NOT NULL)::int FROM jobs WHERE id = '%s'",
+                   id) != 1)
+        fail_msg("job %s was not released by the schedule role: the test proves nothing", id);
+    assert_program_read_secrets(id);
 }
 
 static void test_gateway_without_public_key_answers_400(void **state)
@@ -364,6 +390,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exec_reads_secrets_on_fd3_and_they_stay_sealed),
         cmocka_unit_test(test_worker_without_the_key_fails_naming_it_then_replay_runs),
+        cmocka_unit_test(test_delayed_job_rebuilt_from_its_row_keeps_its_secrets),
         cmocka_unit_test(test_gateway_without_public_key_answers_400),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
