@@ -29,8 +29,7 @@ static void run_with_secrets(wk_t *wk, wk_execute_item_t *it, wk_job_t *job)
     }
     char *plain = NULL;
     size_t plain_len = 0;
-    yard_log_ctx_t ctx = wk_job_log_ctx(job);
-    if (wk_secrets_open(wk->keyring, it->env.secrets, &ctx, &plain, &plain_len, &it->res) < 0)
+    if (wk_secrets_open(wk->keyring, it->env.secrets, &plain, &plain_len, &it->res) < 0)
         return;
     job->secrets = plain;
     job->secrets_len = plain_len;

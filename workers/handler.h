@@ -72,7 +72,8 @@ typedef struct wk_job {
     const char *secrets;       /* the job's opened `secrets`: a JSON object of strings,
                                 * NUL-terminated; NULL if the job has none. Wiped by the
                                 * runtime when the handler returns: never copy it anywhere
-                                * that outlives the run (logs, results, errors) */
+                                * that outlives the run (logs, results, errors). exec hands
+                                * it to its program on fd 3; the other built-ins ignore it */
     size_t secrets_len;        /* strlen(secrets), 0 if none */
     unsigned attempt;          /* 1 on the first run */
     unsigned max_attempts;

@@ -23,8 +23,8 @@ int wk_secrets_keyring_create(wk_t *wk)
     return 0;
 }
 
-int wk_secrets_open(const yard_keyring_t *k, yard_str_t sealed, const yard_log_ctx_t *ctx,
-                    char **out, size_t *out_len, wk_result_t *res)
+int wk_secrets_open(const yard_keyring_t *k, yard_str_t sealed, char **out, size_t *out_len,
+                    wk_result_t *res)
 {
     char key_id[YARD_SEALED_KEY_ID_LEN + 1] = "";
     int rc = yard_keyring_open(k, sealed.ptr, sealed.len, out, out_len, key_id);
@@ -49,6 +49,5 @@ int wk_secrets_open(const yard_keyring_t *k, yard_str_t sealed, const yard_log_c
         wk_result_set(res, WK_OUTCOME_RETRY, "secrets: cannot open: %s", yard_strerror(rc));
         break;
     }
-    YARD_LOG_WARN(ctx, "%s", res->error);
     return rc;
 }

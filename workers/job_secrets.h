@@ -24,10 +24,11 @@
 int wk_secrets_keyring_create(wk_t *wk);
 
 /* Opens the sealed blob of a job. Returns 0 and sets *out (NUL-terminated;
- * release with yard_sealed_free(*out, *out_len + 1)) and *out_len; or,
- * after setting res to FAIL with a reason naming the key id (logged once
- * with the job's context, never with secret bytes), a negative YARD_E*. */
-int wk_secrets_open(const yard_keyring_t *k, yard_str_t sealed, const yard_log_ctx_t *ctx,
-                    char **out, size_t *out_len, wk_result_t *res);
+ * release with yard_sealed_free(*out, *out_len + 1)) and *out_len; or a
+ * negative YARD_E* after setting res (zeroed first) to FAIL with a reason
+ * naming the key id (RETRY for YARD_ENOMEM), which the runtime records and
+ * logs with the outcome like any handler's; no secret byte is in it. */
+int wk_secrets_open(const yard_keyring_t *k, yard_str_t sealed, char **out, size_t *out_len,
+                    wk_result_t *res);
 
 #endif
