@@ -94,6 +94,8 @@ static const cfg_key_t cfg_keys[] = {
     STR(notify_secret, "", 1),
     INT(notify_timeout_ms, 10000, 100, 300000),
     INT(notify_max_attempts, 8, 1, 100),
+    STR(secrets_public_key, "", 0),
+    STR(secrets_private_keys, "", 1),
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 

@@ -93,6 +93,11 @@ typedef struct {
     char notify_secret[YARD_CONFIG_STR_MAX]; /* HMAC-SHA256 key of Yard-Signature */
     int64_t notify_timeout_ms;     /* one webhook POST */
     int64_t notify_max_attempts;   /* tries before the notification goes to the DLQ */
+    /* sealed job secrets (bus/sealed.h) */
+    char secrets_public_key[YARD_CONFIG_STR_MAX]; /* gateway: base64 X25519 key that seals
+                                                   * jobs' `secrets` ("" = refuse them) */
+    char secrets_private_keys[YARD_CONFIG_STR_MAX]; /* execute worker: base64 private keys,
+                                                     * comma separated, that open them */
 } yard_config_t;
 
 /* Fills cfg with the compiled-in defaults. Never fails. */

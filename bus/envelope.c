@@ -43,7 +43,8 @@ static int check_name(yard_str_t s);
 /* Field ids, in table (and encoding) order. */
 enum {
     F_V, F_ID, F_TYPE, F_QUEUE, F_PAYLOAD, F_PRIORITY, F_MAX_ATTEMPTS, F_TIMEOUT, F_RUN_AT,
-    F_CREATED_AT, F_NOTIFY, F_IDEM, F_KEY, F_TP, F_WF, F_STEP, F_SCHED, F_COUNT
+    F_CREATED_AT, F_NOTIFY, F_IDEM, F_KEY, F_TP, F_WF, F_STEP, F_SCHED, F_SECRETS,
+    F_COUNT
 };
 
 #define FIELD(k, kd, fl, member, lo, hi, d, chk) \
@@ -70,6 +71,7 @@ static const field_t fields[F_COUNT] = {
     [F_WF] = FIELD("wf", K_STR, F_OPT, workflow_id, 1, YARD_ENV_NAME_MAX, 0, NULL),
     [F_STEP] = FIELD("step", K_STR, F_OPT, step_id, 1, YARD_ENV_NAME_MAX, 0, NULL),
     [F_SCHED] = FIELD("sched", K_STR, F_OPT, schedule, 1, YARD_ENV_NAME_MAX, 0, NULL),
+    [F_SECRETS] = FIELD("secrets", K_STR, F_OPT, secrets, 1, YARD_ENV_SECRETS_MAX, 0, NULL),
 };
 
 static const char queue_default[] = "default";
@@ -87,7 +89,7 @@ static int field_lookup(const char *k, size_t n)
     case 4: f = k[0] == 't' ? F_TYPE : k[0] == 'i' ? F_IDEM : F_STEP; break;
     case 5: f = k[0] == 'q' ? F_QUEUE : F_SCHED; break;
     case 6: f = k[0] == 'r' ? F_RUN_AT : F_NOTIFY; break;
-    case 7: f = F_PAYLOAD; break;
+    case 7: f = k[0] == 'p' ? F_PAYLOAD : F_SECRETS; break;
     case 8: f = F_PRIORITY; break;
     case 9: f = F_TIMEOUT; break;
     case 10: f = F_CREATED_AT; break;

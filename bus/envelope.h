@@ -22,6 +22,7 @@
 #define YARD_ENV_NAME_MAX YARD_NAME_MAX   /* type, queue, key, wf, step, sched */
 #define YARD_ENV_PAYLOAD_MAX (1u << 20)   /* payload: 1 MiB */
 #define YARD_ENV_NOTIFY_MAX (64u << 10)   /* notify: 64 KiB */
+#define YARD_ENV_SECRETS_MAX (24u << 10) /* secrets: a sealed blob (bus/sealed.h) */
 #define YARD_ENV_IDEM_MAX 255             /* idempotency key */
 #define YARD_ENV_TP_MAX 128               /* traceparent */
 #define YARD_ENV_ATTEMPTS_MAX 100
@@ -60,6 +61,7 @@ typedef struct {
     yard_str_t workflow_id;       /* "wf" str, optional */
     yard_str_t step_id;           /* "step" str, optional */
     yard_str_t schedule;          /* "sched" str, optional: cron schedule that fired it */
+    yard_str_t secrets;           /* "secrets" str, optional: sealed blob, never opened here */
 } yard_envelope_t;
 
 /* Sets every field to its default: version YARD_ENV_VERSION, queue "default"

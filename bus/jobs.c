@@ -98,23 +98,24 @@ static void final_states(char *buf, size_t cap)
 /* ---- statements -------------------------------------------------------------------- */
 
 /* Job rows from arrays, one element per job: u is the batch. */
-#define JOBS_ARRAYS 20
+#define JOBS_ARRAYS 21
 #define JOBS_U                                                                                  \
     "u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::smallint[],"           \
     " $5::text[], $6::int[], $7::int[], $8::bigint[], $9::text[], $10::uuid[], $11::text[],"    \
     " $12::bigint[], $13::text[], $14::int[], $15::bigint[], $16::text[], $17::text[],"        \
-    " $18::uuid[], $19::text[], $20::text[]) AS u(id, queue, type, priority, payload,"         \
-    " max_attempts, timeout_s, run_at, idem, key, trace, created, status, attempts, seq, tp,"   \
-    " notify, wf, step, sched))"
+    " $18::uuid[], $19::text[], $20::text[], $21::text[]) AS u(id, queue, type, priority,"       \
+    " payload, max_attempts, timeout_s, run_at, idem, key, trace, created, status, attempts,"    \
+    " seq, tp, notify, wf, step, sched, secrets))"
 #define JOBS_INSERT                                                                             \
     "INSERT INTO jobs AS j (id, queue, type, status, priority, payload, max_attempts,"          \
     " timeout_s, run_at, idempotency_key, api_key_id, trace_id, created_at, attempts,"          \
-    " started_at, js_seq, traceparent, notify, workflow_id, step_id, schedule_name)"            \
+    " started_at, js_seq, traceparent, notify, workflow_id, step_id, schedule_name,"            \
+    " secrets_sealed)"                                                                          \
     " SELECT u.id, u.queue, u.type, u.status, u.priority, u.payload::jsonb, u.max_attempts,"    \
     " u.timeout_s, CASE WHEN u.run_at > 0 THEN to_timestamp(u.run_at / 1000.0) END, u.idem,"    \
     " u.key, u.trace, to_timestamp(u.created / 1000.0), u.attempts,"                            \
     " CASE WHEN u.status = 'running' THEN now() END, nullif(u.seq, 0), u.tp, u.notify::jsonb,"  \
-    " u.wf, u.step, u.sched FROM u ORDER BY u.id"
+    " u.wf, u.step, u.sched, u.secrets FROM u ORDER BY u.id"
 
 /* Statement texts with %s for status lists: (name, format, list kinds). */
 enum { L_NONE, L_TO_RUNNING, L_TO_DEAD, L_TO_CANCELLED, L_FINAL };
@@ -147,11 +148,11 @@ static const struct {
      " FROM jobs o WHERE o.id = u.id), 0)"
      " FROM u LEFT JOIN c ON c.id = u.id",
      L_TO_RUNNING},
-    /* $21: the reason. */
+    /* $22: the reason. */
     {"yard_dead",
      "WITH " JOBS_U " " JOBS_INSERT
      " ON CONFLICT (id) DO UPDATE SET status = 'dead',"
-     " attempts = GREATEST(j.attempts, EXCLUDED.attempts), last_error = $21, finished_at = now()"
+     " attempts = GREATEST(j.attempts, EXCLUDED.attempts), last_error = $22, finished_at = now()"
      " WHERE j.status IN (%s)",
      L_TO_DEAD},
     /* Outcomes: $1 id, $2 attempt, $3 started ms, $4 outcome, $5 error,
@@ -231,7 +232,7 @@ static const struct {
      " coalesce((extract(epoch FROM run_at) * 1000)::bigint, 0),"
      " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
      " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
-     " coalesce(js_seq, 0) FROM jobs"
+     " coalesce(js_seq, 0), secrets_sealed FROM jobs"
      " WHERE status IN ('queued', 'running', 'failed')"
      " AND updated_at < now() - $1::bigint * interval '1 second'"
      " ORDER BY updated_at LIMIT $2::bigint",
@@ -243,7 +244,7 @@ static const struct {
      " coalesce((extract(epoch FROM run_at) * 1000)::bigint, 0),"
      " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
      " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
-     " coalesce(js_seq, 0) FROM jobs"
+     " coalesce(js_seq, 0), secrets_sealed FROM jobs"
      " WHERE status = 'queued' AND js_seq IS NULL AND workflow_id IS NOT NULL"
      " AND updated_at < now() - $1::bigint * interval '1 second'"
      " ORDER BY updated_at LIMIT $2::bigint",
@@ -259,7 +260,7 @@ static const struct {
      " coalesce(ceil(extract(epoch FROM run_at) * 1000)::bigint, 0),"
      " (extract(epoch FROM created_at) * 1000)::bigint, idempotency_key, api_key_id::text,"
      " traceparent, notify::text, workflow_id::text, step_id, schedule_name, status,"
-     " coalesce(js_seq, 0),"
+     " coalesce(js_seq, 0), secrets_sealed,"
      " (extract(epoch FROM clock_timestamp() + $1::bigint * interval '1 second') * 1000)::bigint"
      " FROM jobs WHERE status = 'scheduled' AND run_at <= now() + $1::bigint * interval '1 second'"
      " + $3::bigint * interval '1 millisecond'"
@@ -391,6 +392,7 @@ static int jobs_write(PGconn *c, const char *stmt, const char *what,
         yard_db_array_view(&arr[17], e->workflow_id);
         yard_db_array_view(&arr[18], e->step_id);
         yard_db_array_view(&arr[19], e->schedule);
+        yard_db_array_view(&arr[20], e->secrets);
     }
     for (int i = 0; i < JOBS_ARRAYS; i++)
         if (!(params[i] = yard_db_array_end(&arr[i])))
@@ -661,6 +663,7 @@ static int jobs_rows(yard_jobs_stale_t *out, PGresult *res)
         if (yard_job_state_parse(&rows[i].state, PQgetvalue(res, r, 16)) < 0)
             rows[i].state = YARD_JOB_QUEUED;
         rows[i].seq = strtoull(PQgetvalue(res, r, 17), NULL, 10);
+        e->secrets = col(res, r, 18);
     }
     out->rows = rows;
     out->n = n;
@@ -708,7 +711,7 @@ int yard_jobs_due_begin(yard_jobs_stale_t *out, int64_t *db_now_ms, PGconn *c,
     if (rc == 0)
         rc = yard_db_query_prepared(&res, c, "yard_due", "jobs: due scheduled jobs", 3, params);
     if (rc == 0) {
-        *db_now_ms = PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 18), NULL, 10) : 0;
+        *db_now_ms = PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 19), NULL, 10) : 0;
         if ((rc = jobs_rows(out, res)) == 0)
             return 0;
     }

@@ -83,6 +83,8 @@ int yard_jobs_check(const yard_envelope_t *env, char *why, size_t cap)
         bad = "`traceparent` is not UTF-8 text";
     else if (!utf8_text(env->step_id) || !utf8_text(env->schedule))
         bad = "`step_id` or `schedule` is not UTF-8 text";
+    else if (!utf8_text(env->secrets))
+        bad = "`secrets` is not UTF-8 text";
     if (!bad)
         return 0;
     snprintf(why, cap, "invalid job message: field %s", bad);

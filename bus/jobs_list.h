@@ -40,7 +40,7 @@
     " 'started_at', started_at, 'finished_at', finished_at,"                               \
     " 'cancel_requested', cancel_requested_at IS NOT NULL,"                                \
     " 'workflow_id', workflow_id, 'step_id', step_id, 'schedule_name', schedule_name,"     \
-    " 'trace_id', trace_id)"
+    " 'trace_id', trace_id, 'has_secrets', secrets_sealed IS NOT NULL)"
 
 /* What a page asks for. Every pointer may be NULL (no such filter); strings
  * are NUL-terminated and borrowed for the call. */

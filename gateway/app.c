@@ -343,7 +343,14 @@ int gw_create(gw_t **out, const yard_config_t *cfg)
     }
     gw->nqueues = (size_t)rc;
     gw->rules = (gw_job_rules_t){gw->queues, gw->nqueues, (uint32_t)cfg->job_max_attempts,
-                                 (uint32_t)cfg->job_timeout_s};
+                                 (uint32_t)cfg->job_timeout_s, NULL};
+    if (cfg->secrets_public_key[0]) {
+        if ((rc = yard_sealer_create(&gw->sealer, cfg->secrets_public_key)) < 0)
+            goto fail;
+        gw->rules.sealer = gw->sealer;
+        YARD_LOG_INFO(NULL, "gateway: jobs' secrets are sealed with key id %s",
+                      yard_sealer_key_id(gw->sealer));
+    }
     if (cfg->auth_disabled && !gw_addr_is_loopback(cfg->http_addr)) {
         YARD_LOG_ERROR(NULL, "gateway: auth_disabled is refused on http_addr `%s`: without API "
                              "keys every caller is an admin, so it is allowed only on a loopback "
@@ -476,6 +483,7 @@ void gw_destroy(gw_t *gw)
     yard_http_router_destroy(gw->router);
     gw_auth_keyset_free(gw->keys);
     gw_rate_destroy(gw->rate);
+    yard_sealer_destroy(gw->sealer);
     yard_metrics_destroy(gw->metrics);
     pthread_mutex_destroy(&gw->acks_mu);
     uv_loop_close(gw->loop);

@@ -56,6 +56,7 @@ typedef struct gw {
     const char *queues[GW_MAX_QUEUES];
     size_t nqueues;
     gw_job_rules_t rules;
+    yard_sealer_t *sealer; /* seals jobs' secrets; NULL without secrets_public_key */
 
     /* auth: the current keyset is owned by the loop thread */
     gw_keyset_t *keys;

@@ -224,6 +224,45 @@ static int spec_idem(gw_job_spec_t *spec, json_t *v, const gw_job_rules_t *r, ch
     return 0;
 }
 
+/* secrets: an object of strings, sealed here so that its plaintext goes no
+ * further than this function (and the request's own buffers). */
+static int spec_secrets(gw_job_spec_t *spec, json_t *v, const gw_job_rules_t *r, char *err,
+                        size_t cap)
+{
+    const char *name;
+    json_t *item;
+    if (!json_is_object(v)) {
+        snprintf(err, cap, "field `secrets` must be an object of strings");
+        return YARD_EINVAL;
+    }
+    json_object_foreach(v, name, item)
+    {
+        if (!json_is_string(item)) {
+            snprintf(err, cap, "field `secrets` must be an object of strings (`%.64s` is not a "
+                               "string)", name);
+            return YARD_EINVAL;
+        }
+    }
+    if (!r->sealer) {
+        snprintf(err, cap, "field `secrets` cannot be accepted: this gateway has no "
+                           "secrets_public_key to seal it with");
+        return YARD_EINVAL;
+    }
+    char *plain;
+    size_t plain_len;
+    int rc = spec_dump(&plain, &plain_len, "secrets", v, YARD_SEALED_PLAIN_MAX, err, cap);
+    if (rc < 0)
+        return rc;
+    rc = yard_sealer_seal(r->sealer, plain, plain_len, &spec->secrets_sealed,
+                          &spec->secrets_sealed_len);
+    yard_sealed_free(plain, plain_len);
+    if (rc < 0) {
+        snprintf(err, cap, "field `secrets` cannot be sealed: %s", yard_strerror(rc));
+        return YARD_EINVAL;
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     spec_field_fn fn;
@@ -232,13 +271,14 @@ static const struct {
     {"payload", spec_payload},   {"priority", spec_priority},
     {"max_attempts", spec_max_attempts}, {"timeout_s", spec_timeout},
     {"run_at", spec_run_at},     {"notify", spec_notify},
-    {"idempotency_key", spec_idem},
+    {"idempotency_key", spec_idem}, {"secrets", spec_secrets},
 };
 
 void gw_job_spec_clear(gw_job_spec_t *spec)
 {
     free(spec->payload_json);
     free(spec->notify_json);
+    free(spec->secrets_sealed);
     memset(spec, 0, sizeof *spec);
 }
 

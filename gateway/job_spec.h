@@ -19,6 +19,9 @@
  *                                   succeeded, dead); stored as {"url","on"}
  *   idempotency_key string          1..255 bytes (batch items; single jobs
  *                                   use the Idempotency-Key header)
+ *   secrets       object            string values, at most 16 KiB encoded;
+ *                                   sealed at once with the rules' sealer
+ *                                   (bus/sealed.h): only the blob is kept
  */
 #ifndef GW_JOB_SPEC_H
 #define GW_JOB_SPEC_H
@@ -29,6 +32,7 @@
 #include <jansson.h>
 
 #include "envelope.h"
+#include "sealed.h"
 
 /* A parsed job. Strings are views into the json_t it came from (keep it
  * alive), except payload_json and notify_json which are owned. */
@@ -44,6 +48,8 @@ typedef struct {
     uint32_t timeout_s;
     int64_t run_at_ms;  /* 0 = now */
     const char *idempotency_key; /* NULL if none */
+    char *secrets_sealed; /* the sealed `secrets` blob (owned), or NULL */
+    size_t secrets_sealed_len;
 } gw_job_spec_t;
 
 /* What the gateway allows and defaults to. */
@@ -52,6 +58,7 @@ typedef struct {
     size_t nqueues;
     uint32_t default_max_attempts;
     uint32_t default_timeout_s;
+    const yard_sealer_t *sealer; /* seals `secrets`; NULL: a job with secrets is refused */
 } gw_job_rules_t;
 
 /* Validates obj (a JSON object) against rules into *out. Returns 0 (free

@@ -292,6 +292,7 @@ static void submit_one(gw_submit_t *s, gw_item_t *it, json_t *obj, const gw_prin
     env.queue = (yard_str_t){spec.queue, strlen(spec.queue)};
     env.payload = (yard_str_t){spec.payload_json, spec.payload_len};
     env.notify = (yard_str_t){spec.notify_json, spec.notify_len};
+    env.secrets = (yard_str_t){spec.secrets_sealed, spec.secrets_sealed_len};
     env.priority = spec.priority;
     env.max_attempts = spec.max_attempts;
     env.timeout_s = spec.timeout_s;

@@ -294,6 +294,11 @@ static int sched_parse(sched_task_t *t, json_t *doc, char *why, size_t cap)
         snprintf(why, cap, "field `job`: a schedule's job takes no run_at or idempotency_key");
         return YARD_EINVAL;
     }
+    if (json_object_get(job, "secrets")) {
+        snprintf(why, cap, "field `job`: a schedule's job takes no secrets (sealed secrets are "
+                           "for POST /v1/jobs only)");
+        return YARD_EINVAL;
+    }
     gw_job_spec_t spec;
     char err[200];
     if (gw_job_spec_parse(&spec, job, &t->gw->rules, err, sizeof err) < 0) {

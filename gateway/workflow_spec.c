@@ -123,6 +123,12 @@ static int step_parse(gw_wf_step_spec_t *st, size_t i, json_t *obj, const gw_job
     }
     for (size_t k = 0; k < sizeof step_own_fields / sizeof step_own_fields[0]; k++)
         json_object_del(job, step_own_fields[k]);
+    if (json_object_get(job, "secrets")) {
+        json_decref(job);
+        snprintf(err, cap, "step `%s`: a step takes no secrets (sealed secrets are for "
+                           "POST /v1/jobs only)", st->id);
+        return YARD_EINVAL;
+    }
     rc = gw_job_spec_parse(&st->job, job, rules, jerr, sizeof jerr);
     json_decref(job);
     if (rc < 0) {

@@ -318,6 +318,20 @@ ENV
     export YARD_API_KEY=$key
 }
 
+# Jobs' sealed secrets: one key pair per local cluster, in $data/sealed-secrets
+# (mode 600, as `yardctl secrets keygen` prints it). The gateway gets the
+# public key, only the execute worker the private one (YARD_SECRETS_* set by
+# the caller win).
+sealed_keys() {
+    local f="$data/sealed-secrets"
+    if [ ! -s "$f" ]; then
+        (umask 077 && "$bin/yardctl" secrets keygen >"$f") || die "yardctl secrets keygen failed"
+    fi
+    YARD_SECRETS_PUBLIC_KEY=${YARD_SECRETS_PUBLIC_KEY:-$(awk '$1 == "public_key" {print $2}' "$f")}
+    export YARD_SECRETS_PUBLIC_KEY
+    sealed_private=${YARD_SECRETS_PRIVATE_KEYS:-$(awk '$1 == "private_key" {print $2}' "$f")}
+}
+
 up() {
     mkdir -p "$data"
     # Only the user who runs the cluster may enter .yard; as root,
@@ -330,6 +344,7 @@ up() {
     up_nats
     up_postgres
     write_env
+    sealed_keys
     YARD_HTTP_PORT=$http_port YARD_HTTP_ADDR=127.0.0.1 \
         YARD_PG_DSN=$(pg_dsn gateway) YARD_NATS_URL=$(nats_url gateway) \
         start_bg gateway "$http_port (http)" "http://127.0.0.1:$http_port/readyz" \
@@ -337,6 +352,7 @@ up() {
     local i
     for i in "${!roles[@]}"; do
         YARD_PG_DSN=$(pg_dsn "${roles[i]}") YARD_NATS_URL=$(nats_url "${roles[i]}") \
+        YARD_SECRETS_PRIVATE_KEYS=$([ "${roles[i]}" = execute ] && echo "$sealed_private") \
             start_bg "worker-${roles[i]}" "$((metrics_base + i)) (metrics)" \
             "http://127.0.0.1:$((metrics_base + i))/readyz" \
             "$bin/yard-worker" --role "${roles[i]}" --metrics-port $((metrics_base + i))

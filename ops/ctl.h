@@ -103,4 +103,8 @@ int ctl_event_publish(const yard_config_t *cfg, yard_js_t *js, const yard_event_
 extern const char ctl_schedules_help[];
 int ctl_cmd_schedules(const yard_config_t *cfg, int argc, char **argv);
 
+/* secrets: key pairs for jobs' sealed secrets (ctl_secrets.c). */
+extern const char ctl_secrets_help[];
+int ctl_cmd_secrets(const yard_config_t *cfg, int argc, char **argv);
+
 #endif

@@ -33,6 +33,7 @@ static const ctl_command_t ctl_commands[] = {
     {"audit", "verify and follow the hash-chained audit log", ctl_audit_help, ctl_cmd_audit},
     {"schedules", "list, create, delete, pause and resume cron schedules", ctl_schedules_help,
      ctl_cmd_schedules},
+    {"secrets", "make a key pair for jobs' sealed secrets", ctl_secrets_help, ctl_cmd_secrets},
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 

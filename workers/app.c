@@ -19,6 +19,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "notify.h"
+#include "job_secrets.h"
 #include "outbound.h"
 #include "redact.h"
 #include "wk.h"
@@ -193,6 +194,8 @@ static int wk_configure(wk_t *wk)
         if (wk_registry_create(&wk->registry) < 0 || wk_builtins_register(wk->registry, &bo) < 0)
             return YARD_ECONFIG;
         wk_registry_retry_unknown(wk->registry, (int)wk->cfg.worker_retry_unknown_types);
+        if ((rc = wk_secrets_keyring_create(wk)) < 0)
+            return rc;
     }
     return 0;
 }
@@ -283,6 +286,7 @@ void wk_app_destroy(wk_app_t *app)
     yard_http_router_destroy(app->router);
     yard_js_destroy(wk->js, WK_JS_CLOSE_MS);
     wk_registry_destroy(wk->registry);
+    yard_keyring_destroy(wk->keyring);
     wk_metrics_fini(wk);
     wk_outbound_destroy(wk->outbound);
     uv_loop_close(app->loop);

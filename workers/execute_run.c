@@ -8,12 +8,35 @@
 #include <string.h>
 
 #include "execute.h"
+#include "job_secrets.h"
+#include "sealed.h"
 
 /* job->heartbeat: the handler is alive now. Cheap, lock-free. */
 static void exec_heartbeat(void *ud)
 {
     wk_execute_item_t *it = ud;
     atomic_store(&it->beat_ms, wk_clock_ms());
+}
+
+/* Runs job's handler with its secrets opened (when it has any) and wiped as
+ * soon as the handler returns. Secrets that do not open fail the job
+ * (it->res says why) without running the handler. */
+static void run_with_secrets(wk_t *wk, wk_execute_item_t *it, wk_job_t *job)
+{
+    if (!it->env.secrets.len) {
+        wk_registry_run(wk->registry, job, &it->res);
+        return;
+    }
+    char *plain = NULL;
+    size_t plain_len = 0;
+    if (wk_secrets_open(wk->keyring, it->env.secrets, &plain, &plain_len, &it->res) < 0)
+        return;
+    job->secrets = plain;
+    job->secrets_len = plain_len;
+    wk_registry_run(wk->registry, job, &it->res);
+    job->secrets = NULL;
+    job->secrets_len = 0;
+    yard_sealed_free(plain, plain_len + 1);
 }
 
 void *wk_execute_handler(void *arg)
@@ -62,7 +85,7 @@ void *wk_execute_handler(void *arg)
                         .cancelled = &it->cancelled,
                         .heartbeat = exec_heartbeat,
                         .heartbeat_ud = it};
-        wk_registry_run(wk->registry, &job, &it->res);
+        run_with_secrets(wk, it, &job);
         wk_time_add(wk, "handler", wk_clock_us() - it->started_us);
 
         pthread_mutex_lock(&rt->mu);

@@ -69,6 +69,12 @@ typedef struct wk_job {
     const char *trace_id;      /* W3C trace id for logs, or NULL */
     const char *payload;       /* the job's JSON payload text, NUL-terminated ("null" if none) */
     size_t payload_len;        /* strlen(payload) */
+    const char *secrets;       /* the job's opened `secrets`: a JSON object of strings,
+                                * NUL-terminated; NULL if the job has none. Wiped by the
+                                * runtime when the handler returns: never copy it anywhere
+                                * that outlives the run (logs, results, errors). exec hands
+                                * it to its program on fd 3; the other built-ins ignore it */
+    size_t secrets_len;        /* strlen(secrets), 0 if none */
     unsigned attempt;          /* 1 on the first run */
     unsigned max_attempts;
     int64_t deadline_ms;       /* wk_clock_ms() value when the job's timeout expires; 0 = none */

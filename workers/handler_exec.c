@@ -5,7 +5,8 @@
  * the mapping's resource limits, a cleared environment and the pipes, and
  * execs; a close-on-exec pipe tells the parent why an exec failed. The
  * parent then runs one poll loop on the handler thread: payload to stdin
- * (non-blocking), stdout collected up to a cap, the last 2 KiB of stderr
+ * (non-blocking), the job's opened secrets (if any) on a pipe at fd 3 (YARD_JOB_SECRETS_FD;
+ * never in argv or the environment), stdout collected up to a cap, the last 2 KiB of stderr
  * kept, the cancellation flag and deadline checked every TICK_MS, and a
  * pidfd (when the kernel has them) to notice the exit at once. The whole
  * group is signalled, and what left the group is killed by exec_reaper.c,
@@ -38,7 +39,8 @@
 #define DRAIN_MS 500   /* after the exit, wait this long at most for the pipes' EOF */
 #define CHUNK 16384
 #define TICK_MS 25     /* how often the loop looks at the cancellation flag */
-#define N_JOB_VARS 5
+#define N_JOB_VARS 6
+#define SECRETS_FD 3   /* the program reads the job's secrets here (YARD_JOB_SECRETS_FD) */
 
 /* What the child reports through the close-on-exec pipe when it fails. */
 typedef enum {
@@ -110,14 +112,16 @@ static int child_limit(int resource, int64_t value, rlim_t extra)
     return errno == EPERM ? setrlimit(resource, &lim) : -1;
 }
 
-/* Becomes the program: fds[0..2] are the ends for its stdin, stdout, stderr;
- * report is the close-on-exec pipe for failures. Never returns. */
-__attribute__((noreturn)) static void child_exec(const wk_exec_entry_t *e, const int fds[3],
+/* Becomes the program: fds[0..2] are the ends for its stdin, stdout, stderr,
+ * fds[3] the read end of the secrets pipe (-1: the job has none), which
+ * becomes SECRETS_FD; report is the close-on-exec pipe for failures. Never
+ * returns. */
+__attribute__((noreturn)) static void child_exec(const wk_exec_entry_t *e, const int fds[4],
                                                  int report, char **envp)
 {
     struct sigaction dfl;
     sigset_t none;
-    int high[3];
+    int high[4] = {-1, -1, -1, -1};
 
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
@@ -132,22 +136,23 @@ __attribute__((noreturn)) static void child_exec(const wk_exec_entry_t *e, const
     report = fcntl(report, F_DUPFD_CLOEXEC, 10);
     if (report < 0)
         _exit(127);
-    for (int i = 0; i < 3; i++)
+    int nfds = fds[3] >= 0 ? 4 : 3;
+    for (int i = 0; i < nfds; i++)
         if ((high[i] = fcntl(fds[i], F_DUPFD, 10)) < 0)
             child_fail(report, STAGE_PIPES);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < nfds; i++)
         if (dup2(high[i], i) < 0)
             child_fail(report, STAGE_PIPES);
-    if (dup3(report, 3, O_CLOEXEC) < 0)
+    if (dup3(report, nfds, O_CLOEXEC) < 0)
         child_fail(report, STAGE_PIPES);
-    report = 3;
+    report = nfds;
     /* Other threads' descriptors need not be close-on-exec: close them all. */
-    if (close_range(4, ~0U, 0) < 0) {
+    if (close_range((unsigned)nfds + 1, ~0U, 0) < 0) {
         struct rlimit nofile;
         rlim_t max = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 65536
                          ? nofile.rlim_cur
                          : 65536;
-        for (rlim_t fd = 4; fd < max; fd++)
+        for (rlim_t fd = (rlim_t)nfds + 1; fd < max; fd++)
             close((int)fd);
     }
     if (e->gid >= 0 && (setgroups(0, NULL) < 0 || setgid((gid_t)e->gid) < 0))
@@ -191,7 +196,8 @@ static char **make_env(const wk_exec_entry_t *e, const wk_job_t *job)
         asprintf(&env[n++], "YARD_JOB_TYPE=%s", job->type ? job->type : "") < 0 ||
         asprintf(&env[n++], "YARD_JOB_QUEUE=%s", job->queue ? job->queue : "") < 0 ||
         asprintf(&env[n++], "YARD_JOB_ATTEMPT=%u", job->attempt) < 0 ||
-        asprintf(&env[n++], "YARD_JOB_MAX_ATTEMPTS=%u", job->max_attempts) < 0) {
+        asprintf(&env[n++], "YARD_JOB_MAX_ATTEMPTS=%u", job->max_attempts) < 0 ||
+        (job->secrets && asprintf(&env[n++], "YARD_JOB_SECRETS_FD=%d", SECRETS_FD) < 0)) {
         env[n - 1] = NULL; /* asprintf leaves it undefined on failure */
         goto fail;
     }
@@ -208,11 +214,43 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* Makes the secrets pipe: writes all of the job's secrets into it (they fit
+ * in its buffer, at most YARD_SEALED_PLAIN_MAX bytes) and closes the write
+ * end, so the program reads them and then EOF. Returns 0 with sec[0] the
+ * read end, or YARD_EIO after logging (never the secrets themselves). */
+static int secrets_pipe(int sec[2], const run_t *x, const yard_log_ctx_t *ctx)
+{
+    const wk_job_t *job = x->job;
+    if (pipe2(sec, O_CLOEXEC) < 0) {
+        YARD_LOG_ERROR(ctx, "exec %s: secrets pipe: %s", x->e->type, strerror(errno));
+        return YARD_EIO;
+    }
+    if (job->secrets_len >= 4096) /* the default buffer is larger; it may have been cut */
+        fcntl(sec[1], F_SETPIPE_SZ, (int)job->secrets_len + 1);
+    fcntl(sec[1], F_SETFL, O_NONBLOCK);
+    size_t off = 0;
+    while (off < job->secrets_len) {
+        ssize_t n = write(sec[1], job->secrets + off, job->secrets_len - off);
+        if (n > 0)
+            off += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else {
+            YARD_LOG_ERROR(ctx, "exec %s: the secrets (%zu bytes) do not fit in their pipe: %s",
+                           x->e->type, job->secrets_len, n < 0 ? strerror(errno) : "short");
+            return YARD_EIO;
+        }
+    }
+    close_fd(&sec[1]);
+    return 0;
+}
+
 /* Starts the program. Returns 0 with x->pid running (or x->cerr saying why
  * the exec failed, the child reaped), or YARD_EIO after logging (no child). */
 static int run_spawn(run_t *x, char **envp)
 {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
+    int sec[2] = {-1, -1};
     sigset_t all, old;
     int rc = YARD_EIO;
     yard_log_ctx_t ctx = wk_job_log_ctx(x->job);
@@ -222,6 +260,8 @@ static int run_spawn(run_t *x, char **envp)
         YARD_LOG_ERROR(&ctx, "exec %s: pipe: %s", x->e->type, strerror(errno));
         goto done;
     }
+    if (x->job->secrets && secrets_pipe(sec, x, &ctx) < 0)
+        goto done;
     /* No signal handler of the worker may run in the child before it resets them. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -229,7 +269,7 @@ static int run_spawn(run_t *x, char **envp)
     wk_reaper_lock();
     x->pid = fork();
     if (x->pid == 0)
-        child_exec(x->e, (const int[3]){in[0], out[1], err[1]}, rep[1], envp);
+        child_exec(x->e, (const int[4]){in[0], out[1], err[1], sec[0]}, rep[1], envp);
     int fork_errno = errno;
     if (x->pid > 0)
         wk_reaper_add(x->pid);
@@ -243,6 +283,7 @@ static int run_spawn(run_t *x, char **envp)
     close_fd(&out[1]);
     close_fd(&err[1]);
     close_fd(&rep[1]);
+    close_fd(&sec[0]);
     /* EOF once execve succeeded; a child_err_t if the child failed before. */
     ssize_t n;
     do
@@ -272,6 +313,7 @@ done:
         close_fd(&out[i]);
         close_fd(&err[i]);
         close_fd(&rep[i]);
+        close_fd(&sec[i]);
     }
     return rc;
 }

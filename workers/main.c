@@ -101,6 +101,8 @@ int main(int argc, char **argv)
     snprintf(component, sizeof component, "worker-%s", a.role);
     yard_log_init(component, level);
     int rc = wk_app_create(&app, &cfg, wk_role_find(a.role), a.port);
+    /* The app holds its keyring now: no copy of the private keys stays here. */
+    explicit_bzero(cfg.secrets_private_keys, sizeof cfg.secrets_private_keys);
     if (rc < 0)
         return rc == YARD_ECONFIG ? 2 : 1;
     rc = wk_app_run(app);

@@ -33,6 +33,8 @@ typedef struct wk {
     wk_registry_t *registry;
     struct wk_outbound *outbound; /* execute and notify: egress guard and circuit breakers
                                    * of outbound HTTP (outbound.h) */
+    struct yard_keyring *keyring; /* execute: private keys that open jobs' sealed secrets
+                                   * (sealed.h; cfg.secrets_private_keys, then wiped there) */
     char queue_bufs[WK_MAX_QUEUES][YARD_QUEUE_NAME_MAX + 1];
     const char *queues[WK_MAX_QUEUES];
     size_t nqueues;

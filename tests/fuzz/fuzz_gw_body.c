@@ -35,7 +35,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const served[] = {"default", "mail.eu"};
-static const gw_job_rules_t rules = {served, 2, 5, 300};
+static const gw_job_rules_t rules = {served, 2, 5, 300, NULL};
 
 static void fail(const char *what)
 {

@@ -37,7 +37,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const served[] = {"default"};
-static const gw_job_rules_t rules = {served, 1, 5, 300};
+static const gw_job_rules_t rules = {served, 1, 5, 300, NULL};
 
 static void fail(const char *what, const char *detail)
 {

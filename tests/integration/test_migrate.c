@@ -179,7 +179,7 @@ static const struct {
              "timeout_s,run_at,idempotency_key,api_key_id,workflow_id,step_id,schedule_name,"
              "trace_id,created_at,updated_at,started_at,finished_at,cancel_requested_at,js_seq,"
              "traceparent,notify,released_at,replay_budget,replayed_seq,replays,replayed_at,"
-             "replayed_by"},
+             "replayed_by,secrets_sealed"},
     {"job_attempts", "job_id,attempt,started_at,finished_at,outcome,error,worker,duration_ms"},
     {"workflows", "id,name,status,api_key_id,created_at,updated_at,finished_at,traceparent"},
     {"workflow_steps", "workflow_id,step_id,job_id,depends_on,status,result,created_at,updated_at,"

@@ -32,8 +32,10 @@
 #define PG_PASS "pg PASS 4456"
 #define SSL_PASS "sslPASS8812"
 #define ID_SECRET "idSECRET9923"
+/* A private key for jobs' sealed secrets (32 bytes 0x01..0x20). */
+#define SEALED_KEY "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
 
-static const char *const secrets[] = {NATS_PASS, "PASS 4456", SSL_PASS, ID_SECRET};
+static const char *const secrets[] = {NATS_PASS, "PASS 4456", SSL_PASS, ID_SECRET, SEALED_KEY};
 
 static struct {
     yt_env_t *env;
@@ -113,11 +115,14 @@ static void test_print_config_hides_secrets(void **state)
     } progs[] = {{"print-gateway", a_gw}, {"print-worker", a_wk}, {"print-yardctl", a_ctl}};
     for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
         int st;
-        char *out = run(progs[i].name, progs[i].argv, &st, NULL);
+        char *const more[] = {"YARD_SECRETS_PRIVATE_KEYS=" SEALED_KEY, NULL};
+        char *out = run(progs[i].name, progs[i].argv, &st, more);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
             fail_msg("%s --print-config failed: %s", progs[i].name, out);
-        if (!strstr(out, "nats_url") || !strstr(out, "pg_dsn"))
-            fail_msg("%s --print-config shows no nats_url/pg_dsn: %s", progs[i].name, out);
+        if (!strstr(out, "nats_url") || !strstr(out, "pg_dsn") ||
+            !strstr(out, "secrets_private_keys"))
+            fail_msg("%s --print-config shows no nats_url/pg_dsn/secrets_private_keys: %s",
+                     progs[i].name, out);
         /* The non-secret parts stay, so an operator sees where it connects. */
         if (!strstr(out, "nats://yard:***@127.0.0.1"))
             fail_msg("%s --print-config: expected the NATS URL with its password masked: %s",

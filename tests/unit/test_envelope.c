@@ -100,6 +100,7 @@ static const tfield_t tfields[] = {
     {"wf", 's', offsetof(yard_envelope_t, workflow_id), 1, 64, 1},
     {"step", 's', offsetof(yard_envelope_t, step_id), 1, 64, 1},
     {"sched", 's', offsetof(yard_envelope_t, schedule), 1, 64, 1},
+    {"secrets", 's', offsetof(yard_envelope_t, secrets), 1, 24576, 1},
 };
 #define N_TFIELDS (sizeof tfields / sizeof tfields[0])
 
@@ -161,6 +162,7 @@ static void full_env(yard_envelope_t *e)
     e->workflow_id = YARD_STR("wf-1");
     e->step_id = YARD_STR("step-a");
     e->schedule = YARD_STR("nightly");
+    e->secrets = YARD_STR("a1b2c3d4.c2VhbGVk");
 }
 
 static void min_env(yard_envelope_t *e)
@@ -390,6 +392,7 @@ static void test_roundtrip_full(void **state)
     CHECK_STR(d.workflow_id, "wf-1", "wf");
     CHECK_STR(d.step_id, "step-a", "step");
     CHECK_STR(d.schedule, "nightly", "sched");
+    CHECK_STR(d.secrets, "a1b2c3d4.c2VhbGVk", "secrets");
     CHECK(yard_env_equal(&e, &d), "decoded envelope differs from the encoded one");
     for (size_t i = 0; i < N_TFIELDS; i++) {
         if (tfields[i].kind != 's')
@@ -474,7 +477,7 @@ static void test_encoding_read_by_msgpack_c(void **state)
         CHECK_INT(u.data.type, MSGPACK_OBJECT_MAP, "top-level type");
         /* The minimal envelope writes v, id, type, queue, priority,
          * max_attempts, timeout_s and created_at. */
-        CHECK_INT(u.data.via.map.size, full ? 17 : 8, "number of keys (full=%d)", full);
+        CHECK_INT(u.data.via.map.size, full ? 18 : 8, "number of keys (full=%d)", full);
         for (uint32_t i = 0; i < u.data.via.map.size; i++) {
             msgpack_object_kv *kv = &u.data.via.map.ptr[i];
             CHECK_INT(kv->key.type, MSGPACK_OBJECT_STR, "key %u type", i);

@@ -19,9 +19,10 @@
 #include "body.h"
 #include "err.h"
 #include "job_spec.h"
+#include "sealed.h"
 
 static const char *const served[] = {"default", "mail.eu"};
-static const gw_job_rules_t rules = {served, 2, 5, 300};
+static const gw_job_rules_t rules = {served, 2, 5, 300, NULL};
 
 /* Parses text as a JSON body and then as a job; returns the spec's rc and
  * leaves the message in err. */
@@ -246,6 +247,69 @@ static void test_rfc3339(void **state)
     }
 }
 
+/* secrets: refused without a sealer, must be an object of strings, at most
+ * YARD_SEALED_PLAIN_MAX bytes, and are kept only sealed (opening the blob
+ * gives the compact JSON). */
+static void test_secrets_sealed_at_once(void **state)
+{
+    gw_job_spec_t s;
+    char err[256];
+    const char *body = "{\"type\":\"t\",\"secrets\":{\"pw\":\"hunter2\",\"tok\":\"x y\"}}";
+    assert_int_equal(parse_job(&s, body, err, sizeof err), YARD_EINVAL);
+    assert_non_null(strstr(err, "secrets_public_key"));
+
+    char pub[YARD_SEALED_KEY_B64_LEN + 1], priv[YARD_SEALED_KEY_B64_LEN + 1];
+    char kid[YARD_SEALED_KEY_ID_LEN + 1];
+    assert_int_equal(yard_sealed_keygen(pub, priv, kid), 0);
+    yard_sealer_t *sealer;
+    assert_int_equal(yard_sealer_create(&sealer, pub), 0);
+    gw_job_rules_t r = rules;
+    r.sealer = sealer;
+    json_t *doc = json_loads(body, 0, NULL);
+    assert_int_equal(gw_job_spec_parse(&s, doc, &r, err, sizeof err), 0);
+    json_decref(doc);
+    assert_non_null(s.secrets_sealed);
+    assert_null(strstr(s.secrets_sealed, "hunter2"));
+    assert_memory_equal(s.secrets_sealed, kid, YARD_SEALED_KEY_ID_LEN);
+    yard_keyring_t *k;
+    assert_int_equal(yard_keyring_create(&k, priv), 0);
+    char *plain;
+    size_t len;
+    assert_int_equal(yard_keyring_open(k, s.secrets_sealed, s.secrets_sealed_len, &plain, &len,
+                                       NULL), 0);
+    assert_string_equal(plain, "{\"pw\":\"hunter2\",\"tok\":\"x y\"}");
+    yard_sealed_free(plain, len + 1);
+    yard_keyring_destroy(k);
+    gw_job_spec_clear(&s);
+
+    static const char *const bad[] = {
+        "{\"type\":\"t\",\"secrets\":[\"a\"]}",
+        "{\"type\":\"t\",\"secrets\":\"pw\"}",
+        "{\"type\":\"t\",\"secrets\":{\"n\":1}}",
+        "{\"type\":\"t\",\"secrets\":{\"o\":{\"a\":\"b\"}}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        doc = json_loads(bad[i], 0, NULL);
+        assert_non_null(doc);
+        assert_int_equal(gw_job_spec_parse(&s, doc, &r, err, sizeof err), YARD_EINVAL);
+        assert_non_null(strstr(err, "`secrets`"));
+        json_decref(doc);
+    }
+    /* Over 16 KiB encoded. */
+    char *big = malloc(YARD_SEALED_PLAIN_MAX + 64);
+    assert_non_null(big);
+    int n = snprintf(big, 64, "{\"type\":\"t\",\"secrets\":{\"k\":\"");
+    memset(big + n, 'x', YARD_SEALED_PLAIN_MAX);
+    strcpy(big + n + YARD_SEALED_PLAIN_MAX, "\"}}");
+    doc = json_loads(big, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(gw_job_spec_parse(&s, doc, &r, err, sizeof err), YARD_EINVAL);
+    assert_non_null(strstr(err, "the limit is 16384"));
+    json_decref(doc);
+    free(big);
+    yard_sealer_destroy(sealer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_msgpack_bodies),
         cmocka_unit_test(test_content_types),
         cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_secrets_sealed_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
