@@ -300,9 +300,8 @@ write_env() {
     export YARD_ID_SECRET=$secret
     export YARD_NOTIFY_SECRET=$notify
     "$bin/yardctl" migrate >/dev/null 2>&1 || die "migrations failed; run $bin/yardctl migrate to see why"
-    if [ -z "$key" ] || ! "$bin/yardctl" keys list 2>/dev/null | grep -q "${key:3:8}"; then
-        key=$("$bin/yardctl" keys create --name local-admin --scopes admin --quiet)
-    fi
+    # The admin key is made once the gateway runs (ensure_admin_key): its
+    # key_created event needs the EVENTS stream the gateway creates.
     umask 077
     cat >"$data/env.tmp" <<ENV
 export YARD_URL=http://127.0.0.1:$http_port
@@ -315,6 +314,28 @@ ENV
     mv "$data/env.tmp" "$data/env"
     chmod 600 "$data/env"
     umask 022
+    export YARD_API_KEY=$key
+}
+
+# Makes the local admin API key unless .yard/env names one that exists, and
+# records it in .yard/env. Run once the gateway is ready.
+ensure_admin_key() {
+    local key=${YARD_API_KEY:-}
+    if [ -z "$key" ] || ! "$bin/yardctl" keys list 2>/dev/null | grep -q "${key:3:8}"; then
+        key=$("$bin/yardctl" keys create --name local-admin --scopes admin --quiet) ||
+            die "cannot create the admin API key; run $bin/yardctl keys create to see why"
+        local tmp="$data/env.tmp"
+        (umask 077 && sed "s|^export YARD_API_KEY=.*|export YARD_API_KEY=$key|" "$data/env" >"$tmp")
+        mv "$tmp" "$data/env"
+        chmod 600 "$data/env"
+        # The gateway reloads keys every few seconds: wait until it takes it.
+        local i
+        for ((i = 0; i < 150; i++)); do
+            curl -fsS -o /dev/null -H "Authorization: Bearer $key" \
+                "http://127.0.0.1:$http_port/v1/whoami" 2>/dev/null && break
+            sleep 0.1
+        done
+    fi
     export YARD_API_KEY=$key
 }
 
@@ -359,6 +380,7 @@ up() {
     done
     wait_http "http://127.0.0.1:$http_port/readyz" 30 ||
         die "the gateway is not ready; see .yard/log/gateway.log"
+    ensure_admin_key
     say "ready: http://127.0.0.1:$http_port"
     say "admin API key: $YARD_API_KEY"
     say "web console: http://127.0.0.1:$http_port/ui/ (sign in with the key)"
