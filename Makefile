@@ -152,7 +152,7 @@ $(BENCH): $(BUILD)/obj/tests/bench/bench.o $(HARN_OBJ) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH)
-	@YARD_BIN=$(abspath $(BIN)) YARD_TEST_DIR=$$(mktemp -d /tmp/yard-bench.XXXXXX) $(BENCH)
+	@YARD_BIN=$(abspath $(BIN)) YARD_SRC_DIR=$(CURDIR) YARD_TEST_DIR=$$(mktemp -d /tmp/yard-bench.XXXXXX) $(BENCH)
 
 # libFuzzer targets (clang): each runs FUZZ_SECONDS from a seed corpus.
 FUZZ_SECONDS ?= 60

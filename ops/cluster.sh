@@ -214,6 +214,10 @@ up_postgres() {
         }
         rm -f "$pwfile"
     fi
+    # The shipped settings (ops/postgres/yard.conf), refreshed on every start.
+    install -m 644 "$root/ops/postgres/yard.conf" "$pgdata/yard.conf"
+    grep -qx "include 'yard.conf'" "$pgdata/postgresql.conf" ||
+        echo "include 'yard.conf'" >>"$pgdata/postgresql.conf"
     if ! as_pg "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
         as_pg "$pg_bin/pg_ctl" -D "$pgdata" -w -t 60 -l "$pgdata/server.log" \
             -o "-p $pg_port -k $pgdata -c listen_addresses=127.0.0.1" start >/dev/null ||

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -463,6 +464,35 @@ int yt_nats_stop(yt_env_t *env)
 
 /* ---- PostgreSQL ---------------------------------------------------------- */
 
+/* A durable server runs with the settings Switchyard ships
+ * (ops/postgres/yard.conf, what `make up` uses): copied into the data folder
+ * and included from postgresql.conf. */
+static int yt_pg_include_shipped(yt_env_t *env)
+{
+    char src[PATH_MAX], dst[PATH_MAX], conf[PATH_MAX];
+    snprintf(src, sizeof src, "%s/ops/postgres/yard.conf", yt_src_dir());
+    snprintf(dst, sizeof dst, "%s/yard.conf", env->pg_data);
+    snprintf(conf, sizeof conf, "%s/postgresql.conf", env->pg_data);
+    FILE *in = fopen(src, "r"), *out = in ? fopen(dst, "w") : NULL;
+    FILE *main_conf = out ? fopen(conf, "a") : NULL;
+    int rc = main_conf ? 0 : YARD_EIO;
+    if (rc < 0)
+        yt_fail("cannot copy %s into %s: %s", src, env->pg_data, strerror(errno));
+    char line[512];
+    while (rc == 0 && fgets(line, sizeof line, in))
+        fputs(line, out);
+    if (main_conf) {
+        fputs("include 'yard.conf'\n", main_conf);
+        if (fclose(main_conf) != 0)
+            rc = YARD_EIO;
+    }
+    if (out && fclose(out) != 0)
+        rc = YARD_EIO;
+    if (in)
+        fclose(in);
+    return rc;
+}
+
 static int yt_pg_initdb(yt_env_t *env)
 {
     snprintf(env->pg_data, sizeof env->pg_data, "%s/pg", env->dir);
@@ -484,7 +514,7 @@ static int yt_pg_initdb(yt_env_t *env)
         yt_log_tail(env, "initdb");
         return YARD_EIO;
     }
-    return 0;
+    return (env->flags & YT_PG_DURABLE) ? yt_pg_include_shipped(env) : 0;
 }
 
 /* Starts the postmaster on env->pg_port; returns 0 when it accepts
