@@ -130,17 +130,20 @@ static void exec_count(wk_runtime_t *rt, const exec_plan_t *p)
             (double)(wk_wall_ms() - it->env.created_at_ms) / 1000.0);
 }
 
-/* Publishes the events of the n plans that write and waits for them.
+/* Publishes the events of the n plans that write, as one message, and waits
+ * for it.
  * Returns 0 or an error (logged). */
 static int exec_publish_events(wk_runtime_t *rt, const exec_plan_t *plans, size_t n)
 {
     wk_t *wk = rt->wk;
     yard_event_batch_t *b = NULL;
     int64_t t0 = wk_clock_us();
-    int rc = yard_event_batch_create(&b, wk->js);
+    int rc = yard_event_batch_create_grouped(&b, wk->js);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (plans[i].write)
             wk_execute_events_outcome(b, wk, plans[i].it, &plans[i].rec, plans[i].delay_ms);
+    if (rc == 0)
+        yard_event_batch_flush(b); /* a failure counts in the wait */
     if (rc == 0)
         rc = yard_event_batch_wait(b, wk->cfg.js_publish_timeout_ms);
     yard_event_batch_destroy(b);

@@ -10,7 +10,10 @@
  *      row and a complete row (started_at, finished_at, js_seq, payload),
  *      and PostgreSQL counts 200 row inserts into jobs and no update: one
  *      row write per job (the claim wrote each row `running` first, then the
- *      finish updated it: 400 writes);
+ *      finish updated it: 400 writes); their started and succeeded events
+ *      travel in groups (events.jobs.group: a few messages, not 400 single
+ *      events.jobs.started/succeeded ones), and the audit role, started
+ *      again, records each as its own row;
  *   2. a 3 s sleep job shows `running` (GET /v1/jobs/{id}) within 1.5 s of
  *      its submission, then succeeds: the deferred start write.
  */
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "js.h"
 #include "log.h"
 #include "yt_http.h"
 #include "yt_workers.h"
@@ -91,9 +95,32 @@ static void test_short_jobs_cost_one_row_write(void **state)
         fail_msg("expected %d row inserts and no update of jobs (one write per short job), "
                  "got %lld inserts and %lld updates",
                  SHORT_JOBS, ins - ins0, upd - upd0);
-    free(ids);
+    uint64_t groups = 0, single = 0, one = 0;
+    if (yard_js_subject_count(&groups, g.c.js, "EVENTS", "events.jobs.group") != 0)
+        fail_msg("expected to count events.jobs.group messages");
+    if (yard_js_subject_count(&one, g.c.js, "EVENTS", "events.jobs.started") != 0)
+        fail_msg("expected to count events.jobs.started messages");
+    single += one;
+    if (yard_js_subject_count(&one, g.c.js, "EVENTS", "events.jobs.succeeded") != 0)
+        fail_msg("expected to count events.jobs.succeeded messages");
+    single += one;
+    if (groups == 0 || groups > SHORT_JOBS / 4 || single != 0)
+        fail_msg("expected the %d jobs' started and succeeded events in a few group messages, "
+                 "got %llu groups and %llu single events",
+                 SHORT_JOBS, (unsigned long long)groups, (unsigned long long)single);
     if (yt_worker_start(&g.c.audit, g.c.env, "audit", NULL, NULL, 0) != 0)
         fail_msg("expected the audit worker to start again");
+    arr = yt_sql_id_array(ids, SHORT_JOBS);
+    assert_non_null(arr);
+    long long rows = yt_wait_sql(g.c.env, 3 * SHORT_JOBS, 30000,
+                                 "SELECT count(*) FROM audit_log WHERE job_id = ANY(%s) AND "
+                                 "event IN ('job.accepted', 'job.started', 'job.succeeded')",
+                                 arr);
+    free(arr);
+    free(ids);
+    if (rows != 3 * SHORT_JOBS)
+        fail_msg("expected %d audit rows (accepted, started, succeeded per job), got %lld",
+                 3 * SHORT_JOBS, rows);
 }
 
 static void test_long_job_is_marked_running(void **state)
