@@ -179,7 +179,10 @@ static void cancel_job_work(PGconn *conn, void *ud)
 static void cancel_done(void *ud)
 {
     read_task_t *t = ud;
-    if (t->status == 202) {
+    /* 200 too: a job PostgreSQL still shows queued may have started less
+     * than the start write's delay ago (jobs.h yard_jobs_claim); its worker
+     * stops it now rather than when that write finds it cancelled. */
+    if (t->status == 202 || t->status == 200) {
         char subject[sizeof YARD_SUBJ_CANCEL + YARD_ID_TEXT_LEN];
         snprintf(subject, sizeof subject, "%s%s", YARD_SUBJ_CANCEL, t->id);
         /* Buffered, never blocks the loop; at most once, PostgreSQL backs it. */

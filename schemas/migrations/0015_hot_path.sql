@@ -17,9 +17,10 @@
 
 DROP TRIGGER jobs_touch_updated_at ON jobs;
 
--- yard_jobs_queued_age: per queue, its oldest queued job.
+-- yard_jobs_queued_age: per queue, its oldest queued job, one index probe
+-- (min() of the indexed expression), whatever the backlog.
 DROP INDEX jobs_queue_status_idx;
-CREATE INDEX jobs_queue_live_idx ON jobs (queue, status)
+CREATE INDEX jobs_queue_live_idx ON jobs (queue, status, (coalesce(run_at, created_at)))
     WHERE status IN ('queued', 'scheduled', 'running', 'failed');
 
 -- The rescuer (yard_jobs_stale): jobs without progress, oldest change first.

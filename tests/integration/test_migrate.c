@@ -198,7 +198,8 @@ static const struct {
 static const char *const expected_indexes[] = {
     "CREATE UNIQUE INDEX jobs_pkey ON public.jobs USING btree (id)",
     /* 0015_hot_path: the sweeps' indexes hold the live rows only */
-    "CREATE INDEX jobs_queue_live_idx ON public.jobs USING btree (queue, status) "
+    "CREATE INDEX jobs_queue_live_idx ON public.jobs USING btree (queue, status, "
+    "COALESCE(run_at, created_at)) "
     "WHERE (status = ANY (ARRAY['queued'::text, 'scheduled'::text, 'running'::text, "
     "'failed'::text]))",
     "CREATE INDEX jobs_live_updated_idx ON public.jobs USING btree (status, updated_at) "

@@ -468,7 +468,9 @@ static void test_http_cancel_while_waiting_is_not_retried(void **state)
     if (atomic_load(&g.srv.hits_slow) != 1)
         fail_msg("http /slow503 job %s: expected its request to reach the server within 10 s, "
                  "got %d requests", id, atomic_load(&g.srv.hits_slow));
-    yt_nap_ms(50);
+    /* Marked running a few tens of ms after it started (jobs.h). */
+    if (yt_job_wait_status(g.c.port, id, "running", 5000, status, sizeof status) != 0)
+        fail_msg("http /slow503 job %s: expected `running` within 5 s, got `%s`", id, status);
     int st = yt_job_cancel(g.c.port, id, status, sizeof status);
     long long t0 = yt_now_ms();
     if (st != 202)

@@ -1,11 +1,14 @@
 /*
- * jobs_list_p99.c - how fast a page of GET /v1/jobs is with 1,000,000 jobs.
+ * store_1m.c - how fast the store's reads and hot-path statements are with
+ * 1,000,000 jobs: a page of GET /v1/jobs per filter, GET /v1/jobs/{id}, the
+ * queue ages, the rescuer's sweep, and the execute worker's claim (a read)
+ * and finish (256 outcomes, half of them new rows).
  *
  * A measurement, not a test (nothing here passes or fails on a time). Build
  * and run it by hand:
  *
- *   make build/tests/bench/jobs_list_p99
- *   YARD_SRC_DIR=$PWD build/tests/bench/jobs_list_p99 [rows] [runs]
+ *   make build/tests/bench/store_1m
+ *   YARD_SRC_DIR=$PWD build/tests/bench/store_1m [rows] [runs]
  *
  * It starts a throwaway PostgreSQL (the test harness; fsync off, which does
  * not matter for reads), applies the migrations, writes `rows` jobs (default
@@ -16,7 +19,9 @@
  * after it through yard_jobs_list (the gateway's own code) `runs` times
  * (default 300) and prints p50, p99 and max, and prints each query's plan
  * (auto_explain with ANALYZE, sent to this client as a notice). First it
- * prints what those indexes cost writers (insert_cost).
+ * prints what those indexes cost writers (insert_cost). Last, the same
+ * for the other statements (store_statements), through bus/jobs.c's own
+ * functions, each with its plan.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +30,7 @@
 
 #include "db.h"
 #include "harness.h"
+#include "jobs.h"
 #include "jobs_list.h"
 #include "log.h"
 
@@ -91,6 +97,142 @@ static int insert_cost(PGconn *c)
     return 0;
 }
 
+/* ---- the other statements ------------------------------------------------- */
+
+#define STORE_BATCH 256
+#define STORE_FIRST_ROW 500000 /* the batch's existing half: rows from here */
+
+/* Ids, payloads and key ids of the generated table (main's INSERT). */
+static void row_id(char out[37], long i)
+{
+    snprintf(out, 37, "%08lx-0000-7000-8000-%012lx", i, i);
+}
+
+typedef struct {
+    char id[STORE_BATCH][37], key[STORE_BATCH][37], type[STORE_BATCH][8],
+        queue[STORE_BATCH][8], payload[STORE_BATCH][32];
+    yard_envelope_t env[STORE_BATCH];
+    const yard_envelope_t *envs[STORE_BATCH];
+    uint64_t seqs[STORE_BATCH];
+    yard_job_attempt_t recs[STORE_BATCH];
+} store_batch_t;
+
+/* A worker's batch: the first half jobs the table has (as their messages
+ * would carry them), the second half new ids beyond it; outcomes succeeded. */
+static void store_batch_make(store_batch_t *b, long rows)
+{
+    for (int k = 0; k < STORE_BATCH; k++) {
+        long i = k < STORE_BATCH / 2 ? STORE_FIRST_ROW + k : rows + 1 + k;
+        yard_envelope_t *e = &b->env[k];
+        row_id(b->id[k], i);
+        snprintf(b->key[k], sizeof b->key[k], "00000000-0000-4000-8000-%012lx", (i / 100) % 50);
+        snprintf(b->type[k], sizeof b->type[k], "t%ld", i % 20);
+        snprintf(b->queue[k], sizeof b->queue[k], "q%ld", i % 8);
+        snprintf(b->payload[k], sizeof b->payload[k], "{\"n\": %ld}", i);
+        memset(e, 0, sizeof *e);
+        e->id = (yard_str_t){b->id[k], 36};
+        e->type = (yard_str_t){b->type[k], strlen(b->type[k])};
+        e->queue = (yard_str_t){b->queue[k], strlen(b->queue[k])};
+        e->payload = (yard_str_t){b->payload[k], strlen(b->payload[k])};
+        e->api_key_id = (yard_str_t){b->key[k], 36};
+        e->max_attempts = 5;
+        e->timeout_s = 60;
+        e->created_at_ms = 1767225600000LL + i;
+        b->envs[k] = e;
+        b->seqs[k] = (uint64_t)i;
+        b->recs[k] = (yard_job_attempt_t){e, (uint64_t)i, b->id[k], 1, 1767225600000LL, 1,
+                                          "succeeded", YARD_JOB_SUCCEEDED, "{\"ok\":true}", NULL};
+    }
+}
+
+/* Runs statement k of store_statements once; returns 0 or -1. */
+static int store_run(PGconn *c, int k, store_batch_t *b)
+{
+    static const char get_sql[] =
+        "SELECT " YARD_JOBS_JSON_SQL "::text FROM jobs WHERE id = $1::uuid"
+        " AND ($2::uuid IS NULL OR api_key_id = $2::uuid)";
+    static const char *const queues[8] = {"q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7"};
+    char id[37];
+    row_id(id, 777777);
+    switch (k) {
+    case 0:
+    case 1: {
+        const char *params[2] = {id, k == 1 ? "00000000-0000-4000-8000-000000000007" : NULL};
+        PGresult *r = PQexecParams(c, get_sql, 2, NULL, params, NULL, NULL, 0);
+        int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        return ok ? 0 : -1;
+    }
+    case 2: {
+        double ages[8];
+        return yard_jobs_queued_age(c, queues, 8, ages) == 0 ? 0 : -1;
+    }
+    case 3: {
+        yard_jobs_stale_t st = {0};
+        int rc = yard_jobs_stale(&st, c, 300, 500);
+        yard_jobs_stale_free(&st);
+        return rc == 0 ? 0 : -1;
+    }
+    case 4: {
+        int attempt[STORE_BATCH];
+        return yard_jobs_claim(c, b->envs, b->seqs, STORE_BATCH, attempt) == 0 ? 0 : -1;
+    }
+    default:
+        /* Rolled back: every run meets the same table. */
+        if (yard_db_exec(c, "BEGIN") != 0)
+            return -1;
+        int rc = yard_jobs_finish(c, b->recs, STORE_BATCH, "bench:1");
+        return yard_db_exec(c, "ROLLBACK") == 0 && rc == 0 ? 0 : -1;
+    }
+}
+
+/* Times and explains the store's statements besides the list. */
+static int store_statements(PGconn *c, long rows, int runs, double *ms, int *show_plans)
+{
+    static const char *const names[] = {
+        "GET /v1/jobs/{id} (admin)",
+        "GET /v1/jobs/{id} (a key's)",
+        "queued age of 8 queues (gauges)",
+        "rescuer: 500 stale live jobs",
+        "claim: 256 messages (a read)",
+        "finish: 256 outcomes, 128 new rows",
+    };
+    store_batch_t *b = calloc(1, sizeof *b);
+    if (!b || yard_jobs_prepare(c, YARD_JOBS_DURABLE) != 0)
+        return -1;
+    store_batch_make(b, rows);
+    /* Timed without auto_explain's analysis, explained after. */
+    if (yard_db_exec(c, "SET auto_explain.log_min_duration = -1") != 0)
+        return -1;
+    printf("\n%-40s %9s %9s %9s\n", "statement", "p50 ms", "p99 ms", "max ms");
+    int n = (int)(sizeof names / sizeof names[0]);
+    for (int k = 0; k < n; k++) {
+        for (int r = 0; r < runs; r++) {
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            if (store_run(c, k, b) != 0)
+                return -1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            ms[r] = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+        }
+        qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
+        printf("%-40s %9.2f %9.2f %9.2f\n", names[k], ms[runs / 2], ms[(runs * 99) / 100],
+               ms[runs - 1]);
+    }
+    printf("\nPlans (EXPLAIN ANALYZE, through auto_explain):\n");
+    if (yard_db_exec(c, "SET auto_explain.log_min_duration = 0") != 0)
+        return -1;
+    *show_plans = 1;
+    for (int k = 0; k < n; k++) {
+        printf("\n-- %s\n", names[k]);
+        if (store_run(c, k, b) != 0)
+            return -1;
+    }
+    *show_plans = 0;
+    free(b);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     long rows = argc > 1 ? atol(argv[1]) : 1000000;
@@ -99,7 +241,7 @@ int main(int argc, char **argv)
     PGconn *c = NULL;
     int show_plans = 0;
     char sql[4096];
-    yard_log_init("jobs_list_p99", YARD_LOG_WARN);
+    yard_log_init("store_1m", YARD_LOG_WARN);
     if (yt_env_create(&env, YT_PG | YT_MIGRATE) != 0 || yard_db_connect(&c, env->pg_dsn, 10) != 0)
         return 1;
     PQsetNoticeProcessor(c, print_notice, &show_plans);
@@ -210,6 +352,10 @@ int main(int argc, char **argv)
             free(doc);
     }
     show_plans = 0;
+    if (store_statements(c, rows, runs, ms, &show_plans) != 0) {
+        fprintf(stderr, "store_1m: a statement failed (above)\n");
+        return 1;
+    }
     free(ms);
     yard_db_close(c);
     yt_env_destroy(env);
