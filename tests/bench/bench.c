@@ -170,7 +170,7 @@ static int single_node(bench_t *b)
         if (bench_gateway_runs(b, "") != 0)
             return -1;
     }
-    bench_jobs_purge(b->nats_url); /* the end-to-end runs start without a backlog */
+    bench_streams_purge(b->nats_url); /* the end-to-end runs start without a backlog */
     if (bench_workers_start(b, NULL) != 0)
         return -1;
     for (int run = 0; run < b->runs; run++) {

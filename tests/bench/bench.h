@@ -110,8 +110,10 @@ int bench_key_wait(bench_t *b);
 int bench_load(bench_t *b, const char *args, json_t **out);
 /* A number inside a yard-load report ("latency_ms", "p50"); 0 if absent. */
 double bench_jnum(json_t *doc, const char *k1, const char *k2);
-/* Removes every message from the JOBS stream at nats_url. */
-void bench_jobs_purge(const char *nats_url);
+/* Removes every message from the JOBS and EVENTS streams at nats_url: the
+ * gateway-alone runs' jobs and their accepted events, which the audit role
+ * would otherwise record as queued rows during the end-to-end runs. */
+void bench_streams_purge(const char *nats_url);
 /* The execute worker's busy seconds per part, from its /metrics. */
 void bench_time_split(int port, double *pg, double *js, double *handler);
 

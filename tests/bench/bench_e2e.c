@@ -7,10 +7,13 @@
  * PostgreSQL (finished_at - created_at) (bench.h).
  *
  * A run's jobs are the rows created since it started (every earlier run has
- * finished before the next starts). Completion is polled with one count over
- * them, at most every 20 ms and only that often when the jobs left could be
- * done within ~40 ms at the rate seen so far, so polling adds little load
- * (the polls' count and time are reported).
+ * finished before the next starts). Completion is polled with a count of the
+ * run's rows not yet final, which the (status, created_at) index answers in
+ * time proportional to the jobs left, at most every 20 ms and only that often
+ * when the jobs left could be done within ~40 ms at the rate seen so far;
+ * when none is left, one count of the succeeded rows confirms that all are
+ * there. So polling adds little load; the polls' count and time are
+ * reported.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,9 @@
 #define LAT_WARMUP_S 1
 #define LAT_CONNS 64
 
+#define SQL_LEFT                                                                             \
+    "SELECT count(*) FROM jobs WHERE status IN ('queued', 'scheduled', 'running', 'failed')"  \
+    " AND created_at >= to_timestamp($1::bigint / 1000.0)"
 #define SQL_DONE                                                                             \
     "SELECT count(*) FROM jobs WHERE status = 'succeeded'"                                   \
     " AND created_at >= to_timestamp($1::bigint / 1000.0)"
@@ -46,7 +52,7 @@ typedef struct {
     int polls;
     double poll_s;  /* time spent in the count queries */
     long done;
-    double t_done;  /* monotonic seconds when the last poll saw them all */
+    double t_done;  /* monotonic seconds when a poll first saw none left */
 } wait_t;
 
 /* Runs sql with since_ms as $1; returns the result (PQclear it) or NULL. */
@@ -73,17 +79,27 @@ static int wait_done(PGconn *c, long long since_ms, long expect, double t0, wait
     memset(w, 0, sizeof *w);
     for (;;) {
         double q0 = bench_now_s();
-        PGresult *r = query_since(c, SQL_DONE, since_ms);
+        PGresult *r = query_since(c, SQL_LEFT, since_ms);
         double q1 = bench_now_s();
         if (!r)
             return -1;
-        w->done = atol(PQgetvalue(r, 0, 0));
+        long left = atol(PQgetvalue(r, 0, 0));
         PQclear(r);
         w->polls++;
         w->poll_s += q1 - q0;
-        if (w->done >= expect) {
-            w->t_done = q1;
-            return 0;
+        w->done = expect - left; /* an estimate until the rows are all there */
+        if (left == 0) {
+            /* None left: are they all there (the audit role may lag)? */
+            r = query_since(c, SQL_DONE, since_ms);
+            w->poll_s += bench_now_s() - q1;
+            if (!r)
+                return -1;
+            w->done = atol(PQgetvalue(r, 0, 0));
+            PQclear(r);
+            if (w->done >= expect) {
+                w->t_done = q1;
+                return 0;
+            }
         }
         if (q1 - t0 > timeout) {
             r = query_since(c, SQL_STATUSES, since_ms);
@@ -183,10 +199,10 @@ int bench_latency_run(bench_t *b, double rate)
         return -1;
     }
     long accepted = (long)bench_jnum(doc, "all_2xx", NULL);
-    const char *pct[] = {"p50", "p99", "p99_9"};
+    const char *pct[] = {"p50", "p99", "p99_9"}, *shown[] = {"p50", "p99", "p99.9"};
     for (int i = 0; i < 3; i++) {
         snprintf(key, sizeof key, "lat%.0f_http_%s_ms", rate, pct[i]);
-        snprintf(label, sizeof label, "at %.0f jobs/s: HTTP submit %s", rate, pct[i]);
+        snprintf(label, sizeof label, "at %.0f jobs/s: HTTP submit %s", rate, shown[i]);
         bench_fig_add(b, key, label, "ms", bench_jnum(doc, "latency_ms", pct[i]));
     }
     snprintf(key, sizeof key, "lat%.0f_offered", rate);
@@ -205,7 +221,7 @@ int bench_latency_run(bench_t *b, double rate)
     for (int i = 0; i < 3; i++) {
         snprintf(key, sizeof key, "lat%.0f_done_%s_ms", rate, names[i]);
         snprintf(label, sizeof label, "at %.0f jobs/s: accepted -> succeeded %s", rate,
-                 names[i]);
+                 shown[i]);
         bench_fig_add(b, key, label, "ms", atof(PQgetvalue(r, 0, 1 + i)));
     }
     bench_progress("latency at %.0f jobs/s: %s jobs after the warmup, accepted -> succeeded "

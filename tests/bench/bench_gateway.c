@@ -27,12 +27,12 @@ static int gateway_load(bench_t *b, const char *args, const char *key, const cha
         bench_fig_add(b, k, label, rate_field[0] == 'j' ? "jobs/s" : "req/s",
                       bench_jnum(doc, rate_field, NULL));
     }
-    const char *pct[] = {"p50", "p90", "p99", "p99_9"};
+    const char *pct[] = {"p50", "p90", "p99", "p99_9"}, *shown[] = {"p50", "p90", "p99", "p99.9"};
     for (int i = 0; i < 4; i++) {
         if (!(percentiles & (1 << i)))
             continue;
         snprintf(k, sizeof k, "%s_http_%s_ms", key, pct[i]);
-        snprintf(l, sizeof l, "%s: HTTP %s", label, pct[i]);
+        snprintf(l, sizeof l, "%s: HTTP %s", label, shown[i]);
         bench_fig_add(b, k, l, "ms", bench_jnum(doc, "latency_ms", pct[i]));
     }
     json_decref(doc);

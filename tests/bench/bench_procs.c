@@ -201,17 +201,18 @@ double bench_jnum(json_t *doc, const char *k1, const char *k2)
     return json_number_value(v);
 }
 
-void bench_jobs_purge(const char *nats_url)
+void bench_streams_purge(const char *nats_url)
 {
     yard_config_t cfg;
     yard_js_t *js = NULL;
     yard_config_defaults(&cfg);
     yard_config_set(&cfg, "nats_url", nats_url);
     if (yard_js_connect(&js, &cfg, "bench-purge") != 0) {
-        fprintf(stderr, "bench: cannot connect to %s to purge JOBS\n", nats_url);
+        fprintf(stderr, "bench: cannot connect to %s to purge JOBS and EVENTS\n", nats_url);
         return;
     }
     js_PurgeStream(yard_js_ctx(js), YARD_STREAM_JOBS, NULL, NULL);
+    js_PurgeStream(yard_js_ctx(js), YARD_STREAM_EVENTS, NULL, NULL);
     yard_js_destroy(js, 1000);
 }
 

@@ -37,7 +37,7 @@ int bench_r3_section(bench_t *b)
         if (bench_gateway_runs(b, "r3_") != 0)
             goto out;
     }
-    bench_jobs_purge(b->nats_url);
+    bench_streams_purge(b->nats_url);
     if (bench_workers_start(b, extra) != 0)
         goto out;
     for (int run = 0; run < b->runs; run++)

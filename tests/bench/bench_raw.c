@@ -140,7 +140,6 @@ int bench_raw_postgres(bench_t *b)
         fprintf(stderr, "bench: raw PostgreSQL: %s", PQerrorMessage(c));
         goto out;
     }
-    PQclear(PQexec(c, "DROP TABLE IF EXISTS bench_rows"));
     PGresult *r = PQexec(c, "CREATE TABLE bench_rows (job_id uuid, attempt int, started_at "
                             "timestamptz, outcome text, error text, result jsonb, worker text, "
                             "duration_ms bigint, PRIMARY KEY (job_id, attempt))");
@@ -167,7 +166,7 @@ int bench_raw_postgres(bench_t *b)
                   "rows/s", rows / (bench_now_s() - t0));
     rc = 0;
 out:
-    PQclear(PQexec(c, "DROP TABLE IF EXISTS bench_rows"));
+    PQclear(PQexec(c, "DROP TABLE bench_rows"));
     PQfinish(c);
     return rc;
 }

@@ -174,8 +174,11 @@ static void print_memory(const bench_t *b)
            "PSS sampled every 100 ms)\n");
     for (int i = 0; i < b->nprocs; i++) {
         const bench_proc_t *p = &b->procs[i];
-        printf("  %-22s peak RSS %7.1f MiB   peak PSS %7.1f MiB", p->name, p->peak_rss_mib,
-               p->peak_pss_mib);
+        printf("  %-22s peak RSS %7.1f MiB", p->name, p->peak_rss_mib);
+        if (p->peak_pss_mib > 0)
+            printf("   peak PSS %7.1f MiB", p->peak_pss_mib);
+        else
+            printf("   (not sampled: the R3 section's)");
         if (p->tree)
             printf("   (%d processes)", p->nprocs);
         printf("\n");
@@ -192,19 +195,20 @@ static void print_cell(double v, int decimals, const char *suffix)
         snprintf(s, sizeof s, "-");
     else
         snprintf(s, sizeof s, "%.*f%s", decimals, v, suffix);
-    printf(" %12s", s);
+    printf(" %13s", s);
 }
 
 static void print_side_by_side(const bench_t *b)
 {
     const char *peers[] = {"bullmq", "beanstalkd"};
     json_t *doc = b->peers_doc;
-    printf("\nside by side (peers: %s, N=%lld, %lld runs, same machine, after Switchyard's "
-           "runs)\n", json_string_value(json_object_get(doc, "source")),
-           json_integer_value(json_object_get(doc, "N")),
-           json_integer_value(json_object_get(doc, "runs")));
-    printf("  %-34s %12s %12s %12s %12s %12s\n", "system", "bulk jobs/s", "single jobs/s",
-           "p50 @1000/s", "p99 @1000/s", "PSS MiB");
+    long long runs = json_integer_value(json_object_get(doc, "runs"));
+    printf("\nside by side (peers: %s, N=%lld, median of %lld run%s, same machine, after "
+           "Switchyard's runs)\n", json_string_value(json_object_get(doc, "source")),
+           json_integer_value(json_object_get(doc, "N")), runs, runs == 1 ? "" : "s");
+    printf("  %-34s %13s %13s %13s %13s %13s\n", "system", "bulk jobs/s", "single jobs/s",
+           "done p50", "done p99", "peak PSS MiB");
+    printf("  %-34s %13s %13s %13s %13s %13s\n", "", "", "", "at 1000/s", "at 1000/s", "");
     for (size_t i = 0; i < 2; i++) {
         json_t *p = json_object_get(json_object_get(doc, "peers"), peers[i]);
         printf("  %-34s", json_string_value(json_object_get(p, "label")));
