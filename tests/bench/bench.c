@@ -63,7 +63,8 @@ static void usage(FILE *f)
 "                    print a side-by-side table; PEERS_N (20000), PEERS_RUNS (3)\n"
 "                    and the other PEERS_* variables pass through\n"
 "  --quick           small counts and 1 run, to check that the bench works\n"
-"                    (also YARD_BENCH_QUICK=1)\n"
+"                    (also YARD_BENCH_QUICK=1); with --peers PEERS_N=2000 and\n"
+"                    PEERS_RUNS=1 unless they are set\n"
 "  --runs N          runs per figure (default 3; quick 1)\n"
 "  --jobs N          end-to-end jobs per run, a multiple of 100 (default 20000)\n"
 "  --raw N           raw JetStream messages and PostgreSQL rows per run (100000)\n"
@@ -198,8 +199,9 @@ static void add_notes(bench_t *b)
                   "the workers with their default concurrency and batch, info logs; PostgreSQL "
                   "with ops/postgres/yard.conf, fsync and synchronous_commit on");
     bench_note(b, "end to end: %ld jobs a run; the batch route with %d requests in flight; "
-                  "completion is a count over the run's rows in PostgreSQL, polled at most every "
-                  "20 ms (the poll figures are the queries' total time)",
+                  "completion is a count of the run's jobs left in PostgreSQL (then one of those "
+                  "succeeded), polled at most every 20 ms; the poll figures are the queries' "
+                  "total time and their backend's CPU (in 10 ms ticks)",
                b->e2e_jobs, b->batch_conns);
     bench_note(b, "accepted -> succeeded = jobs.finished_at - jobs.created_at per job, over the "
                   "jobs created after the run's first second: created_at is the gateway's accept "
@@ -227,6 +229,10 @@ int main(int argc, char **argv)
         return 1;
     bench_progress("starting nats-server and PostgreSQL (%d run%s per figure%s)", b->runs,
                    b->runs > 1 ? "s" : "", b->quick ? ", quick" : "");
+    if (b->quick && b->peers) { /* the peers' quick counts, unless set */
+        setenv("PEERS_N", "2000", 0);
+        setenv("PEERS_RUNS", "1", 0);
+    }
     if (yt_env_create(&b->env, YT_NATS | YT_PG | YT_MIGRATE | YT_PG_DURABLE) < 0)
         return 1;
     bench_running = b;

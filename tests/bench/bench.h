@@ -65,6 +65,7 @@ typedef struct {
     int nprocs;
     double mem_total_pss_mib; /* the peak of the summed PSS of every process */
     int mem_samples;
+    double mem_cpu_s;    /* CPU time the sampler used (its cost to the figures) */
     /* results */
     bench_fig_t figs[BENCH_MAX_FIGS];
     int nfigs;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -130,8 +131,12 @@ static void *sampler(void *arg)
         pthread_mutex_lock(&mem_lock);
         int run = mem_running;
         pthread_mutex_unlock(&mem_lock);
-        if (!run)
+        if (!run) {
+            struct timespec cpu;
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+            b->mem_cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9; /* joined next */
             return NULL;
+        }
         sample(b);
         usleep(SAMPLE_US);
     }

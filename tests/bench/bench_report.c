@@ -160,7 +160,7 @@ static void print_fig(const bench_t *b, const bench_fig_t *f)
         printf("  %.0f%% of raw publish", 100 * m / pub);
     if ((!strcmp(f->key, "e2e_batch") || !strcmp(f->key, "e2e_single")) && pull > 0 && rows > 0)
         printf("  %.0f%% of raw pull+ack, %.0f%% of raw inserts", 100 * m / pull, 100 * m / rows);
-    if (!strncmp(f->key, "r3_", 3) && !strstr(f->key, "_poll_") && !strstr(f->key, "_http_")) {
+    if (!strncmp(f->key, "r3_", 3) && !strstr(f->key, "_poll") && !strstr(f->key, "_http_")) {
         double single = bench_med(b, f->key + 3);
         if (single > 0)
             printf("  %.2fx the single node", m / single);
@@ -183,8 +183,9 @@ static void print_memory(const bench_t *b)
             printf("   (%d processes)", p->nprocs);
         printf("\n");
     }
-    printf("  %-22s                        peak PSS %7.1f MiB   (summed per sample, %d samples)"
-           "\n", "all of the above", b->mem_total_pss_mib, b->mem_samples);
+    printf("  %-22s                        peak PSS %7.1f MiB   (summed per sample, %d samples, "
+           "%.2f s of CPU)\n", "all of the above", b->mem_total_pss_mib, b->mem_samples,
+           b->mem_cpu_s);
 }
 
 /* One table cell: v with decimals and a suffix, "-" when v < 0. */
@@ -310,6 +311,8 @@ static void print_json(bench_t *b, const target_t *t, int nt)
     }
     json_object_set_new(doc, "memory", mem);
     json_object_set_new(doc, "memory_total_peak_pss_mib", json_real(b->mem_total_pss_mib));
+    json_object_set_new(doc, "memory_samples", json_integer(b->mem_samples));
+    json_object_set_new(doc, "memory_sampler_cpu_s", json_real(b->mem_cpu_s));
     for (int i = 0; i < nt; i++)
         json_array_append_new(targets, json_pack("{s:s, s:s, s:f, s:f, s:s}", "target",
                                                  t[i].name, "state", target_state(&t[i]),

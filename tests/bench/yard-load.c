@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -165,6 +166,7 @@ struct load {
     size_t nidle;
     uint64_t t_start, t_warm, t_end;
     uint64_t t_last_response; /* --requests: the window ends here */
+    long long t_start_unix_ms; /* t_start on the wall clock, for matching server timestamps */
     uint64_t sent;       /* requests sent, warmup included */
     uint64_t all_2xx;    /* 2xx responses, warmup included (jobs accepted in all) */
     int sending;         /* 0 once the measured window is over */
@@ -759,9 +761,9 @@ static void report(const load_t *l)
         printf("\"max\":%.3f,\"mean\":%.3f},\"status\":{\"2xx\":%" PRIu64 ",\"4xx\":%" PRIu64
                ",\"5xx\":%" PRIu64 ",\"other\":%" PRIu64 ",\"errors\":%" PRIu64
                ",\"timeouts\":%" PRIu64 "},\"unsent\":%" PRIu64 ",\"sent\":%" PRIu64
-               ",\"all_2xx\":%" PRIu64 "}\n",
+               ",\"all_2xx\":%" PRIu64 ",\"start_unix_ms\":%lld}\n",
                ms(h->max), ms(mean), st->s2xx, st->s4xx, st->s5xx, st->sother, st->errors,
-               st->timeouts, l->unsent, l->sent, l->all_2xx);
+               st->timeouts, l->unsent, l->sent, l->all_2xx, l->t_start_unix_ms);
         return;
     }
     printf("yard-load: POST %s, %ld connections, %.1f s measured after %.1f s warmup, ",
@@ -963,7 +965,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "yard-load: out of memory for %ld connections\n", l->opt.connections);
         goto out;
     }
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
     l->t_start = uv_hrtime();
+    l->t_start_unix_ms = (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
     l->t_warm = l->t_start + (uint64_t)(l->opt.warmup_s * 1e9);
     l->t_end = l->t_warm + (uint64_t)(l->opt.duration_s * 1e9);
     l->sending = 1;
