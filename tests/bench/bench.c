@@ -192,8 +192,27 @@ static int single_node(bench_t *b)
     return 0;
 }
 
+extern char **environ;
+
+/* Notes every YARD_* variable of the bench's own environment that its
+ * programs would inherit: each one moves them away from the defaults. */
+static void note_inherited_settings(bench_t *b)
+{
+    static const char *own[] = {"YARD_BIN=", "YARD_SRC_DIR=", "YARD_TEST_DIR=", "YARD_TEST_ROOT=",
+                                "YARD_BENCH_QUICK=", "YARD_PEERS_DIR=", "YARD_TEST_KEEP="};
+    for (char **e = environ; *e; e++) {
+        int mine = strncmp(*e, "YARD_", 5) != 0;
+        for (size_t i = 0; !mine && i < sizeof own / sizeof own[0]; i++)
+            mine = strncmp(*e, own[i], strlen(own[i])) == 0;
+        if (!mine)
+            bench_note(b, "%.*s is set in the environment: the programs inherit it, so they do "
+                          "not run with their defaults", (int)strcspn(*e, "="), *e);
+    }
+}
+
 static void add_notes(bench_t *b)
 {
+    note_inherited_settings(b);
     bench_note(b, "Switchyard as a user gets it: the gateway with auth on and a key from "
                   "`yardctl keys create --scopes submit,read --rate 10000000 --burst 10000000`, "
                   "the workers with their default concurrency and batch, info logs; PostgreSQL "
