@@ -87,6 +87,11 @@ double bench_fig_max(const bench_fig_t *f);
 double bench_med(const bench_t *b, const char *key);
 
 /* ---- bench_procs.c ---- */
+/* Reads the JSON document a command prints on stdout (anything after it is
+ * read and dropped, so the command never writes into a closed pipe), waits
+ * for the command and sets *exit_status (its exit code, -1 if it did not
+ * exit). Returns the document (json_decref it) or NULL. */
+json_t *bench_popen_json(const char *cmd, int *exit_status);
 /* Seconds on a monotonic clock, and wall-clock milliseconds (the gateway's
  * created_at clock). */
 double bench_now_s(void);

@@ -11,12 +11,9 @@
 int bench_peers_run(bench_t *b)
 {
     char cmd[1024];
-    json_error_t err;
+    int rc;
     snprintf(cmd, sizeof cmd, "python3 '%s/tests/bench/peers.py'", yt_src_dir());
-    fflush(NULL);
-    FILE *p = popen(cmd, "r");
-    json_t *doc = p ? json_loadf(p, JSON_DISABLE_EOF_CHECK, &err) : NULL;
-    int rc = p ? pclose(p) : -1;
+    json_t *doc = bench_popen_json(cmd, &rc);
     if (!doc) {
         fprintf(stderr, "bench: peers.py printed no results (exit %d)\n", rc);
         return -1;

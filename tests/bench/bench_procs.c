@@ -5,6 +5,7 @@
  * and yard-load, the HTTP load generator (bench.h).
  */
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,24 @@ int bench_key_wait(bench_t *b)
     }
 }
 
+json_t *bench_popen_json(const char *cmd, int *exit_status)
+{
+    json_error_t err;
+    char rest[4096];
+    fflush(NULL);
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        *exit_status = -1;
+        return NULL;
+    }
+    json_t *doc = json_loadf(p, JSON_DISABLE_EOF_CHECK, &err);
+    while (fread(rest, 1, sizeof rest, p) > 0)
+        ;
+    int st = pclose(p);
+    *exit_status = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return doc;
+}
+
 int bench_load(bench_t *b, const char *args, json_t **out)
 {
     char cmd[4096], body_path[400];
@@ -171,10 +190,8 @@ int bench_load(bench_t *b, const char *args, json_t **out)
              "%s/../build/bench/yard-load --json --api-key '%s' --body \"$(cat '%s')\" %s "
              "2>>'%s/yard-load.log'",
              yt_bin_dir(), b->api_key, body_path, args, b->env->dir);
-    FILE *p = popen(cmd, "r");
-    json_error_t err;
-    json_t *doc = p ? json_loadf(p, JSON_DISABLE_EOF_CHECK, &err) : NULL;
-    int rc = p ? pclose(p) : -1;
+    int rc;
+    json_t *doc = bench_popen_json(cmd, &rc);
     if (!doc || rc != 0) {
         fprintf(stderr, "bench: yard-load %s: exit %d%s (see %s/yard-load.log)\n", args, rc,
                 doc ? "" : ", no report", b->env->dir);
