@@ -236,6 +236,11 @@ struct yard_event_batch {
     size_t added;
     size_t pending; /* published, not answered yet */
     int first_error;
+    /* A grouped batch's events not flushed yet (the adding thread's). */
+    int grouped;
+    char *group;
+    size_t group_len, group_cap, group_n;
+    uint64_t group_hash; /* FNV-1a over the event ids */
 };
 
 int yard_event_batch_create(yard_event_batch_t **out, yard_js_t *js)
@@ -251,6 +256,19 @@ int yard_event_batch_create(yard_event_batch_t **out, yard_js_t *js)
     return 0;
 }
 
+#define EVENTS_FNV_OFFSET 14695981039346656037ULL
+#define EVENTS_FNV_PRIME 1099511628211ULL
+
+int yard_event_batch_create_grouped(yard_event_batch_t **out, yard_js_t *js)
+{
+    int rc = yard_event_batch_create(out, js);
+    if (rc == 0) {
+        (*out)->grouped = 1;
+        (*out)->group_hash = EVENTS_FNV_OFFSET;
+    }
+    return rc;
+}
+
 /* Drops one reference (mu held); frees b at the last and returns 1. */
 static int events_batch_unref_locked(yard_event_batch_t *b)
 {
@@ -259,6 +277,7 @@ static int events_batch_unref_locked(yard_event_batch_t *b)
     pthread_mutex_unlock(&b->mu);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
+    free(b->group);
     free(b);
     return 1;
 }
@@ -281,41 +300,108 @@ static void events_batch_acked(void *ud, int rc, const yard_js_puback_t *ack)
         pthread_mutex_unlock(&b->mu);
 }
 
+/* Publishes body (len bytes) on subject with message id msg_id, counting it
+ * in b; waits a little while the publish window is full. Returns 0 or an
+ * error (not logged; counted as b's failure by the caller). */
+static int events_batch_publish(yard_event_batch_t *b, const char *subject, const char *msg_id,
+                                const void *body, size_t len)
+{
+    pthread_mutex_lock(&b->mu);
+    b->refs++;
+    b->pending++;
+    pthread_mutex_unlock(&b->mu);
+    yard_js_pub_t pub = {subject, msg_id, NULL, 0, body, len};
+    int rc;
+    for (int tries = 0;; tries++) {
+        rc = yard_js_publish_async(b->js, &pub, events_batch_acked, b);
+        if (rc != YARD_EBUSY || tries >= EVENTS_BUSY_TRIES)
+            break;
+        yard_js_publish_wait(b->js, EVENTS_BUSY_WAIT_MS);
+    }
+    if (rc < 0) {
+        pthread_mutex_lock(&b->mu);
+        b->refs--; /* the owner still holds one: never the last */
+        b->pending--;
+        events_batch_fail_locked(b, rc);
+        pthread_mutex_unlock(&b->mu);
+    }
+    return rc;
+}
+
+int yard_event_batch_flush(yard_event_batch_t *b)
+{
+    if (!b->grouped || b->group_n == 0)
+        return 0;
+    char id[YARD_EVENT_ID_MAX];
+    snprintf(id, sizeof id, "evg.%016llx.%zu", (unsigned long long)b->group_hash, b->group_n);
+    int rc = events_batch_publish(b, YARD_SUBJ_EVENT_GROUP, id, b->group, b->group_len);
+    if (rc < 0)
+        YARD_LOG_WARN(NULL, "events: cannot publish a group of %zu events (%s): %s", b->group_n,
+                      id, yard_strerror(rc));
+    b->group_len = b->group_n = 0;
+    b->group_hash = EVENTS_FNV_OFFSET;
+    return rc;
+}
+
+/* Appends the encoded event m to b's group (flushing first when it would
+ * grow past YARD_EVENT_GROUP_MAX_BYTES). Returns 0 or an error. */
+static int events_group_add(yard_event_batch_t *b, const yard_event_msg_t *m)
+{
+    if (b->group_len && b->group_len + m->len + 1 > YARD_EVENT_GROUP_MAX_BYTES)
+        yard_event_batch_flush(b); /* its failure counts in the batch */
+    if (b->group_len + m->len + 1 > b->group_cap) {
+        size_t cap = b->group_cap ? b->group_cap : 4096;
+        while (cap < b->group_len + m->len + 1)
+            cap *= 2;
+        char *g = realloc(b->group, cap);
+        if (!g)
+            return YARD_ENOMEM;
+        b->group = g;
+        b->group_cap = cap;
+    }
+    /* A raw newline can only be whitespace between the data's tokens (JSON
+     * strings escape theirs): a space keeps the meaning and the framing. */
+    for (size_t i = 0; i < m->len; i++)
+        b->group[b->group_len + i] = m->body[i] == '\n' ? ' ' : m->body[i];
+    b->group_len += m->len;
+    b->group[b->group_len++] = '\n';
+    b->group_n++;
+    for (const unsigned char *c = (const unsigned char *)m->id; *c; c++)
+        b->group_hash = (b->group_hash ^ *c) * EVENTS_FNV_PRIME;
+    b->group_hash = (b->group_hash ^ '\n') * EVENTS_FNV_PRIME;
+    return 0;
+}
+
 int yard_event_batch_add(yard_event_batch_t *b, const yard_event_t *e)
 {
     yard_event_msg_t m;
     int rc = yard_event_encode(&m, e);
-    pthread_mutex_lock(&b->mu);
+    if (b->grouped) {
+        b->added++;
+        if (rc == 0)
+            rc = events_group_add(b, &m);
+        yard_event_msg_free(&m);
+        if (rc < 0) {
+            pthread_mutex_lock(&b->mu);
+            events_batch_fail_locked(b, rc);
+            pthread_mutex_unlock(&b->mu);
+        }
+        return rc;
+    }
     b->added++;
     if (rc == 0) {
-        b->refs++;
-        b->pending++;
-    }
-    pthread_mutex_unlock(&b->mu);
-    if (rc == 0) {
-        yard_js_pub_t pub = {m.subject, m.id, NULL, 0, m.body, m.len};
-        for (int tries = 0;; tries++) {
-            rc = yard_js_publish_async(b->js, &pub, events_batch_acked, b);
-            if (rc != YARD_EBUSY || tries >= EVENTS_BUSY_TRIES)
-                break;
-            yard_js_publish_wait(b->js, EVENTS_BUSY_WAIT_MS);
-        }
+        rc = events_batch_publish(b, m.subject, m.id, m.body, m.len);
         if (rc < 0) {
             yard_log_ctx_t ctx = {NULL, e->domain == YARD_EVENT_JOB ? e->subject_id : NULL,
                                   e->trace_id};
             YARD_LOG_WARN(&ctx, "events: cannot publish %s: %s", m.id, yard_strerror(rc));
-            pthread_mutex_lock(&b->mu);
-            b->refs--; /* the owner still holds one: never the last */
-            b->pending--;
-            pthread_mutex_unlock(&b->mu);
         }
-    }
-    yard_event_msg_free(&m);
-    if (rc < 0) {
+    } else {
         pthread_mutex_lock(&b->mu);
         events_batch_fail_locked(b, rc);
         pthread_mutex_unlock(&b->mu);
     }
+    yard_event_msg_free(&m);
     return rc;
 }
 
@@ -357,6 +443,19 @@ void yard_event_batch_destroy(yard_event_batch_t *b)
     pthread_mutex_lock(&b->mu);
     if (!events_batch_unref_locked(b))
         pthread_mutex_unlock(&b->mu);
+}
+
+int yard_event_group_next(const char **p, const char *end, const char **event, size_t *len)
+{
+    while (*p < end && **p == '\n')
+        (*p)++;
+    if (*p >= end)
+        return 0;
+    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    *event = *p;
+    *len = (size_t)((nl ? nl : end) - *p);
+    *p = nl ? nl + 1 : end;
+    return 1;
 }
 
 /* ---- reading ------------------------------------------------------------------ */

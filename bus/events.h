@@ -111,6 +111,23 @@ typedef struct yard_event_batch yard_event_batch_t;
 /* Returns 0 and sets *out, or YARD_ENOMEM. */
 int yard_event_batch_create(yard_event_batch_t **out, yard_js_t *js);
 
+/* A grouped batch: add only encodes; yard_event_batch_flush publishes what
+ * was added since the last flush as one message on YARD_SUBJ_EVENT_GROUP
+ * (or a few, past YARD_EVENT_GROUP_MAX_BYTES), so a batch of n events costs
+ * JetStream one message, not n. The group's body is the events' JSON
+ * texts, each followed by '\n' (yard_event_group_next reads them); its
+ * Nats-Msg-Id is "evg.<16 hex: a hash of the event ids>.<count>", so the
+ * same group published again is a duplicate, and audit_log's unique event
+ * ids catch events regrouped otherwise. The adding thread flushes before
+ * anyone waits. Returns 0 and sets *out, or YARD_ENOMEM. */
+int yard_event_batch_create_grouped(yard_event_batch_t **out, yard_js_t *js);
+#define YARD_EVENT_GROUP_MAX_BYTES (256 * 1024)
+
+/* Publishes a grouped batch's events added since the last flush (a no-op
+ * for an ungrouped batch, or when nothing waits). Returns 0 (the outcome
+ * counts in wait) or an error (logged; the batch counts it as failed). */
+int yard_event_batch_flush(yard_event_batch_t *b);
+
 /* Publishes e asynchronously (waiting a little while the publish window is
  * full). Returns 0 (its outcome will count in wait), or an error (logged):
  * the event was not published, and the batch counts it as failed. */
@@ -149,5 +166,10 @@ int yard_event_read(yard_event_read_t *out, const void *data, size_t len);
 
 /* Frees what out holds. NULL is a no-op. */
 void yard_event_read_free(yard_event_read_t *out);
+
+/* Steps through a group message (*p at its first byte, end past its last):
+ * sets *event and *len to the next event's JSON text and advances *p.
+ * Returns 1 (an event), or 0 at the end. */
+int yard_event_group_next(const char **p, const char *end, const char **event, size_t *len);
 
 #endif

@@ -31,11 +31,11 @@ static const char *const state_names[YARD_JOB_NSTATES] = {
 #define C (1u << YARD_JOB_CANCELLED)
 /* The states each state may move to (the table of jobs.h). */
 static const unsigned transitions[YARD_JOB_NSTATES] = {
-    [YARD_JOB_QUEUED] = R | D | C,
-    [YARD_JOB_SCHEDULED] = Q | R | D | C,
+    [YARD_JOB_QUEUED] = R | OK | F | D | C,
+    [YARD_JOB_SCHEDULED] = Q | R | OK | F | D | C,
     [YARD_JOB_RUNNING] = R | OK | F | D | C,
     [YARD_JOB_SUCCEEDED] = 0,
-    [YARD_JOB_FAILED] = R | D | C,
+    [YARD_JOB_FAILED] = R | OK | F | D | C,
     [YARD_JOB_DEAD] = Q,
     [YARD_JOB_CANCELLED] = 0,
 };
@@ -99,23 +99,34 @@ static void final_states(char *buf, size_t cap)
 
 /* Job rows from arrays, one element per job: u is the batch. */
 #define JOBS_ARRAYS 21
-#define JOBS_U                                                                                  \
-    "u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::smallint[],"           \
-    " $5::text[], $6::int[], $7::int[], $8::bigint[], $9::text[], $10::uuid[], $11::text[],"    \
-    " $12::bigint[], $13::text[], $14::int[], $15::bigint[], $16::text[], $17::text[],"        \
-    " $18::uuid[], $19::text[], $20::text[], $21::text[]) AS u(id, queue, type, priority,"       \
-    " payload, max_attempts, timeout_s, run_at, idem, key, trace, created, status, attempts,"    \
-    " seq, tp, notify, wf, step, sched, secrets))"
-#define JOBS_INSERT                                                                             \
+#define JOBS_U_ARGS                                                                             \
+    "$1::uuid[], $2::text[], $3::text[], $4::smallint[], $5::text[], $6::int[], $7::int[],"       \
+    " $8::bigint[], $9::text[], $10::uuid[], $11::text[], $12::bigint[], $13::text[], $14::int[],"\
+    " $15::bigint[], $16::text[], $17::text[], $18::uuid[], $19::text[], $20::text[], $21::text[]"
+#define JOBS_U_COLS                                                                             \
+    "id, queue, type, priority, payload, max_attempts, timeout_s, run_at, idem, key, trace,"      \
+    " created, status, attempts, seq, tp, notify, wf, step, sched, secrets"
+#define JOBS_U "u AS (SELECT * FROM unnest(" JOBS_U_ARGS ") AS u(" JOBS_U_COLS "))"
+/* The row's columns from u (started_at comes after them). */
+#define JOBS_INSERT_COLS                                                                        \
     "INSERT INTO jobs AS j (id, queue, type, status, priority, payload, max_attempts,"          \
     " timeout_s, run_at, idempotency_key, api_key_id, trace_id, created_at, attempts,"          \
-    " started_at, js_seq, traceparent, notify, workflow_id, step_id, schedule_name,"            \
-    " secrets_sealed)"                                                                          \
+    " js_seq, traceparent, notify, workflow_id, step_id, schedule_name, secrets_sealed"
+#define JOBS_INSERT_VALS                                                                        \
     " SELECT u.id, u.queue, u.type, u.status, u.priority, u.payload::jsonb, u.max_attempts,"    \
     " u.timeout_s, CASE WHEN u.run_at > 0 THEN to_timestamp(u.run_at / 1000.0) END, u.idem,"    \
-    " u.key, u.trace, to_timestamp(u.created / 1000.0), u.attempts,"                            \
-    " CASE WHEN u.status = 'running' THEN now() END, nullif(u.seq, 0), u.tp, u.notify::jsonb,"  \
-    " u.wf, u.step, u.sched, u.secrets FROM u ORDER BY u.id"
+    " u.key, u.trace, to_timestamp(u.created / 1000.0), u.attempts, nullif(u.seq, 0), u.tp,"    \
+    " u.notify::jsonb, u.wf, u.step, u.sched, u.secrets"
+#define JOBS_INSERT                                                                             \
+    JOBS_INSERT_COLS ", started_at)" JOBS_INSERT_VALS                                          \
+    ", CASE WHEN u.status = 'running' THEN now() END FROM u ORDER BY u.id"
+/* The extra arrays of an outcome ($22-$26), after the job's. */
+#define JOBS_FINISH_ARRAYS 5
+
+/* What the claim returns for a job whose cancel was requested: the start
+ * statement makes it cancelled. */
+#define JOBS_CLAIM_WRITE (-3)
+#define JOBS_CLAIM_WRITE_SQL "-3"
 
 /* Statement texts with %s for status lists: (name, format, list kinds). */
 enum { L_NONE, L_TO_RUNNING, L_TO_DEAD, L_TO_CANCELLED, L_FINAL };
@@ -126,15 +137,32 @@ static const struct {
     int list;
 } stmts[] = {
     {"yard_ingest", "WITH " JOBS_U " " JOBS_INSERT " ON CONFLICT (id) DO NOTHING", L_NONE},
-    /* A claim returns, per message, the attempt to run (finished attempts +
-     * 1), 0 when the job must not run (final, or its cancel was requested:
-     * then it becomes cancelled here), or -1 / -2 when the row belongs to
-     * another key / another message. The outer SELECT reads the rows as
-     * they were before this statement (one snapshot for the whole
-     * statement), and only for messages that claimed nothing. */
+    /* A claim reads: per message ($1 ids, $2 keys, $3 types, $4 payloads;
+     * the first column is its 1-based position), the attempt to run
+     * (finished attempts + 1; 1 when the job has no row yet), 0 when the job
+     * must not run (final), -1 / -2 when the row belongs to another key /
+     * another message, JOBS_CLAIM_WRITE when its cancel was requested (the
+     * start statement below makes it cancelled). */
     {"yard_claim",
+     "SELECT u.i, CASE WHEN j.id IS NULL THEN 1"
+     " WHEN j.api_key_id IS DISTINCT FROM u.key THEN -1"
+     " WHEN j.type <> u.type OR j.payload IS DISTINCT FROM u.payload::jsonb THEN -2"
+     " WHEN j.status NOT IN (%s) THEN 0"
+     " WHEN j.cancel_requested_at IS NOT NULL THEN " JOBS_CLAIM_WRITE_SQL
+     " ELSE j.attempts + 1 END"
+     " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) WITH ORDINALITY"
+     " AS u(id, key, type, payload, i) LEFT JOIN jobs j ON j.id = u.id",
+     L_TO_RUNNING},
+    /* A start writes what a claim read: the job is running (its row is
+     * created if ingest has not written it), and returns, per message, the
+     * attempt it runs, 0 when the job must not run (final, or its cancel was
+     * requested: then it becomes cancelled here), or -1 / -2 when the row
+     * belongs to another key / another message. The outer SELECT reads the
+     * rows as they were before this statement (one snapshot for the whole
+     * statement), and only for messages that started nothing. */
+    {"yard_start",
      "WITH " JOBS_U ", c AS (" JOBS_INSERT
-     " ON CONFLICT (id) DO UPDATE SET"
+     " ON CONFLICT (id) DO UPDATE SET updated_at = now(),"
      " status = CASE WHEN j.cancel_requested_at IS NULL THEN 'running' ELSE 'cancelled' END,"
      " finished_at = CASE WHEN j.cancel_requested_at IS NULL THEN j.finished_at ELSE now() END,"
      " started_at = coalesce(j.started_at, now()), js_seq = EXCLUDED.js_seq"
@@ -151,24 +179,34 @@ static const struct {
     /* $22: the reason. */
     {"yard_dead",
      "WITH " JOBS_U " " JOBS_INSERT
-     " ON CONFLICT (id) DO UPDATE SET status = 'dead',"
+     " ON CONFLICT (id) DO UPDATE SET status = 'dead', updated_at = now(),"
      " attempts = GREATEST(j.attempts, EXCLUDED.attempts), last_error = $22, finished_at = now()"
      " WHERE j.status IN (%s)",
      L_TO_DEAD},
-    /* Outcomes: $1 id, $2 attempt, $3 started ms, $4 outcome, $5 error,
-     * $6 duration ms, $7 state, $8 result (arrays), $9 worker. */
+    /* Outcomes: the job arrays (status: the new state, attempts: the
+     * attempt), $22 started ms, $23 outcome, $24 error, $25 duration ms,
+     * $26 result (arrays), $27 worker. The row is created in its new state
+     * when neither ingest nor a start wrote it (a short job's common path:
+     * one row write); a final state is never overwritten, nor a row another
+     * key or message made. */
     {"yard_finish",
-     "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::text[],"
-     " $5::text[], $6::bigint[], $7::text[], $8::text[]) AS u(id, attempt, started, outcome,"
-     " error, duration, state, result) ORDER BY id),"
+     "WITH u AS (SELECT * FROM unnest(" JOBS_U_ARGS ", $22::bigint[], $23::text[], $24::text[],"
+     " $25::bigint[], $26::text[]) AS u(" JOBS_U_COLS ", started, outcome, error, duration,"
+     " result)),"
      " a AS (INSERT INTO job_attempts (job_id, attempt, started_at, outcome, error, worker,"
-     " duration_ms) SELECT id, attempt, to_timestamp(started / 1000.0), outcome, error, $9,"
-     " GREATEST(duration, 0) FROM u ON CONFLICT (job_id, attempt) DO NOTHING)"
-     " UPDATE jobs j SET status = u.state, result = u.result::jsonb,"
-     " last_error = CASE WHEN u.state = 'succeeded' THEN NULL ELSE u.error END,"
-     " attempts = GREATEST(j.attempts, u.attempt),"
-     " finished_at = CASE WHEN u.state IN (%s) THEN now() END"
-     " FROM u WHERE j.id = u.id AND j.status NOT IN (%s)",
+     " duration_ms) SELECT id, attempts, to_timestamp(started / 1000.0), outcome, error, $27,"
+     " GREATEST(duration, 0) FROM u ORDER BY id ON CONFLICT (job_id, attempt) DO NOTHING) "
+     JOBS_INSERT_COLS ", started_at, result, last_error, finished_at)" JOBS_INSERT_VALS
+     ", to_timestamp(u.started / 1000.0), u.result::jsonb,"
+     " CASE WHEN u.status = 'succeeded' THEN NULL ELSE u.error END,"
+     " CASE WHEN u.status IN (%s) THEN now() END FROM u ORDER BY u.id"
+     " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.result,"
+     " updated_at = now(),"
+     " last_error = EXCLUDED.last_error, attempts = GREATEST(j.attempts, EXCLUDED.attempts),"
+     " finished_at = EXCLUDED.finished_at, started_at = coalesce(j.started_at,"
+     " EXCLUDED.started_at), js_seq = coalesce(EXCLUDED.js_seq, j.js_seq)"
+     " WHERE j.status NOT IN (%s) AND j.api_key_id IS NOT DISTINCT FROM EXCLUDED.api_key_id"
+     " AND j.type = EXCLUDED.type AND j.payload IS NOT DISTINCT FROM EXCLUDED.payload",
      L_FINAL},
     {"yard_cancel_requested",
      "SELECT id::text FROM jobs WHERE id = ANY($1::uuid[]) AND cancel_requested_at IS NOT NULL",
@@ -177,6 +215,7 @@ static const struct {
      * worker sees cancel_requested_at. */
     {"yard_cancel",
      "UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()),"
+     " updated_at = now(),"
      " status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,"
      " finished_at = CASE WHEN status = 'running' THEN finished_at ELSE now() END"
      " WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = $2::uuid)"
@@ -186,19 +225,20 @@ static const struct {
      "SELECT status FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR api_key_id = $2::uuid)",
      L_NONE},
     {"yard_replay",
-     "UPDATE jobs SET status = 'queued', finished_at = NULL WHERE id = $1::uuid"
+     "UPDATE jobs SET status = 'queued', finished_at = NULL, updated_at = now() WHERE id = $1::uuid"
      " AND status = 'dead' RETURNING 1",
      L_NONE},
     {"yard_replay_undo",
-     "UPDATE jobs SET status = 'dead', finished_at = now() WHERE id = $1::uuid"
+     "UPDATE jobs SET status = 'dead', finished_at = now(), updated_at = now() WHERE id = $1::uuid"
      " AND status = 'queued'",
      L_NONE},
     {"yard_release",
-     "UPDATE jobs SET status = 'queued', js_seq = $2::bigint WHERE id = $1::uuid"
+     "UPDATE jobs SET status = 'queued', js_seq = $2::bigint, updated_at = now()"
+     " WHERE id = $1::uuid"
      " AND status = 'scheduled'",
      L_NONE},
     {"yard_track",
-     "UPDATE jobs SET js_seq = $3::bigint WHERE id = $1::uuid"
+     "UPDATE jobs SET js_seq = $3::bigint, updated_at = now() WHERE id = $1::uuid"
      " AND ($2::bigint = 0 OR js_seq IS NULL OR js_seq = $2::bigint)",
      L_NONE},
     {"yard_known", "SELECT id::text FROM jobs WHERE id = ANY($1::uuid[])", L_NONE},
@@ -219,7 +259,7 @@ static const struct {
     /* $1 id, $2 DLQ sequence, $3 who, $4 ceiling of max_attempts. SET reads
      * the row as it was, so the budget is the one before this replay. */
     {"yard_replay_mark",
-     "UPDATE jobs SET status = 'queued', finished_at = NULL, js_seq = NULL,"
+     "UPDATE jobs SET status = 'queued', finished_at = NULL, js_seq = NULL, updated_at = now(),"
      " replay_budget = coalesce(replay_budget, max_attempts),"
      " max_attempts = LEAST(attempts + coalesce(replay_budget, max_attempts), $4::int),"
      " replayed_seq = $2::bigint, replays = replays + 1, replayed_at = now(), replayed_by = $3"
@@ -269,7 +309,7 @@ static const struct {
     /* $1 ids, $2 JOBS sequences, $3 PubAck times (Unix ms): the released
      * jobs, scheduled -> queued. */
     {"yard_due_release",
-     "UPDATE jobs j SET status = 'queued', js_seq = u.seq,"
+     "UPDATE jobs j SET status = 'queued', js_seq = u.seq, updated_at = now(),"
      " released_at = to_timestamp(u.acked / 1000.0)"
      " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(id, seq, acked)"
      " WHERE j.id = u.id AND j.status = 'scheduled'",
@@ -279,8 +319,12 @@ static const struct {
 int yard_jobs_prepare(PGconn *c, yard_jobs_commit_t mode)
 {
     char a[160], b[160], sql[4096];
-    int rc = 0;
-    if (mode == YARD_JOBS_FAST)
+    /* Batch statements are planned for the batch at hand: a generic plan,
+     * made once while the table was small, would keep a sequential scan of
+     * jobs as it grows (and unnest's row count is known only from the
+     * values). Planning costs a fraction of a millisecond a batch. */
+    int rc = yard_db_exec_as(c, "jobs: plan mode", "SET plan_cache_mode = force_custom_plan");
+    if (rc == 0 && mode == YARD_JOBS_FAST)
         rc = yard_db_exec_as(c, "jobs: commit mode", "SET synchronous_commit = off");
     for (size_t i = 0; rc == 0 && i < sizeof stmts / sizeof stmts[0]; i++) {
         switch (stmts[i].list) {
@@ -339,20 +383,34 @@ static int cmp_env(const void *a, const void *b, void *envs_arg)
     return memcmp(x->id.ptr, y->id.ptr, YARD_ENV_ID_LEN);
 }
 
-/* Writes n job rows with stmt (its first JOBS_ARRAYS parameters are the job
- * arrays; extra holds the rest). Every row gets status (attempts[i] or 0
- * attempts). Rows are sent in id order; a job id given twice is sent once.
- * When out is not NULL the statement returns (id, number) rows and out[i]
- * gets the number of envs[i] (0 for its second copy or no row). Returns 0 or
- * an error with nothing written. */
-static int jobs_write(PGconn *c, const char *stmt, const char *what,
-                      const yard_envelope_t *const *envs, const uint64_t *seqs,
-                      const char *const *statuses, const unsigned *attempts, size_t n,
+/* The rows a batch statement writes: one per envelope, with its status
+ * and attempts (NULL: 0), its JOBS sequence (seqs NULL: 0) and, for an
+ * outcome, its attempt record (att NULL: no outcome arrays). */
+typedef struct {
+    const yard_envelope_t *const *envs;
+    const uint64_t *seqs;
+    const char *const *statuses;
+    const unsigned *attempts;
+    const yard_job_attempt_t *att;
+    size_t n;
+} jobs_rows_t;
+
+/* Writes the rows with stmt (its first JOBS_ARRAYS parameters are the job
+ * arrays, then JOBS_FINISH_ARRAYS outcome arrays when rows->att is set;
+ * extra holds the rest). Rows are sent in id order; a job id given twice is
+ * sent once. When out is not NULL the statement returns (id, number) rows
+ * and out[i] gets the number of envs[i] (0 for its second copy or no row).
+ * Returns 0 or an error with nothing written. */
+static int jobs_write(PGconn *c, const char *stmt, const char *what, const jobs_rows_t *rows,
                       const char *const *extra, int nextra, int *out)
 {
-    yard_db_array_t arr[JOBS_ARRAYS] = {{0}};
+    enum { NARR = JOBS_ARRAYS + JOBS_FINISH_ARRAYS };
+    yard_db_array_t arr[NARR] = {{0}};
+    size_t n = rows->n;
+    const yard_envelope_t *const *envs = rows->envs;
+    int narr = rows->att ? NARR : JOBS_ARRAYS;
     size_t *order = malloc((n ? n : 1) * sizeof *order);
-    const char *params[JOBS_ARRAYS + 2];
+    const char *params[NARR + 2];
     PGresult *res = NULL;
     int rc = 0;
     if (!order)
@@ -384,24 +442,31 @@ static int jobs_write(PGconn *c, const char *stmt, const char *what,
         yard_db_array_view(&arr[9], e->api_key_id);
         yard_db_array_view(&arr[10], trace);
         yard_db_array_num(&arr[11], e->created_at_ms);
-        yard_db_array_cstr(&arr[12], statuses[i]);
-        yard_db_array_num(&arr[13], attempts ? attempts[i] : 0);
-        yard_db_array_num(&arr[14], seqs ? (long long)seqs[i] : 0);
+        yard_db_array_cstr(&arr[12], rows->statuses[i]);
+        yard_db_array_num(&arr[13], rows->attempts ? rows->attempts[i] : 0);
+        yard_db_array_num(&arr[14], rows->seqs ? (long long)rows->seqs[i] : 0);
         yard_db_array_view(&arr[15], e->traceparent);
         yard_db_array_view(&arr[16], e->notify);
         yard_db_array_view(&arr[17], e->workflow_id);
         yard_db_array_view(&arr[18], e->step_id);
         yard_db_array_view(&arr[19], e->schedule);
         yard_db_array_view(&arr[20], e->secrets);
+        if (rows->att) {
+            const yard_job_attempt_t *a = &rows->att[i];
+            yard_db_array_num(&arr[21], a->started_ms);
+            yard_db_array_cstr(&arr[22], a->outcome);
+            yard_db_array_cstr(&arr[23], a->error);
+            yard_db_array_num(&arr[24], a->duration_ms);
+            yard_db_array_cstr(&arr[25], a->result_json);
+        }
     }
-    for (int i = 0; i < JOBS_ARRAYS; i++)
+    for (int i = 0; i < narr; i++)
         if (!(params[i] = yard_db_array_end(&arr[i])))
             rc = YARD_ENOMEM;
     for (int i = 0; i < nextra; i++)
-        params[JOBS_ARRAYS + i] = extra[i];
+        params[narr + i] = extra[i];
     if (rc == 0)
-        rc = yard_db_query_prepared(out ? &res : NULL, c, stmt, what, JOBS_ARRAYS + nextra,
-                                    params);
+        rc = yard_db_query_prepared(out ? &res : NULL, c, stmt, what, narr + nextra, params);
     if (rc == 0 && out) {
         /* Map each returned id back to its first position. */
         for (int r = 0; r < PQntuples(res); r++) {
@@ -415,7 +480,7 @@ static int jobs_write(PGconn *c, const char *stmt, const char *what,
         }
         PQclear(res);
     }
-    for (int i = 0; i < JOBS_ARRAYS; i++)
+    for (int i = 0; i < narr; i++)
         free(arr[i].buf);
     free(order);
     return rc;
@@ -439,7 +504,8 @@ int yard_jobs_ingest(PGconn *c, const yard_envelope_t *const *envs, const uint64
     const char **st = statuses_new(envs, n, -1);
     if (!st)
         return YARD_ENOMEM;
-    int rc = jobs_write(c, "yard_ingest", "jobs: ingest", envs, seqs, st, NULL, n, NULL, 0, NULL);
+    jobs_rows_t rows = {envs, seqs, st, NULL, NULL, n};
+    int rc = jobs_write(c, "yard_ingest", "jobs: ingest", &rows, NULL, 0, NULL);
     free(st);
     return rc;
 }
@@ -450,21 +516,108 @@ int yard_jobs_hold(PGconn *c, const yard_envelope_t *const *envs, const uint64_t
     const char **st = statuses_new(envs, n, YARD_JOB_SCHEDULED);
     if (!st)
         return YARD_ENOMEM;
-    int rc = jobs_write(c, "yard_ingest", "jobs: hold scheduled", envs, seqs, st, NULL, n, NULL, 0,
-                        NULL);
+    jobs_rows_t rows = {envs, seqs, st, NULL, NULL, n};
+    int rc = jobs_write(c, "yard_ingest", "jobs: hold scheduled", &rows, NULL, 0, NULL);
     free(st);
     return rc;
 }
 
-int yard_jobs_claim(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
+int yard_jobs_start(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
                     size_t n, int *attempt)
 {
     const char **st = statuses_new(envs, n, YARD_JOB_RUNNING);
     if (!st)
         return YARD_ENOMEM;
-    int rc = jobs_write(c, "yard_claim", "jobs: claim", envs, seqs, st, NULL, n, NULL, 0,
-                        attempt);
+    jobs_rows_t rows = {envs, seqs, st, NULL, NULL, n};
+    int rc = jobs_write(c, "yard_start", "jobs: start", &rows, NULL, 0, attempt);
     free(st);
+    return rc;
+}
+
+/* Sets dup[i] for every envs[i] whose id an earlier envelope has. Returns 0
+ * or YARD_ENOMEM. */
+static int jobs_mark_repeats(const yard_envelope_t *const *envs, size_t n, int *dup)
+{
+    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    if (!order)
+        return YARD_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        order[i] = i;
+        dup[i] = 0;
+    }
+    qsort_r(order, n, sizeof *order, cmp_env, (void *)envs);
+    /* Among equal ids, the earliest position keeps the job. */
+    for (size_t k = 0; k < n;) {
+        size_t end = k + 1, first = order[k];
+        while (end < n && memcmp(envs[order[end]]->id.ptr, envs[first]->id.ptr,
+                                 YARD_ENV_ID_LEN) == 0) {
+            if (order[end] < first)
+                first = order[end];
+            end++;
+        }
+        for (size_t m = k; m < end; m++)
+            dup[order[m]] = order[m] != first;
+        k = end;
+    }
+    free(order);
+    return 0;
+}
+
+int yard_jobs_claim(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
+                    size_t n, int *attempt)
+{
+    yard_db_array_t arr[4] = {{0}};
+    const char *params[4];
+    PGresult *res = NULL;
+    int *dup = malloc((n ? n : 1) * sizeof *dup);
+    int rc = dup ? jobs_mark_repeats(envs, n, dup) : YARD_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        attempt[i] = 0;
+        yard_db_array_view(&arr[0], envs[i]->id);
+        yard_db_array_view(&arr[1], envs[i]->api_key_id);
+        yard_db_array_view(&arr[2], envs[i]->type);
+        yard_db_array_view(&arr[3], envs[i]->payload);
+    }
+    for (int i = 0; i < 4; i++)
+        if (!(params[i] = yard_db_array_end(&arr[i])))
+            rc = YARD_ENOMEM;
+    if (rc == 0 && n)
+        rc = yard_db_query_prepared(&res, c, "yard_claim", "jobs: claim", 4, params);
+    for (int i = 0; i < 4; i++)
+        free(arr[i].buf);
+    size_t nwrite = 0;
+    for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
+        long pos = atol(PQgetvalue(res, r, 0)) - 1;
+        if (pos < 0 || (size_t)pos >= n)
+            continue;
+        attempt[pos] = dup[pos] ? 0 : atoi(PQgetvalue(res, r, 1));
+        nwrite += attempt[pos] == JOBS_CLAIM_WRITE;
+    }
+    PQclear(res);
+    /* Cancel requests on jobs not final yet (rare): the start statement
+     * makes those jobs cancelled, then they do not run. */
+    if (rc == 0 && nwrite) {
+        const yard_envelope_t **w = malloc(nwrite * sizeof *w);
+        uint64_t *ws = malloc(nwrite * sizeof *ws);
+        int *wa = malloc(nwrite * sizeof *wa);
+        size_t k = 0;
+        if (!w || !ws || !wa)
+            rc = YARD_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            if (attempt[i] == JOBS_CLAIM_WRITE) {
+                w[k] = envs[i];
+                ws[k++] = seqs ? seqs[i] : 0;
+            }
+        if (rc == 0)
+            rc = yard_jobs_start(c, w, ws, k, wa);
+        for (size_t i = 0, m = 0; rc == 0 && i < n; i++)
+            if (attempt[i] == JOBS_CLAIM_WRITE)
+                attempt[i] = wa[m++];
+        free(w);
+        free(ws);
+        free(wa);
+    }
+    free(dup);
     return rc;
 }
 
@@ -473,33 +626,31 @@ int yard_jobs_mark_dead(PGconn *c, const yard_envelope_t *env, uint64_t seq, uns
 {
     const char *status[1] = {state_names[YARD_JOB_DEAD]};
     const char *extra[1] = {reason};
-    return jobs_write(c, "yard_dead", "jobs: mark dead", &env, &seq, status, &attempts, 1, extra,
-                      1, NULL);
+    jobs_rows_t rows = {&env, &seq, status, &attempts, NULL, 1};
+    return jobs_write(c, "yard_dead", "jobs: mark dead", &rows, extra, 1, NULL);
 }
 
 int yard_jobs_finish(PGconn *c, const yard_job_attempt_t *a, size_t n, const char *worker)
 {
-    yard_db_array_t arr[8] = {{0}};
-    const char *params[9];
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        yard_db_array_cstr(&arr[0], a[i].job_id);
-        yard_db_array_num(&arr[1], a[i].attempt);
-        yard_db_array_num(&arr[2], a[i].started_ms);
-        yard_db_array_cstr(&arr[3], a[i].outcome);
-        yard_db_array_cstr(&arr[4], a[i].error);
-        yard_db_array_num(&arr[5], a[i].duration_ms);
-        yard_db_array_cstr(&arr[6], yard_job_state_name(a[i].state));
-        yard_db_array_cstr(&arr[7], a[i].result_json);
+    const yard_envelope_t **envs = malloc((n ? n : 1) * sizeof *envs);
+    uint64_t *seqs = malloc((n ? n : 1) * sizeof *seqs);
+    const char **st = malloc((n ? n : 1) * sizeof *st);
+    unsigned *att = malloc((n ? n : 1) * sizeof *att);
+    int rc = envs && seqs && st && att ? 0 : YARD_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        envs[i] = a[i].env;
+        seqs[i] = a[i].seq;
+        st[i] = yard_job_state_name(a[i].state);
+        att[i] = a[i].attempt;
     }
-    for (int i = 0; i < 8; i++)
-        if (!(params[i] = yard_db_array_end(&arr[i])))
-            rc = YARD_ENOMEM;
-    params[8] = worker;
+    const char *extra[1] = {worker};
+    jobs_rows_t rows = {envs, seqs, st, att, a, n};
     if (rc == 0)
-        rc = yard_db_query_prepared(NULL, c, "yard_finish", "jobs: finish", 9, params);
-    for (int i = 0; i < 8; i++)
-        free(arr[i].buf);
+        rc = jobs_write(c, "yard_finish", "jobs: finish", &rows, extra, 1, NULL);
+    free(envs);
+    free(seqs);
+    free(st);
+    free(att);
     return rc;
 }
 

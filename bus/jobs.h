@@ -2,21 +2,24 @@
  * jobs.h - the job lifecycle: its states, the transitions allowed between
  * them, and every statement that changes a job row in PostgreSQL.
  *
- * The gateway (cancel, idempotent repeats), the workers (ingest, claim,
+ * The gateway (cancel, idempotent repeats), the workers (ingest, claim, start,
  * finish, dead, release, rescue) and yardctl (replay) all change jobs
  * through this module, so the rules live in one place:
  *
  *   from \ to   queued scheduled running succeeded failed dead cancelled
- *   queued        .       .        x                        x      x
- *   scheduled     x       .        x                        x      x
+ *   queued        .       .        x       x         x      x      x
+ *   scheduled     x       .        x       x         x      x      x
  *   running       .       .        x       x         x      x      x
- *   failed        .       .        x                        x      x
+ *   failed        .       .        x       x         x      x      x
  *   dead          x       .        .                        .      .
  *   succeeded and cancelled are final; dead is final but for a replay.
  *
  * (running -> running is a redelivery after a crash: the attempt is run
- * again under the same number, since attempts count finished runs.) The SQL
- * below is written from this table: yard_job_transition_allowed is what the
+ * again under the same number, since attempts count finished runs. An
+ * outcome may follow queued, scheduled or failed directly: a job's row is
+ * marked running only once it has run for a few tens of milliseconds, so
+ * a short job costs one row write; see yard_jobs_claim.) The SQL below is
+ * written from this table: yard_job_transition_allowed is what the
  * statements' WHERE clauses say.
  *
  * A job row belongs to the message that created it: a later message with
@@ -109,18 +112,30 @@ int yard_jobs_ingest(PGconn *c, const yard_envelope_t *const *envs, const uint64
 int yard_jobs_hold(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
                    size_t n);
 
-/* Marks n jobs running (creating rows ingest has not written yet) and sets
- * attempt[i] to the attempt number to run (finished attempts + 1), or to a
+/* Claims n messages, reading only: sets attempt[i] to the attempt number
+ * to run (finished attempts + 1; 1 when the job has no row yet), or to a
  * YARD_JOBS_CLAIM_* value; seqs[i] is the JOBS sequence of the message. A
- * requested cancel becomes final here. A job id given twice gets SKIP for
- * its second message. Returns 0, or an error with nothing written: run
- * nothing, let the messages come back (YARD_EPG: one of them may be bad;
- * claim smaller batches to find it). */
+ * job whose cancel was requested becomes final here (the one write). A job
+ * id given twice gets SKIP for its second message. The job's row is not
+ * marked running: yard_jobs_start does that for a job still running after
+ * a few tens of milliseconds, and yard_jobs_finish writes (or creates) the
+ * row with its outcome, so a short job costs one row write. Returns 0, or
+ * an error: run nothing, let the messages come back (YARD_EPG: one of them
+ * may be bad; claim smaller batches to find it). */
 int yard_jobs_claim(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
+                    size_t n, int *attempt);
+
+/* Marks n claimed jobs running (creating rows ingest has not written yet)
+ * and sets attempt[i] as yard_jobs_claim does; 0 means the job may no
+ * longer run (it became final, or its cancel was requested: then it is
+ * cancelled now). Returns 0, or an error with nothing written. */
+int yard_jobs_start(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
                     size_t n, int *attempt);
 
 /* One finished attempt. */
 typedef struct {
+    const yard_envelope_t *env; /* the job, to create its row if it has none */
+    uint64_t seq;            /* the JOBS sequence of its message (0: unknown) */
     const char *job_id;      /* uuid text */
     unsigned attempt;        /* 1-based */
     int64_t started_ms;      /* wall clock, Unix ms */
@@ -131,10 +146,12 @@ typedef struct {
     const char *error;       /* or NULL */
 } yard_job_attempt_t;
 
-/* Records n attempts and the jobs' new states in one transaction; a final
- * state is never overwritten and an attempt row is written once. worker
- * names the process (host:pid). Returns 0, or an error with nothing
- * written (do not ack; the messages come back). */
+/* Records n attempts and the jobs' new states in one transaction, creating
+ * the rows of jobs that have none; a final state is never overwritten, a
+ * row another key's or another message's is left alone, and an attempt row
+ * is written once. worker names the process (host:pid). Returns 0, or an
+ * error with nothing written (do not ack; the messages come back;
+ * YARD_EPG: one of them may be bad: finish smaller batches to find it). */
 int yard_jobs_finish(PGconn *c, const yard_job_attempt_t *a, size_t n, const char *worker);
 
 /* Marks one job dead with reason where no attempt finished (max

@@ -48,6 +48,9 @@
 #define YARD_SUBJ_EVENT_WORKFLOWS "events.workflows."
 #define YARD_SUBJ_EVENT_OPS "events.ops."
 #define YARD_SUBJ_EVENTS_ALL "events.>"
+/* Many job events in one message (a grouped batch, events.h): the execute
+ * worker's started events of a claim and outcome events of a commit. */
+#define YARD_SUBJ_EVENT_GROUP "events.jobs.group"
 /* Core NATS (not JetStream) subject announcing a cancel to execute workers:
  * YARD_SUBJ_CANCEL + job id; YARD_SUBJ_CANCEL_ANY subscribes to all. At most
  * once: PostgreSQL's cancel_requested_at backs it. */

@@ -5,7 +5,8 @@
  *   the log  (here, consumer `audit` on events.>): every lifecycle event
  *            becomes one audit_log row (bus/audit.h), a batch of events
  *            in one transaction. The gateway's grouped accepted event is
- *            expanded to one job.accepted row per job.
+ *            expanded to one job.accepted row per job, and a group of
+ *            events (the execute worker's) to one row per event.
  * The log's connection switches to the yard_audit_writer role (it may only
  * read and append audit_log) and commits durably before the events are
  * acked, so a crash redelivers them, and their unique event ids make the
@@ -193,6 +194,17 @@ static int audit_add_event(audit_batch_t *b, const char *subject, const void *da
     return oom ? YARD_ENOMEM : audit_push(b, &row);
 }
 
+/* Adds the rows of a group of JSON lifecycle events (events.h). */
+static int audit_add_group(audit_batch_t *b, const char *subject, const void *data, size_t len)
+{
+    const char *p = data, *end = p + len, *ev;
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && yard_event_group_next(&p, end, &ev, &n))
+        rc = audit_add_event(b, subject, ev, n);
+    return rc;
+}
+
 /* Makes the log's connection usable: connected, as yard_audit_writer. */
 static int audit_conn(wk_runtime_t *rt, wk_t *wk)
 {
@@ -242,9 +254,12 @@ static void audit_log_batch(wk_t *wk, PGconn *unused, yard_js_msg_t **msgs, int 
         size_t len = 0;
         const void *data = yard_js_msg_data(msgs[i], &len);
         const char *subject = yard_js_msg_subject(msgs[i]);
-        rc = strcmp(subject, YARD_SUBJ_EVENT_ACCEPTED) == 0 ? audit_add_accepted(&b, data, len)
-                                                             : audit_add_event(&b, subject, data,
-                                                                               len);
+        if (strcmp(subject, YARD_SUBJ_EVENT_ACCEPTED) == 0)
+            rc = audit_add_accepted(&b, data, len);
+        else if (strcmp(subject, YARD_SUBJ_EVENT_GROUP) == 0)
+            rc = audit_add_group(&b, subject, data, len);
+        else
+            rc = audit_add_event(&b, subject, data, len);
     }
     int64_t t0 = wk_clock_us();
     if (rc == 0)

@@ -86,10 +86,20 @@ static void builtin_fail(const wk_job_t *job, wk_result_t *res, void *ud)
     json_decref(root);
 }
 
-/* crash: aborts the whole worker, to test that poison messages reach the DLQ.
- * Registered only when the config allows it. */
+/* crash: aborts the whole worker, to test that poison messages reach the DLQ
+ * ({"after_ms":N}: after running N ms, so that it crashes as a job already
+ * marked running). Registered only when the config allows it. */
 static void builtin_crash(const wk_job_t *job, wk_result_t *res, void *ud)
 {
+    json_t *root;
+    json_int_t after_ms = 0;
+    json_t *inputs; /* a workflow step's parents' results: ignored */
+    if (wk_job_payload_unpack(&root, job, res, "{s?I,s?o!}", "after_ms", &after_ms, "inputs",
+                              &inputs) < 0)
+        return;
+    json_decref(root);
+    if (after_ms > 0)
+        wk_job_sleep(job, after_ms);
     yard_log_ctx_t ctx = wk_job_log_ctx(job);
     YARD_LOG_ERROR(&ctx, "crash: aborting the worker as asked (handlers_allow_crash is on)");
     abort();

@@ -57,6 +57,9 @@
                                    * normal first (no tier starves) */
 #define EXEC_SLOT_WAIT_US 200000  /* a fetcher with no free slot looks again after this */
 #define EXEC_TICK_MS 250          /* the committer's idle wake-up: supervision's period */
+#define EXEC_START_WRITE_MS 40    /* a job still running after this is marked running in
+                                   * PostgreSQL (a shorter one never is: one row write) */
+#define EXEC_BUSY_TICK_MS 20      /* the committer's wake-up while jobs are in flight */
 #define EXEC_GROUP_WAIT_US 3000   /* how long a commit waits for more finished jobs */
 #define EXEC_CANCEL_POLL_MS 1000  /* how often running jobs' cancel requests are read */
 #define EXEC_CANCEL_POLL_MAX 256  /* running jobs looked up per cancel poll, at most */
@@ -100,6 +103,8 @@ struct wk_execute_item {
     atomic_int cancelled;
     atomic_int running;
     int handed_back;                      /* drain: nak at once, write nothing (mu) */
+    int start_written;                    /* marked running in PostgreSQL, or no longer
+                                           * to be (committer only) */
     yard_event_batch_t *started;          /* holds its started event (a reference), or NULL */
     wk_result_t res;
 };
@@ -194,9 +199,10 @@ void *wk_execute_committer(void *rt); /* execute_commit.c */
 
 /* ---- supervision (execute_supervise.c), on the committer thread ----------- */
 
-/* Extends the ack deadline of running jobs whose handler is alive and, when
- * poll_cancels, applies cancel requests recorded in PostgreSQL. mu not
- * held. */
+/* Extends the ack deadline of running jobs whose handler is alive, marks
+ * running in PostgreSQL the jobs that have run for EXEC_START_WRITE_MS
+ * (stopping those that became final meanwhile) and, when poll_cancels,
+ * applies cancel requests recorded in PostgreSQL. mu not held. */
 void wk_execute_supervise(wk_runtime_t *rt, int64_t now_ms, int poll_cancels);
 
 /* Moves the poison messages the advisory reported to the DLQ; frees list. */

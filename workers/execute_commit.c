@@ -42,6 +42,8 @@ static void exec_plan(wk_runtime_t *rt, exec_plan_t *p, wk_execute_item_t *it)
     memset(p, 0, sizeof *p);
     p->it = it;
     p->write = 1;
+    p->rec.env = &it->env;
+    p->rec.seq = it->seq;
     p->rec.job_id = it->id;
     p->rec.attempt = it->attempt;
     p->rec.started_ms = it->started_wall_ms;
@@ -128,17 +130,20 @@ static void exec_count(wk_runtime_t *rt, const exec_plan_t *p)
             (double)(wk_wall_ms() - it->env.created_at_ms) / 1000.0);
 }
 
-/* Publishes the events of the n plans that write and waits for them.
+/* Publishes the events of the n plans that write, as one message, and waits
+ * for it.
  * Returns 0 or an error (logged). */
 static int exec_publish_events(wk_runtime_t *rt, const exec_plan_t *plans, size_t n)
 {
     wk_t *wk = rt->wk;
     yard_event_batch_t *b = NULL;
     int64_t t0 = wk_clock_us();
-    int rc = yard_event_batch_create(&b, wk->js);
+    int rc = yard_event_batch_create_grouped(&b, wk->js);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (plans[i].write)
             wk_execute_events_outcome(b, wk, plans[i].it, &plans[i].rec, plans[i].delay_ms);
+    if (rc == 0)
+        yard_event_batch_flush(b); /* a failure counts in the wait */
     if (rc == 0)
         rc = yard_event_batch_wait(b, wk->cfg.js_publish_timeout_ms);
     yard_event_batch_destroy(b);
@@ -163,15 +168,58 @@ static int exec_publish_events(wk_runtime_t *rt, const exec_plan_t *plans, size_
     return rc;
 }
 
+/* Records the n outcomes. When PostgreSQL refuses the batch's statement
+ * (one row it cannot take fails them all; the claim, a read, wrote none of
+ * them), records each half on its own, down to the outcome it refuses,
+ * whose refused[i] is set (the caller dead-letters it). Returns 0, or an
+ * error that is not a refusal. */
+static int exec_finish(wk_runtime_t *rt, const yard_job_attempt_t *recs, size_t n, int *refused)
+{
+    int rc = yard_jobs_finish(rt->conn, recs, n, rt->wk->worker_name);
+    if (rc != YARD_EPG)
+        return rc;
+    if (n == 1) {
+        refused[0] = 1;
+        return 0;
+    }
+    size_t half = n / 2;
+    rc = exec_finish(rt, recs, half, refused);
+    return rc < 0 ? rc : exec_finish(rt, recs + half, n - half, refused + half);
+}
+
+/* Dead-letters the item of plan p, whose outcome PostgreSQL refused: its
+ * message is terminated once the DLQ holds it, else naked for later. */
+static void exec_refused(wk_runtime_t *rt, exec_plan_t *p)
+{
+    wk_execute_item_t *it = p->it;
+    uint64_t seq = 0;
+    size_t len = 0;
+    const void *data = yard_js_msg_data(it->msg, &len);
+    yard_log_ctx_t ctx = {NULL, it->id, it->trace[0] ? it->trace : NULL};
+    YARD_LOG_ERROR(&ctx, "execute: PostgreSQL refused the outcome of job %s attempt %u (the "
+                         "log above has its message); moving the message to the DLQ",
+                   it->type, it->attempt);
+    yard_js_msg_meta(it->msg, &seq, NULL);
+    p->write = 0;
+    p->act = ACT_TERM;
+    if (wk_dlq_publish(rt->wk, yard_js_msg_subject(it->msg), it->id, seq, data, len,
+                       it->attempt, "PostgreSQL refused this job's row") < 0) {
+        p->act = ACT_NAK;
+        p->delay_ms = EXEC_DLQ_RETRY_MS;
+    }
+}
+
 /* Writes, then acks, a batch of finished items; frees them. */
 static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
 {
     wk_t *wk = rt->wk;
     exec_plan_t *plans = calloc(n, sizeof *plans);
     yard_job_attempt_t *recs = calloc(n, sizeof *recs);
+    size_t *rec_plan = calloc(n, sizeof *rec_plan); /* recs[k] is plans[rec_plan[k]]'s */
+    int *refused = calloc(n, sizeof *refused);
     size_t nrec = 0;
     int rc = 0;
-    if (!plans || !recs) {
+    if (!plans || !recs || !rec_plan || !refused) {
         pthread_mutex_lock(&rt->mu);
         for (size_t i = 0; i < n; i++)
             wk_execute_inflight_remove(rt, items[i]);
@@ -182,6 +230,8 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
         }
         free(plans);
         free(recs);
+        free(rec_plan);
+        free(refused);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -205,8 +255,10 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
             }
             wk_time_add(wk, "jetstream", wk_clock_us() - t0);
         }
-        if (plans[i].write)
+        if (plans[i].write) {
+            rec_plan[nrec] = i;
             recs[nrec++] = plans[i].rec;
+        }
     }
     /* The outcomes' events are stored before the outcomes: a failure
      * writes nothing and the jobs come back (execute_events.c). */
@@ -223,7 +275,7 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
         int64_t t0 = wk_clock_us();
         rc = wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE);
         if (rc == 0)
-            rc = yard_jobs_finish(rt->conn, recs, nrec, wk->worker_name);
+            rc = exec_finish(rt, recs, nrec, refused);
         wk_store_health(wk, rc);
         wk_time_add(wk, "postgres", wk_clock_us() - t0);
         YARD_LOG_DEBUG(NULL, "execute: recorded %zu outcomes in %lld us", nrec,
@@ -232,6 +284,9 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
             YARD_LOG_WARN(NULL, "execute: cannot record %zu outcomes (%s); their jobs will "
                                 "run again",
                           nrec, yard_strerror(rc));
+        for (size_t k = 0; rc == 0 && k < nrec; k++)
+            if (refused[k])
+                exec_refused(rt, &plans[rec_plan[k]]);
     }
     int64_t t0 = wk_clock_us();
     for (size_t i = 0; i < n; i++) {
@@ -277,6 +332,8 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
         wk_execute_item_free(items[i]);
     free(plans);
     free(recs);
+    free(rec_plan);
+    free(refused);
 }
 
 /* Commits finished batches and supervises until the drain says to exit and
@@ -290,7 +347,10 @@ void *wk_execute_committer(void *arg)
         size_t n = 0;
         pthread_mutex_lock(&rt->mu);
         if (!rt->done_head && !rt->advisories && !rt->committer_exit) {
-            wk_execute_wait(&rt->done_cv, &rt->mu, EXEC_TICK_MS * 1000L);
+            /* While jobs run, supervision comes round often enough to mark
+             * them running soon after EXEC_START_WRITE_MS. */
+            wk_execute_wait(&rt->done_cv, &rt->mu,
+                            (rt->n_in_flight ? EXEC_BUSY_TICK_MS : EXEC_TICK_MS) * 1000L);
         }
         /* Group commit: when more jobs are about to finish, give them a
          * moment to join this transaction instead of paying a commit each. */

@@ -4,8 +4,11 @@
  * recorded attempt (job.succeeded, job.attempt_failed, job.dead,
  * job.cancelled).
  *
- * Durability: the events of a committer batch are published (many in
- * flight, one wait) before the batch's transaction, and the job messages
+ * Each batch of events travels as one message (a grouped batch, events.h):
+ * the started events of a claim, the outcomes of a commit.
+ *
+ * Durability: the events of a committer batch are published (one wait)
+ * before the batch's transaction, and the job messages
  * are acked after it; when a publish fails nothing is written and the
  * messages come back. So an outcome PostgreSQL holds always has its event,
  * and a crash anywhere republishes under the same event ids (no-ops). A
@@ -44,7 +47,7 @@ void wk_execute_events_started(wk_runtime_t *rt, wk_execute_item_t **items, cons
                                size_t n)
 {
     yard_event_batch_t *b = NULL;
-    if (yard_event_batch_create(&b, rt->wk->js) < 0)
+    if (yard_event_batch_create_grouped(&b, rt->wk->js) < 0)
         return; /* no started batch: the committer publishes them */
     for (size_t i = 0; i < n; i++)
         if (items[i] && claimed[i] > 0) {
@@ -53,6 +56,7 @@ void wk_execute_events_started(wk_runtime_t *rt, wk_execute_item_t **items, cons
             yard_event_batch_retain(b);
             items[i]->started = b;
         }
+    yard_event_batch_flush(b); /* one message for the claim's started events */
     yard_event_batch_destroy(b);
 }
 

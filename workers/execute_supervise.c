@@ -41,25 +41,62 @@ static void exec_extend(wk_execute_item_t *it, int64_t now_ms, int64_t every_ms)
     }
 }
 
+/* Marks the n items running in PostgreSQL (yard_jobs_start); an item
+ * whose job may no longer run (final, or cancelled meanwhile) is cancelled,
+ * so its handler stops. Items cannot leave the in-flight list while the
+ * committer (us) runs. */
+static void exec_start_write(wk_runtime_t *rt, wk_execute_item_t **its, size_t n)
+{
+    const yard_envelope_t *envs[EXEC_CANCEL_POLL_MAX];
+    uint64_t seqs[EXEC_CANCEL_POLL_MAX];
+    int attempt[EXEC_CANCEL_POLL_MAX];
+    for (size_t i = 0; i < n; i++) {
+        envs[i] = &its[i]->env;
+        seqs[i] = its[i]->seq;
+    }
+    int64_t t0 = wk_clock_us();
+    int rc = yard_jobs_start(rt->conn, envs, seqs, n, attempt);
+    wk_time_add(rt->wk, "postgres", wk_clock_us() - t0);
+    if (rc < 0)
+        return; /* logged; tried again next time */
+    for (size_t i = 0; i < n; i++) {
+        its[i]->start_written = 1;
+        if (attempt[i] <= 0) {
+            yard_log_ctx_t ctx = {NULL, its[i]->id, its[i]->trace[0] ? its[i]->trace : NULL};
+            YARD_LOG_INFO(&ctx, "job %s: final or cancelled while it ran; stopping it",
+                          its[i]->type);
+            atomic_store(&its[i]->cancelled, 1);
+        }
+    }
+}
+
 void wk_execute_supervise(wk_runtime_t *rt, int64_t now_ms, int poll_cancels)
 {
     wk_t *wk = rt->wk;
     int64_t every_ms = wk->cfg.js_ack_wait_s * 1000 / EXEC_PROGRESS_DIVISOR;
+    int64_t now_us = wk_clock_us();
     const char *ids[EXEC_CANCEL_POLL_MAX];
-    wk_execute_item_t *its[EXEC_CANCEL_POLL_MAX];
-    size_t n = 0;
+    wk_execute_item_t *its[EXEC_CANCEL_POLL_MAX], *starts[EXEC_CANCEL_POLL_MAX];
+    size_t n = 0, nstart = 0;
     pthread_mutex_lock(&rt->mu);
     for (wk_execute_item_t *it = rt->in_flight; it; it = it->in_next) {
         if (!atomic_load(&it->running))
             continue;
         exec_extend(it, now_ms, every_ms);
+        if (!it->start_written && nstart < EXEC_CANCEL_POLL_MAX &&
+            now_us - it->started_us >= EXEC_START_WRITE_MS * 1000L)
+            starts[nstart++] = it;
         if (poll_cancels && n < EXEC_CANCEL_POLL_MAX && !atomic_load(&it->cancelled)) {
             ids[n] = it->id;
             its[n++] = it;
         }
     }
     pthread_mutex_unlock(&rt->mu);
-    if (n == 0 || wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE) < 0)
+    if ((n == 0 && nstart == 0) || wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE) < 0)
+        return;
+    if (nstart)
+        exec_start_write(rt, starts, nstart);
+    if (n == 0)
         return;
     int flags[EXEC_CANCEL_POLL_MAX];
     /* Items cannot leave the in-flight list while the committer (us) runs. */

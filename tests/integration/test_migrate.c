@@ -29,6 +29,7 @@
 #include "db.h"
 #include "err.h"
 #include "harness.h"
+#include "jobs.h"
 #include "log.h"
 #include "migrate.h"
 
@@ -196,8 +197,12 @@ static const struct {
 /* Every index, as pg_indexes spells its definition. */
 static const char *const expected_indexes[] = {
     "CREATE UNIQUE INDEX jobs_pkey ON public.jobs USING btree (id)",
-    "CREATE INDEX jobs_queue_status_idx ON public.jobs USING btree (queue, status)",
-    "CREATE INDEX jobs_status_updated_idx ON public.jobs USING btree (status, updated_at)",
+    /* 0015_hot_path: the sweeps' indexes hold the live rows only */
+    "CREATE INDEX jobs_queue_live_idx ON public.jobs USING btree (queue, status) "
+    "WHERE (status = ANY (ARRAY['queued'::text, 'scheduled'::text, 'running'::text, "
+    "'failed'::text]))",
+    "CREATE INDEX jobs_live_updated_idx ON public.jobs USING btree (status, updated_at) "
+    "WHERE (status = ANY (ARRAY['queued'::text, 'running'::text, 'failed'::text]))",
     "CREATE INDEX jobs_scheduled_run_at_idx ON public.jobs USING btree (run_at) "
     "WHERE (status = 'scheduled'::text)",
     "CREATE INDEX jobs_workflow_idx ON public.jobs USING btree (workflow_id) "
@@ -293,7 +298,8 @@ static void test_fresh_database_gets_every_table_and_index(void **state)
     PQclear(r);
 }
 
-/* The rules the schema promises: enumerations, idempotency keys, triggers. */
+/* The rules the schema promises: enumerations, idempotency keys, triggers
+ * (and, for jobs, the store's statements). */
 static void test_schema_enforces_its_rules(void **state)
 {
     tdb_t *db = *state;
@@ -314,8 +320,10 @@ static void test_schema_enforces_its_rules(void **state)
                "(gen_random_uuid(), 'default', 'noop', 0, 30)", "23514");
     q_fails(c, "INSERT INTO jobs (id, queue, type, max_attempts, timeout_s, workflow_id) VALUES "
                "(gen_random_uuid(), 'default', 'noop', 3, 30, gen_random_uuid())", "23514");
+    /* No trigger stamps updated_at (0015): the store's statements do. */
     PQclear(q(c, "UPDATE jobs SET updated_at = now() - interval '1 hour'"));
-    PQclear(q(c, "UPDATE jobs SET status = 'running'"));
+    assert_int_equal(yard_jobs_prepare(c, YARD_JOBS_DURABLE), 0);
+    assert_int_equal(yard_jobs_track(c, "00000000-0000-7000-8000-000000000001", 0, 5), 0);
     assert_int_equal(q1_long(c, "SELECT count(*) FROM jobs "
                                 "WHERE updated_at > now() - interval '1 minute'"), 1);
 

@@ -230,7 +230,10 @@ static void test_cancelled_running_job_is_not_run_again(void **state)
     char id[YT_JOB_ID_MAX], status[32] = "", cancel_status[32];
     int crashes_after = 0;
     ensure_exec_worker();
-    int st = yt_job_submit(g.c.port, "{\"type\":\"crash\"}", id);
+    /* It crashes after 500 ms: a job that has run that long is marked
+     * running (a shorter one's row stays queued until its outcome). */
+    int st = yt_job_submit(g.c.port, "{\"type\":\"crash\",\"payload\":{\"after_ms\":500}}",
+                           id);
     if (st != 202)
         fail_msg("expected 202 for a crash job, got %d", st);
     int ws = wait_exec_exit(10000);
