@@ -160,7 +160,7 @@ $(BENCH): $(call obj,$(BENCH_SRC)) $(HARN_OBJ) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH) >&2
-	@YARD_BIN=$(abspath $(BIN)) YARD_SRC_DIR=$(CURDIR) YARD_TEST_DIR=$$(mktemp -d /tmp/yard-bench.XXXXXX) $(BENCH) $(BENCH_ARGS)
+	@YARD_BIN=$(abspath $(BIN)) YARD_SRC_DIR=$(CURDIR) YARD_TEST_DIR=$$(mktemp -d "$${TMPDIR:-/tmp}/yard-bench.XXXXXX") $(BENCH) $(BENCH_ARGS)
 
 # libFuzzer targets (clang): each runs FUZZ_SECONDS from a seed corpus.
 FUZZ_SECONDS ?= 60
