@@ -1,487 +1,288 @@
 /*
- * bench.c - `make bench`: Switchyard's throughput and latency next to the raw
- * limits of this machine, measured in the same run.
+ * bench.c - `make bench`: Switchyard's throughput, latency and memory next
+ * to the raw limits of this machine, measured in the same sitting, and with
+ * --peers next to the peers' (../shared/peers) on the same machine.
  *
- * It starts nats-server and a durable PostgreSQL (fsync on) with the test
- * harness, then measures:
- *   1. raw JetStream: async publish of 200-byte messages with Nats-Msg-Id,
- *      and pull-consume with ack in batches of 256;
- *   2. raw PostgreSQL: result-sized rows inserted in pipelined transactions
- *      of 256;
- *   3. the gateway under yard-load: single jobs (64 connections, closed
- *      loop), batches of 100, and an open loop at 2,000 requests/s;
- *   4. end to end: 50,000 noop jobs through the batch route with one execute
- *      worker, until all are `succeeded` in PostgreSQL;
- *   5. the batch route and the end-to-end run again against a 3-node
- *      JetStream cluster with R3 streams (the cost of replication);
- * and prints every figure with its ratio to the raw limit it depends on,
- * the workers' time split (PostgreSQL, JetStream, handlers) and peak RSS.
- * One benchmark at a time: do not run two on this machine at once.
+ * It starts nats-server and a durable PostgreSQL (fsync on, the settings
+ * `make up` ships) with the test harness, then Switchyard as a user gets it
+ * (the gateway with auth on and a yardctl key, the workers with their
+ * defaults, info logs), and measures, each figure over --runs runs (3):
+ *   1. raw JetStream publish and pull+ack, raw PostgreSQL inserts
+ *      (bench_raw.c);
+ *   2. the gateway alone under yard-load: single jobs, batches of 100, an
+ *      open loop at 2,000 requests/s (bench_gateway.c);
+ *   3. end to end, as the peers measure it: N no-op jobs with ~210-byte
+ *      payloads through the batch route (100 a request) and the single route
+ *      (64 in flight), first submit to last result in PostgreSQL; fixed-rate
+ *      latency runs at 2,000 and 1,000 jobs/s, accepted -> succeeded per job
+ *      from PostgreSQL (bench_e2e.c);
+ *   4. the batch route and end to end against a 3-node R3 JetStream cluster
+ *      (bench_r3.c);
+ * with every process's peak memory sampled throughout (bench_mem.c); then,
+ * with --peers, BullMQ and beanstalkd (bench_peers.c, peers.py). It prints
+ * medians with their spread, ratios and the issue's targets (bench_report.c)
+ * and exits 0 whether the targets are met or not: 1 only when it could not
+ * measure. One benchmark at a time: do not run two on this machine at once.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <signal.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <sys/wait.h>
 
-#include <jansson.h>
-#include <libpq-fe.h>
-
-#include "config.h"
-#include "err.h"
-#include "harness.h"
-#include "js_internal.h" /* raw JetStream setup */
+#include "bench.h"
 #include "log.h"
-#include "yt_nats_cluster.h"
 
-#define RAW_MSGS 100000
-#define RAW_ROWS 100000
-#define E2E_JOBS 50000
-#define LOAD_SECONDS "8"
+#define PAD_BYTES 150
 
-/* Everything started, stopped at exit whatever path exits. */
-static yt_env_t *bench_env;
-static pid_t bench_pids[8];
-static int bench_npids;
+static bench_t *bench_running; /* for bench_cleanup at exit */
 
 static void bench_cleanup(void)
 {
-    for (int i = bench_npids - 1; i >= 0; i--)
-        if (yt_kill_wait(bench_pids[i], SIGTERM, 20000) < 0)
-            yt_kill_wait(bench_pids[i], SIGKILL, 5000);
-    bench_npids = 0;
-    yt_env_destroy(bench_env);
-    bench_env = NULL;
+    bench_t *b = bench_running;
+    if (!b)
+        return;
+    bench_running = NULL;
+    bench_mem_stop(b);
+    bench_programs_stop(b);
+    yt_env_destroy(b->env);
+    b->env = NULL;
 }
 
-static double now_s(void)
+static void usage(FILE *f)
 {
-    return (double)yt_now_ms() / 1000.0;
+    fprintf(f,
+"usage: make bench [BENCH_ARGS=\"options\"]   (or build/bench/yard-bench [options])\n"
+"\n"
+"Measures raw JetStream and PostgreSQL, the gateway alone, Switchyard end to end\n"
+"(batch and single routes), latency at 2,000 and 1,000 jobs/s, peak memory of\n"
+"every process, and R3; prints medians of --runs runs with their min-max spread\n"
+"and the targets of issue 12 (met / missed). Exit 0 unless the bench itself failed.\n"
+"\n"
+"  --json            one JSON document on stdout (progress stays on stderr)\n"
+"  --peers           then run ../shared/peers (BullMQ AOF, beanstalkd binlog) and\n"
+"                    print a side-by-side table; PEERS_N (20000), PEERS_RUNS (3)\n"
+"                    and the other PEERS_* variables pass through\n"
+"  --quick           small counts and 1 run, to check that the bench works\n"
+"                    (also YARD_BENCH_QUICK=1); with --peers PEERS_N=2000 and\n"
+"                    PEERS_RUNS=1 unless they are set\n"
+"  --runs N          runs per figure (default 3; quick 1)\n"
+"  --jobs N          end-to-end jobs per run, a multiple of 100 (default 20000)\n"
+"  --raw N           raw JetStream messages and PostgreSQL rows per run (100000)\n"
+"  --load-seconds S  gateway-alone windows (default 8)\n"
+"  --lat-seconds S   fixed-rate latency windows (default 10)\n"
+"  --no-r3           skip the 3-node R3 section\n"
+"  --help            this text\n");
 }
 
-/* ---- raw JetStream ------------------------------------------------------- */
-
-static atomic_long raw_acked;
-static void raw_on_ack(void *ud, int rc, const yard_js_puback_t *a)
+/* Fills b's options from argv. Returns 0 to run, 1 after --help, -1 on bad
+ * options. */
+static int parse_args(bench_t *b, int argc, char **argv)
 {
-    if (rc == 0)
-        atomic_fetch_add(&raw_acked, 1);
-}
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},          {"peers", no_argument, NULL, 'p'},
+        {"quick", no_argument, NULL, 'q'},         {"runs", required_argument, NULL, 'r'},
+        {"jobs", required_argument, NULL, 'n'},    {"raw", required_argument, NULL, 'R'},
+        {"load-seconds", required_argument, NULL, 'l'},
+        {"lat-seconds", required_argument, NULL, 'L'},
+        {"no-r3", no_argument, NULL, '3'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *quick = getenv("YARD_BENCH_QUICK");
+    long runs = -1, jobs = -1, raw = -1;
+    double load_s = -1, lat_s = -1;
+    int ch;
 
-static void raw_jetstream(yt_env_t *env, double *pub_rate, double *sub_rate)
-{
-    yard_config_t cfg;
-    yard_js_t *js = NULL;
-    jsStreamConfig sc;
-    jsConsumerConfig cc;
-    const char *subj[] = {"bench.>"};
-    char data[200], id[32];
-    yard_config_defaults(&cfg);
-    yard_config_set(&cfg, "nats_url", env->nats_url);
-    if (yard_js_connect(&js, &cfg, "bench") < 0)
-        exit(1);
-    jsStreamConfig_Init(&sc);
-    sc.Name = "BENCH";
-    sc.Subjects = subj;
-    sc.SubjectsLen = 1;
-    sc.Storage = js_FileStorage;
-    js_AddStream(NULL, yard_js_ctx(js), &sc, NULL, NULL);
-    memset(data, 'x', sizeof data);
-    double t0 = now_s();
-    for (int i = 0; i < RAW_MSGS; i++) {
-        snprintf(id, sizeof id, "raw-%d", i);
-        yard_js_pub_t p = {"bench.raw", id, NULL, 0, data, sizeof data};
-        while (yard_js_publish_async(js, &p, raw_on_ack, NULL) == YARD_EBUSY)
-            usleep(100);
-    }
-    yard_js_publish_wait(js, 60000);
-    *pub_rate = atomic_load(&raw_acked) / (now_s() - t0);
-
-    jsConsumerConfig_Init(&cc);
-    cc.Durable = "bench";
-    cc.AckPolicy = js_AckExplicit;
-    js_AddConsumer(NULL, yard_js_ctx(js), "BENCH", &cc, NULL, NULL);
-    yard_js_consumer_t *c = NULL;
-    yard_js_consumer_bind(&c, js, "BENCH", "bench");
-    long got = 0;
-    t0 = now_s();
-    while (got < RAW_MSGS) {
-        yard_js_batch_t l;
-        if (yard_js_fetch(c, &l, 256, 2000) < 0)
-            break;
-        int n = l.count;
-        for (int i = 0; i < n; i++)
-            yard_js_ack(l.msgs[i]);
-        got += n;
-        yard_js_batch_destroy(&l);
-        if (n == 0)
-            break;
-    }
-    *sub_rate = got / (now_s() - t0);
-    yard_js_consumer_destroy(c);
-    js_DeleteStream(yard_js_ctx(js), "BENCH", NULL, NULL);
-    yard_js_destroy(js, 1000);
-}
-
-/* ---- raw PostgreSQL ------------------------------------------------------ */
-
-static double raw_postgres(yt_env_t *env)
-{
-    PGconn *c = PQconnectdb(env->pg_dsn);
-    PQclear(PQexec(c, "CREATE TABLE bench_rows (job_id uuid, attempt int, started_at "
-                      "timestamptz, outcome text, error text, result jsonb, worker text, "
-                      "duration_ms bigint, PRIMARY KEY (job_id, attempt))"));
-    PQclear(PQprepare(c, "ins",
-                      "INSERT INTO bench_rows VALUES (gen_random_uuid(), $1::int, now(), "
-                      "'succeeded', NULL, '{\"ok\":true}', 'bench:1', 3)",
-                      0, NULL));
-    double t0 = now_s();
-    for (int done = 0; done < RAW_ROWS; done += 256) {
-        PQenterPipelineMode(c);
-        for (int i = 0; i < 256; i++) {
-            const char *p[1] = {"1"};
-            PQsendQueryPrepared(c, "ins", 1, p, NULL, NULL, 0);
-        }
-        PQpipelineSync(c);
-        for (int i = 0; i <= 256;) {
-            PGresult *r = PQgetResult(c);
-            if (!r)
-                continue;
-            if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-                PQclear(r);
-                break;
-            }
-            PQclear(r);
-            i++;
-        }
-        PQexitPipelineMode(c);
-    }
-    double rate = RAW_ROWS / (now_s() - t0);
-    PQclear(PQexec(c, "DROP TABLE bench_rows"));
-    PQfinish(c);
-    return rate;
-}
-
-/* ---- programs ------------------------------------------------------------ */
-
-static long peak_rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    long kb = -1;
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kb = atol(line + 6);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
-static int http_ok(int port, const char *path)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "curl -fsS -o /dev/null http://127.0.0.1:%d%s 2>/dev/null", port,
-             path);
-    return system(cmd) == 0;
-}
-
-static pid_t start(yt_env_t *env, const char *name, char *const argv[], char *const extra[],
-                   int port, const char *ready)
-{
-    pid_t pid = yt_spawn(env, name, argv, extra);
-    if (pid > 0 && bench_npids < 8)
-        bench_pids[bench_npids++] = pid;
-    for (int i = 0; i < 300 && !http_ok(port, ready); i++)
-        usleep(100000);
-    if (!http_ok(port, ready)) {
-        fprintf(stderr, "bench: %s did not get ready\n", name);
-        exit(1);
-    }
-    return pid;
-}
-
-/* Runs yard-load with args and returns its JSON report. */
-static json_t *load(const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/../build/bench/yard-load --json %s", yt_bin_dir(), args);
-    FILE *p = popen(cmd, "r");
-    json_error_t err;
-    json_t *doc = p ? json_loadf(p, 0, &err) : NULL;
-    if (p)
-        pclose(p);
-    if (!doc) {
-        fprintf(stderr, "bench: yard-load failed: %s\n", cmd);
-        exit(1);
-    }
-    return doc;
-}
-
-static double jnum(json_t *doc, const char *path1, const char *path2)
-{
-    json_t *v = json_object_get(doc, path1);
-    if (path2)
-        v = json_object_get(v, path2);
-    return json_number_value(v);
-}
-
-static long sql_long(yt_env_t *env, const char *sql)
-{
-    PGconn *c = PQconnectdb(env->pg_dsn);
-    PGresult *r = PQexec(c, sql);
-    long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? atol(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-/* The worker's busy time per part, from its /metrics. */
-static void time_split(int port, double *pg, double *js, double *handler)
-{
-    char cmd[256], line[512];
-    snprintf(cmd, sizeof cmd, "curl -fsS http://127.0.0.1:%d/metrics", port);
-    FILE *p = popen(cmd, "r");
-    *pg = *js = *handler = 0;
-    while (p && fgets(line, sizeof line, p)) {
-        if (strncmp(line, "yard_worker_busy_seconds_total{", 31) != 0)
-            continue;
-        double v = atof(strrchr(line, ' ') + 1);
-        if (strstr(line, "\"postgres\""))
-            *pg += v;
-        else if (strstr(line, "\"jetstream\""))
-            *js += v;
-        else if (strstr(line, "\"handler\""))
-            *handler += v;
-    }
-    if (p)
-        pclose(p);
-}
-
-/* Posts n noop jobs (batches of 1,000 through burl) and waits until n more
- * jobs are `succeeded` in PostgreSQL (at most 300 s). Returns the seconds
- * from the first post to the last success; sets *posted (seconds to post)
- * and *done (jobs that succeeded). */
-static double e2e_run(yt_env_t *env, const char *burl, int n, double *posted, long *done)
-{
-    long before = sql_long(env, "SELECT count(*) FROM jobs WHERE status = 'succeeded'");
-    double t0 = now_s();
-    char body_cmd[512], path[400];
-    snprintf(path, sizeof path, "%s/batch.json", env->dir);
-    FILE *bf = fopen(path, "w");
-    if (!bf)
-        exit(1);
-    fputs("{\"jobs\":[", bf);
-    for (int i = 0; i < 1000; i++)
-        fputs(i ? ",{\"type\":\"noop\"}" : "{\"type\":\"noop\"}", bf);
-    fputs("]}", bf);
-    fclose(bf);
-    for (int i = 0; i < n / 1000; i++) {
-        snprintf(body_cmd, sizeof body_cmd,
-                 "curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' "
-                 "--data-binary @%s/batch.json %s",
-                 env->dir, burl);
-        if (system(body_cmd) != 0) {
-            fprintf(stderr, "bench: batch post failed\n");
-            exit(1);
+    b->quick = quick && *quick && strcmp(quick, "0") != 0;
+    b->r3 = 1;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'j': b->json = 1; break;
+        case 'p': b->peers = 1; break;
+        case 'q': b->quick = 1; break;
+        case '3': b->r3 = 0; break;
+        case 'r': runs = atol(optarg); break;
+        case 'n': jobs = atol(optarg); break;
+        case 'R': raw = atol(optarg); break;
+        case 'l': load_s = atof(optarg); break;
+        case 'L': lat_s = atof(optarg); break;
+        case 'h': usage(stdout); return 1;
+        default: usage(stderr); return -1;
         }
     }
-    *posted = now_s() - t0;
-    *done = 0;
-    while (*done < n && now_s() - t0 < 300) {
-        usleep(100000);
-        *done = sql_long(env, "SELECT count(*) FROM jobs WHERE status = 'succeeded'") - before;
-    }
-    return now_s() - t0;
-}
-
-/* Stops the programs started so far (the single-node run's). */
-static void stop_programs(void)
-{
-    for (int i = bench_npids - 1; i >= 0; i--)
-        if (yt_kill_wait(bench_pids[i], SIGTERM, 20000) < 0)
-            yt_kill_wait(bench_pids[i], SIGKILL, 5000);
-    bench_npids = 0;
-}
-
-/* 5. The cost of replication: the batch route and the end-to-end run again,
- * against a 3-node JetStream cluster (ops/nats) with R3 streams, on this
- * same machine (all three nodes share its 2 cores with everything else, so
- * this shows the cost of quorum writes, not of a network). Prints each
- * figure with its ratio to the single-node one. Returns 0 or -1. */
-static int r3_section(yt_env_t *env, double single_batch_jps, double single_e2e_jps)
-{
-    yt_nats_cluster_t nc;
-    memset(&nc, 0, sizeof nc);
-    stop_programs();
-    printf("\nR3: the same against a 3-node JetStream cluster with R3 streams (one machine)\n");
-    if (yt_nats_cluster_start(&nc, env) != 0)
+    b->runs = runs >= 0 ? (int)runs : b->quick ? 1 : 3;
+    b->e2e_jobs = jobs >= 0 ? jobs : b->quick ? 2000 : 20000;
+    b->raw_msgs = b->raw_rows = raw >= 0 ? raw : b->quick ? 20000 : 100000;
+    b->load_s = load_s >= 0 ? load_s : b->quick ? 2 : 8;
+    b->lat_s = lat_s >= 0 ? lat_s : b->quick ? 3 : 10;
+    b->batch_size = 100;
+    b->batch_conns = 4;
+    b->single_conns = 64;
+    b->lat_rates[0] = 2000;
+    b->lat_rates[1] = 1000;
+    if (optind < argc || b->runs < 1 || b->runs > BENCH_MAX_RUNS || b->e2e_jobs < 100 ||
+        b->e2e_jobs % b->batch_size != 0 || b->raw_msgs < 256 || b->load_s <= 0 ||
+        b->lat_s <= 0) {
+        fprintf(stderr, "bench: bad options: --runs 1..%d, --jobs a multiple of %d, --raw >= "
+                        "256, positive seconds\n", BENCH_MAX_RUNS, b->batch_size);
         return -1;
-    int gw_port = yt_free_port(), wk_port = yt_free_port(), au_port = yt_free_port();
-    char gp[32], wp[16], ap[16], nats[320], pg[600];
-    snprintf(gp, sizeof gp, "YARD_HTTP_PORT=%d", gw_port);
-    snprintf(wp, sizeof wp, "%d", wk_port);
-    snprintf(ap, sizeof ap, "%d", au_port);
-    snprintf(nats, sizeof nats, "YARD_NATS_URL=%s", nc.urls);
-    snprintf(pg, sizeof pg, "YARD_PG_DSN=%s", env->pg_dsn);
-    char *gw_env[] = {gp, nats, pg, "YARD_AUTH_DISABLED=true", "YARD_LOG_LEVEL=warn",
-                      "YARD_RATE_PER_S=10000000", "YARD_RATE_BURST=10000000",
-                      "YARD_JS_REPLICAS=3", NULL};
-    char *wk_env[] = {nats, pg, "YARD_LOG_LEVEL=warn", "YARD_WORKER_CONCURRENCY=64",
-                      "YARD_WORKER_BATCH=256", "YARD_JS_REPLICAS=3", NULL};
-    char gw_bin[600], wk_bin[600], burl[128], args[512];
-    snprintf(gw_bin, sizeof gw_bin, "%s/yard-gateway", yt_bin_dir());
-    snprintf(wk_bin, sizeof wk_bin, "%s/yard-worker", yt_bin_dir());
-    char *gw_argv[] = {gw_bin, NULL};
-    start(env, "gateway-r3", gw_argv, gw_env, gw_port, "/readyz");
-    snprintf(burl, sizeof burl, "http://127.0.0.1:%d/v1/jobs/batch", gw_port);
-    snprintf(args, sizeof args,
-             "--url %s --connections 16 --duration %s --warmup 2 --batch 100", burl,
-             LOAD_SECONDS);
-    json_t *batch = load(args);
-    double jps = jnum(batch, "jobs_per_s", NULL);
-    printf("  POST /v1/jobs/batch x100, 16 connections      %9.0f jobs/s  p50 %.2f ms  p99 %.2f"
-           " ms  (%.2fx the single node)\n",
-           jps, jnum(batch, "latency_ms", "p50"), jnum(batch, "latency_ms", "p99"),
-           jps / single_batch_jps);
-    json_decref(batch);
-    {
-        yard_config_t cfg;
-        yard_js_t *js = NULL;
-        yard_config_defaults(&cfg);
-        yard_config_set(&cfg, "nats_url", nc.urls);
-        if (yard_js_connect(&js, &cfg, "bench-purge") == 0) {
-            js_PurgeStream(yard_js_ctx(js), YARD_STREAM_JOBS, NULL, NULL);
-            yard_js_destroy(js, 1000);
-        }
     }
-    char *wk_argv[] = {wk_bin, "--role", "execute", "--metrics-port", wp, NULL};
-    char *au_argv[] = {wk_bin, "--role", "audit", "--metrics-port", ap, NULL};
-    start(env, "worker-execute-r3", wk_argv, wk_env, wk_port, "/readyz");
-    start(env, "worker-audit-r3", au_argv, wk_env, au_port, "/readyz");
-    double posted = 0;
-    long done = 0;
-    double e2e = e2e_run(env, burl, E2E_JOBS, &posted, &done);
-    printf("  end to end, %d noop jobs: all %ld succeeded after %.2f s  %9.0f jobs/s  (%.2fx the "
-           "single node)\n",
-           E2E_JOBS, done, e2e, done / e2e, (done / e2e) / single_e2e_jps);
-    stop_programs();
-    yt_nats_cluster_stop(env, &nc);
-    return done == E2E_JOBS ? 0 : -1;
+    return 0;
 }
 
-int main(void)
+/* The job every end-to-end and latency run submits: a no-op with a payload
+ * shaped like the peers' ({"ts":…,"i":…,"kind":"noop","pad":"x"*150}). */
+static char *job_body(void)
 {
-    yt_env_t *env = NULL;
-    double pub, sub, rows;
-    yard_log_init("bench", YARD_LOG_ERROR);
-    printf("Switchyard bench (2 cores share everything below: one benchmark at a time)\n");
-    if (yt_env_create(&env, YT_NATS | YT_PG | YT_MIGRATE | YT_PG_DURABLE) < 0)
-        return 1;
-    bench_env = env;
-    atexit(bench_cleanup);
+    char pad[PAD_BYTES + 1], *body = NULL;
+    memset(pad, 'x', PAD_BYTES);
+    pad[PAD_BYTES] = '\0';
+    if (asprintf(&body, "{\"type\":\"noop\",\"payload\":{\"ts\":%lld,\"i\":12345,"
+                        "\"kind\":\"noop\",\"pad\":\"%s\"}}", bench_wall_ms(), pad) < 0)
+        return NULL;
+    return body;
+}
 
-    raw_jetstream(env, &pub, &sub);
-    rows = raw_postgres(env);
-    printf("\nraw limits of this machine\n");
-    printf("  JetStream async publish, 200 B, Nats-Msg-Id   %9.0f msgs/s\n", pub);
-    printf("  JetStream pull + ack, batches of 256          %9.0f msgs/s\n", sub);
-    printf("  PostgreSQL pipelined inserts, 256 per commit  %9.0f rows/s (fsync on)\n", rows);
+/* The execute worker's busy-time split over one end-to-end run. */
+static void split_add(bench_t *b, const double before[3], const double after[3])
+{
+    const char *keys[] = {"e2e_batch_busy_pg_pct", "e2e_batch_busy_js_pct",
+                          "e2e_batch_busy_handler_pct"};
+    const char *labels[] = {"  execute worker busy time: PostgreSQL",
+                            "  execute worker busy time: JetStream",
+                            "  execute worker busy time: handlers"};
+    double d[3], total = 0;
+    for (int i = 0; i < 3; i++)
+        total += d[i] = after[i] - before[i];
+    for (int i = 0; total > 0 && i < 3; i++)
+        bench_fig_add(b, keys[i], labels[i], "%", 100 * d[i] / total);
+}
 
-    int gw_port = yt_free_port(), wk_port = yt_free_port(), au_port = yt_free_port();
-    char gp[32], wp[16], ap[16], nats[300], pg[600];
-    snprintf(gp, sizeof gp, "YARD_HTTP_PORT=%d", gw_port);
-    snprintf(wp, sizeof wp, "%d", wk_port);
-    snprintf(ap, sizeof ap, "%d", au_port);
-    snprintf(nats, sizeof nats, "YARD_NATS_URL=%s", env->nats_url);
-    snprintf(pg, sizeof pg, "YARD_PG_DSN=%s", env->pg_dsn);
-    char *gw_env[] = {gp, nats, pg, "YARD_AUTH_DISABLED=true", "YARD_LOG_LEVEL=warn",
-                      "YARD_RATE_PER_S=10000000", "YARD_RATE_BURST=10000000", NULL};
-    /* YARD_BENCH_WORKER_LOG=debug shows the workers' batch sizes and times. */
-    char wk_log[64];
-    snprintf(wk_log, sizeof wk_log, "YARD_LOG_LEVEL=%s",
-             getenv("YARD_BENCH_WORKER_LOG") ? getenv("YARD_BENCH_WORKER_LOG") : "warn");
-    char *wk_env[] = {nats, pg, wk_log, "YARD_WORKER_CONCURRENCY=64", "YARD_WORKER_BATCH=256",
-                      NULL};
-    char gw_bin[600], wk_bin[600];
-    snprintf(gw_bin, sizeof gw_bin, "%s/yard-gateway", yt_bin_dir());
-    snprintf(wk_bin, sizeof wk_bin, "%s/yard-worker", yt_bin_dir());
-    char *gw_argv[] = {gw_bin, NULL};
-    pid_t gw = start(env, "gateway", gw_argv, gw_env, gw_port, "/readyz");
-
-    char url[128], burl[128], args[512];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", gw_port);
-    snprintf(burl, sizeof burl, "http://127.0.0.1:%d/v1/jobs/batch", gw_port);
-    printf("\ngateway (no worker running; jobs accumulate in JOBS)\n");
-    snprintf(args, sizeof args, "--url %s --connections 64 --duration %s --warmup 2", url,
-             LOAD_SECONDS);
-    json_t *single = load(args);
-    double single_rps = jnum(single, "requests_per_s", NULL);
-    printf("  POST /v1/jobs, 64 connections, closed loop    %9.0f req/s  p50 %.2f ms  p99 %.2f ms"
-           "  (%.0f%% of raw publish)\n",
-           single_rps, jnum(single, "latency_ms", "p50"), jnum(single, "latency_ms", "p99"),
-           100 * single_rps / pub);
-    snprintf(args, sizeof args,
-             "--url %s --connections 16 --duration %s --warmup 2 --batch 100", burl,
-             LOAD_SECONDS);
-    json_t *batch = load(args);
-    double batch_jps = jnum(batch, "jobs_per_s", NULL);
-    printf("  POST /v1/jobs/batch x100, 16 connections      %9.0f jobs/s  p50 %.2f ms  p99 %.2f"
-           " ms  (%.0f%% of raw publish)\n",
-           batch_jps, jnum(batch, "latency_ms", "p50"), jnum(batch, "latency_ms", "p99"),
-           100 * batch_jps / pub);
-    snprintf(args, sizeof args, "--url %s --connections 64 --duration %s --warmup 1 --rate 2000",
-             url, LOAD_SECONDS);
-    json_t *open = load(args);
-    printf("  POST /v1/jobs at a fixed 2,000 req/s          p50 %.2f ms  p90 %.2f ms  p99 %.2f ms"
-           "  p99.9 %.2f ms\n",
-           jnum(open, "latency_ms", "p50"), jnum(open, "latency_ms", "p90"),
-           jnum(open, "latency_ms", "p99"), jnum(open, "latency_ms", "p99_9"));
-    printf("  gateway peak RSS                              %9.1f MiB\n",
-           peak_rss_kb(gw) / 1024.0);
-    json_decref(single);
-    json_decref(batch);
-    json_decref(open);
-
-    /* Drop the backlog the gateway runs made, so the end-to-end run starts clean. */
-    {
-        yard_config_t cfg;
-        yard_js_t *js = NULL;
-        yard_config_defaults(&cfg);
-        yard_config_set(&cfg, "nats_url", env->nats_url);
-        if (yard_js_connect(&js, &cfg, "bench-purge") == 0) {
-            js_PurgeStream(yard_js_ctx(js), YARD_STREAM_JOBS, NULL, NULL);
-            yard_js_destroy(js, 1000);
-        }
+/* Switchyard on the single node: the gateway alone, then end to end and the
+ * latency runs. Returns 0 or -1. */
+static int single_node(bench_t *b)
+{
+    b->gw_port = yt_free_port();
+    b->exec_port = yt_free_port();
+    b->audit_port = yt_free_port();
+    if (bench_gateway_start(b, NULL) != 0 || bench_key_create(b) != 0)
+        return -1;
+    for (int run = 0; run < b->runs; run++) {
+        bench_progress("gateway alone, run %d of %d", run + 1, b->runs);
+        if (bench_gateway_runs(b, "") != 0)
+            return -1;
     }
+    bench_streams_purge(b->nats_url); /* the end-to-end runs start without a backlog */
+    if (bench_workers_start(b, NULL) != 0)
+        return -1;
+    for (int run = 0; run < b->runs; run++) {
+        double before[3], after[3];
+        bench_time_split(b->exec_port, &before[0], &before[1], &before[2]);
+        if (bench_e2e_run(b, "", 1) != 0)
+            return -1;
+        bench_time_split(b->exec_port, &after[0], &after[1], &after[2]);
+        split_add(b, before, after);
+    }
+    for (int run = 0; run < b->runs; run++)
+        if (bench_e2e_run(b, "", 0) != 0)
+            return -1;
+    for (int r = 0; r < 2; r++)
+        for (int run = 0; run < b->runs; run++)
+            if (bench_latency_run(b, b->lat_rates[r]) != 0)
+                return -1;
+    return 0;
+}
 
-    printf("\nend to end: %d noop jobs through POST /v1/jobs/batch, one execute worker\n",
-           E2E_JOBS);
-    char *wk_argv[] = {wk_bin, "--role", "execute", "--metrics-port", wp, NULL};
-    char *au_argv[] = {wk_bin, "--role", "audit", "--metrics-port", ap, NULL};
-    pid_t wk = start(env, "worker-execute", wk_argv, wk_env, wk_port, "/readyz");
-    pid_t au = start(env, "worker-audit", au_argv, wk_env, au_port, "/readyz");
-    double posted = 0;
-    long done = 0;
-    double e2e = e2e_run(env, burl, E2E_JOBS, &posted, &done);
-    double pgs, jss, hs;
-    time_split(wk_port, &pgs, &jss, &hs);
-    double total = pgs + jss + hs;
-    printf("  posted in %.2f s; all %ld succeeded after %.2f s  %9.0f jobs/s  (%.0f%% of raw "
-           "pull+ack, %.0f%% of raw inserts)\n",
-           posted, done, e2e, done / e2e, 100 * (done / e2e) / sub, 100 * (done / e2e) / rows);
-    if (total > 0)
-        printf("  execute worker busy time: PostgreSQL %.0f%%, JetStream %.0f%%, handlers %.0f%%"
-               " (%.2f s in all)\n",
-               100 * pgs / total, 100 * jss / total, 100 * hs / total, total);
-    printf("  execute worker peak RSS %.1f MiB, audit worker %.1f MiB, gateway %.1f MiB\n",
-           peak_rss_kb(wk) / 1024.0, peak_rss_kb(au) / 1024.0, peak_rss_kb(gw) / 1024.0);
+extern char **environ;
 
-    (void)au;
-    if (done != E2E_JOBS)
+/* Notes every YARD_* variable of the bench's own environment that its
+ * programs would inherit: each one moves them away from the defaults. */
+static void note_inherited_settings(bench_t *b)
+{
+    static const char *own[] = {"YARD_BIN=", "YARD_SRC_DIR=", "YARD_TEST_DIR=", "YARD_TEST_ROOT=",
+                                "YARD_BENCH_QUICK=", "YARD_PEERS_DIR=", "YARD_TEST_KEEP="};
+    for (char **e = environ; *e; e++) {
+        int mine = strncmp(*e, "YARD_", 5) != 0;
+        for (size_t i = 0; !mine && i < sizeof own / sizeof own[0]; i++)
+            mine = strncmp(*e, own[i], strlen(own[i])) == 0;
+        if (!mine)
+            bench_note(b, "%.*s is set in the environment: the programs inherit it, so they do "
+                          "not run with their defaults", (int)strcspn(*e, "="), *e);
+    }
+}
+
+static void add_notes(bench_t *b)
+{
+    note_inherited_settings(b);
+    bench_note(b, "Switchyard as a user gets it: the gateway with auth on and a key from "
+                  "`yardctl keys create --scopes submit,read --rate 10000000 --burst 10000000`, "
+                  "the workers with their default concurrency and batch, info logs; PostgreSQL "
+                  "with ops/postgres/yard.conf, fsync and synchronous_commit on");
+    bench_note(b, "end to end: %ld jobs a run; the batch route with %d requests in flight; "
+                  "completion is a count of the run's jobs left in PostgreSQL (then one of those "
+                  "succeeded), polled at most every 20 ms; the poll figures are the queries' "
+                  "total time and their backend's CPU (in 10 ms ticks)",
+               b->e2e_jobs, b->batch_conns);
+    bench_note(b, "accepted -> succeeded = jobs.finished_at - jobs.created_at per job, over the "
+                  "jobs created after the run's first second: created_at is the gateway's accept "
+                  "time in whole ms (rounded down: up to 1 ms more), finished_at is now() in the "
+                  "worker's finish statement (its transaction's start, before the commit)");
+    bench_note(b, "the programs run through every run (the peers start fresh ones per run) and "
+                  "the jobs table keeps every run's rows");
+}
+
+int main(int argc, char **argv)
+{
+    static bench_t bench;
+    bench_t *b = &bench;
+    int rc = 0;
+
+    switch (parse_args(b, argc, argv)) {
+    case 1:
+        return 0;
+    case -1:
         return 1;
-    return r3_section(env, batch_jps, done / e2e) == 0 ? 0 : 1; /* bench_cleanup stops the rest */
+    }
+    yard_log_init("bench", YARD_LOG_ERROR);
+    b->payload = job_body();
+    if (!b->payload)
+        return 1;
+    bench_progress("starting nats-server and PostgreSQL (%d run%s per figure%s)", b->runs,
+                   b->runs > 1 ? "s" : "", b->quick ? ", quick" : "");
+    if (b->quick && b->peers) { /* the peers' quick counts, unless set */
+        setenv("PEERS_N", "2000", 0);
+        setenv("PEERS_RUNS", "1", 0);
+    }
+    if (yt_env_create(&b->env, YT_NATS | YT_PG | YT_MIGRATE | YT_PG_DURABLE) < 0)
+        return 1;
+    bench_running = b;
+    atexit(bench_cleanup);
+    snprintf(b->nats_url, sizeof b->nats_url, "%s", b->env->nats_url);
+    bench_mem_track(b, "nats-server", b->env->nats_pid, 0, 0);
+    bench_mem_track(b, "postgresql", b->env->pg_pid, 0, 1);
+    if (bench_mem_start(b) != 0)
+        return 1;
+
+    for (int run = 0; rc == 0 && run < b->runs; run++) {
+        bench_progress("raw limits, run %d of %d", run + 1, b->runs);
+        if (bench_raw_jetstream(b) != 0 || bench_raw_postgres(b) != 0)
+            rc = 1;
+    }
+    if (rc == 0 && single_node(b) != 0)
+        rc = 1;
+    bench_mem_stop(b);
+    for (int i = 0; i < b->nprocs; i++)
+        bench_mem_final(b, i);
+    if (rc == 0 && b->r3 && bench_r3_section(b) != 0)
+        rc = 1;
+    bench_cleanup(); /* nothing of Switchyard's runs while the peers do */
+    if (rc == 0 && b->peers && bench_peers_run(b) != 0)
+        rc = 1;
+    add_notes(b);
+    bench_report(b);
+    if (rc != 0)
+        fprintf(stderr, "bench: stopped early: the figures above are incomplete\n");
+    json_decref(b->notes);
+    json_decref(b->peers_doc);
+    free((char *)b->payload);
+    return rc;
 }

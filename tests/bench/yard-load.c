@@ -11,7 +11,9 @@
  * microsecond, since libuv's own timers tick in milliseconds.
  *
  * Figures cover the requests started in [warmup, warmup + duration); the
- * ones in flight at the end are waited for (up to --timeout). Latencies go
+ * ones in flight at the end are waited for (up to --timeout). With
+ * --requests N (closed loop) it sends exactly N requests instead, all of them
+ * measured, and the window runs from the start to the last response. Latencies go
  * into a fixed-size log-linear histogram (HdrHistogram's layout, 3
  * significant digits), so the hot path allocates nothing. The program prints
  * one report at the end and exits 1 when no request got a 2xx answer.
@@ -31,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -51,6 +54,7 @@ typedef struct {
     double duration_s;
     double rate;       /* requests/s in total; 0 = closed loop */
     long batch;        /* 0 = single job; N = {"jobs":[N copies]} */
+    long requests;     /* 0 = run for the duration; N = send N requests, then stop */
     const char *api_key;
     const char *body;
     double warmup_s;
@@ -59,7 +63,7 @@ typedef struct {
 } opts_t;
 
 static const opts_t opts_default = {
-    "http://127.0.0.1:8080/v1/jobs", 64, 10, 0, 0, NULL, "{\"type\":\"noop\"}", 2, 5000, 0,
+    "http://127.0.0.1:8080/v1/jobs", 64, 10, 0, 0, 0, NULL, "{\"type\":\"noop\"}", 2, 5000, 0,
 };
 
 /* ---- latency histogram ---- */
@@ -161,6 +165,10 @@ struct load {
     conn_t **idle;       /* open loop: connections free to send */
     size_t nidle;
     uint64_t t_start, t_warm, t_end;
+    uint64_t t_last_response; /* --requests: the window ends here */
+    long long t_start_unix_ms; /* t_start on the wall clock, for matching server timestamps */
+    uint64_t sent;       /* requests sent, warmup included */
+    uint64_t all_2xx;    /* 2xx responses, warmup included (jobs accepted in all) */
     int sending;         /* 0 once the measured window is over */
     int finishing;       /* handles are being closed */
     uint64_t interval_ns; /* open loop */
@@ -179,6 +187,7 @@ static void conn_idle(conn_t *c);
 static void conn_fail(conn_t *c, int timed_out);
 static void pump(load_t *l, uint64_t now);
 static void finish(load_t *l);
+static void stop_sending(load_t *l, uint64_t now);
 
 /* ---- request ---- */
 
@@ -398,6 +407,7 @@ static void conn_send(conn_t *c, uint64_t start)
     uv_buf_t buf = uv_buf_init(l->request, (unsigned)l->request_len);
 
     c->state = C_BUSY;
+    l->sent++;
     c->start_ns = start;
     c->measured = in_window(l, start);
     c->phase = P_HEAD;
@@ -423,6 +433,8 @@ static void conn_idle(conn_t *c)
     if (l->opt.rate > 0) {
         l->idle[l->nidle++] = c;
         pump(l, now);
+    } else if (l->opt.requests > 0 && l->sent >= (uint64_t)l->opt.requests) {
+        stop_sending(l, now); /* all sent: the drain waits for the rest */
     } else if (now < l->t_end) {
         conn_send(c, now);
     }
@@ -489,6 +501,9 @@ static void conn_fail(conn_t *c, int timed_out)
 static void conn_response(conn_t *c)
 {
     load_t *l = c->load;
+    l->t_last_response = uv_hrtime();
+    if (c->status >= 200 && c->status < 300)
+        l->all_2xx++;
     if (c->measured) {
         hist_record(&l->st.hist, uv_hrtime() - c->start_ns);
         count_status(&l->st, c->status);
@@ -725,7 +740,8 @@ static void report(const load_t *l)
 {
     const stats_t *st = &l->st;
     const hist_t *h = &st->hist;
-    double window = (double)(l->t_end > l->t_warm ? l->t_end - l->t_warm : 0) / 1e9;
+    uint64_t end = l->opt.requests > 0 ? l->t_last_response : l->t_end;
+    double window = (double)(end > l->t_warm ? end - l->t_warm : 0) / 1e9;
     double rps = window > 0 ? (double)h->total / window : 0;
     double jps = window > 0 ? (double)st->s2xx * (double)l->jobs_per_request / window : 0;
     double mean = h->total ? h->sum / (double)h->total : 0;
@@ -744,9 +760,10 @@ static void report(const load_t *l)
             printf("\"%s\":%.3f,", pname[i], ms(hist_percentile(h, pct[i])));
         printf("\"max\":%.3f,\"mean\":%.3f},\"status\":{\"2xx\":%" PRIu64 ",\"4xx\":%" PRIu64
                ",\"5xx\":%" PRIu64 ",\"other\":%" PRIu64 ",\"errors\":%" PRIu64
-               ",\"timeouts\":%" PRIu64 "},\"unsent\":%" PRIu64 "}\n",
+               ",\"timeouts\":%" PRIu64 "},\"unsent\":%" PRIu64 ",\"sent\":%" PRIu64
+               ",\"all_2xx\":%" PRIu64 ",\"start_unix_ms\":%lld}\n",
                ms(h->max), ms(mean), st->s2xx, st->s4xx, st->s5xx, st->sother, st->errors,
-               st->timeouts, l->unsent);
+               st->timeouts, l->unsent, l->sent, l->all_2xx, l->t_start_unix_ms);
         return;
     }
     printf("yard-load: POST %s, %ld connections, %.1f s measured after %.1f s warmup, ",
@@ -787,6 +804,9 @@ static void usage(FILE *f)
 "  --rate R            open loop: R requests/s in total, latency measured from\n"
 "                      each request's due time, queueing included (default 0 =\n"
 "                      closed loop: each connection sends again on each response)\n"
+"  --requests N        closed loop: send N requests in all, then stop; no warmup,\n"
+"                      every request measured, the window ends at the last\n"
+"                      response (default 0 = run for --duration)\n"
 "  --batch N           send {\"jobs\":[BODY x N]} (point --url at the batch route);\n"
 "                      jobs/s counts N per 2xx response (default 0 = one job)\n"
 "  --body JSON         the job (default %s)\n"
@@ -830,6 +850,7 @@ static int parse_args(opts_t *o, int argc, char **argv)
         {"batch", required_argument, NULL, 'b'},       {"api-key", required_argument, NULL, 'k'},
         {"body", required_argument, NULL, 'B'},        {"warmup", required_argument, NULL, 'w'},
         {"timeout", required_argument, NULL, 't'},     {"json", no_argument, NULL, 'j'},
+        {"requests", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
     };
     double v;
@@ -866,6 +887,11 @@ static int parse_args(opts_t *o, int argc, char **argv)
                 return -1;
             o->batch = (long)v;
             break;
+        case 'n':
+            if (parse_num(&v, name, optarg, 1, 1e9) != 0 || v != floor(v))
+                return -1;
+            o->requests = (long)v;
+            break;
         case 't':
             if (parse_num(&v, name, optarg, 1, 3600000) != 0 || v != floor(v))
                 return -1;
@@ -875,6 +901,14 @@ static int parse_args(opts_t *o, int argc, char **argv)
             usage(stderr);
             return -1;
         }
+    }
+    if (o->requests > 0 && o->rate > 0) {
+        fprintf(stderr, "yard-load: --requests is for the closed loop, not with --rate\n");
+        return -1;
+    }
+    if (o->requests > 0) { /* every request counts; the count, not the clock, ends the run */
+        o->warmup_s = 0;
+        o->duration_s = 86400;
     }
     if (optind < argc) {
         fprintf(stderr, "yard-load: unexpected argument \"%s\" (see --help)\n", argv[optind]);
@@ -931,7 +965,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "yard-load: out of memory for %ld connections\n", l->opt.connections);
         goto out;
     }
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
     l->t_start = uv_hrtime();
+    l->t_start_unix_ms = (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
     l->t_warm = l->t_start + (uint64_t)(l->opt.warmup_s * 1e9);
     l->t_end = l->t_warm + (uint64_t)(l->opt.duration_s * 1e9);
     l->sending = 1;
