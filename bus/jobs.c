@@ -199,7 +199,7 @@ static const struct {
      JOBS_INSERT_COLS ", started_at, result, last_error, finished_at)" JOBS_INSERT_VALS
      ", to_timestamp(u.started / 1000.0), u.result::jsonb,"
      " CASE WHEN u.status = 'succeeded' THEN NULL ELSE u.error END,"
-     " CASE WHEN u.status IN (%s) THEN now() END FROM u ORDER BY u.id"
+     " CASE WHEN u.status IN (%s) THEN clock_timestamp() END FROM u ORDER BY u.id"
      " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.result,"
      " updated_at = now(),"
      " last_error = EXCLUDED.last_error, attempts = GREATEST(j.attempts, EXCLUDED.attempts),"

@@ -256,7 +256,7 @@ static int exec_take_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want
  * yard_js_batch_destroy): what the tiers have (exec_take_tiers), looking a
  * second time after EXEC_LATE_ANSWER_US when the first look found nothing
  * (a look returns what the one before asked for); when both find nothing,
- * waits on the normal tier up to EXEC_FETCH_WAIT_MS, or EXEC_IDLE_WAIT_MS
+ * waits for one message on the normal tier up to EXEC_FETCH_WAIT_MS, or EXEC_IDLE_WAIT_MS
  * once the queue has been idle for EXEC_IDLE_ROUNDS rounds. Returns 0 (count may
  * be 0), or an error with *out empty. */
 static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
@@ -269,7 +269,10 @@ static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int wan
     }
     if (rc == 0 && out->count == 0) {
         yard_js_batch_destroy(out);
-        rc = yard_js_fetch(q->waiter, out, want,
+        /* One message: nats.c's fetch returns when its batch is full or
+         * at the timeout, so a larger one would hold the first job that
+         * arrives until more follow; the next round's looks take the rest. */
+        rc = yard_js_fetch(q->waiter, out, 1,
                            q->idle < EXEC_IDLE_ROUNDS ? EXEC_FETCH_WAIT_MS : EXEC_IDLE_WAIT_MS);
     }
     if (rc < 0) {
