@@ -42,7 +42,9 @@ int yard_retention_prune(int64_t *deleted, PGconn *c, int64_t cutoff_ms, int bat
     static const char sql[] =
         "WITH doomed AS (SELECT id FROM jobs WHERE " RETENTION_FINISHED
         " ORDER BY finished_at LIMIT $2::int FOR UPDATE SKIP LOCKED),"
-        " gone AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING 1)"
+        " gone AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING j.id),"
+        /* No foreign key cascades (0015_hot_path): the attempts go here. */
+        " tried AS (DELETE FROM job_attempts a USING gone g WHERE a.job_id = g.id)"
         " SELECT count(*) FROM gone";
     char cutoff[24], lim[16];
     int rc = 0;

@@ -11,11 +11,17 @@
 --   * the sweeps' indexes hold only the rows they look for, the live ones
 --     (queued, scheduled, running, failed): a finished row, nearly all of a
 --     big table, has no entry in them;
+--   * job_attempts has no foreign key to jobs: its check ran one query per
+--     attempt row (about as much as the rest of the outcome's statement).
+--     The finish writes a job's row and its attempt in one statement, and
+--     retention (bus/retention.c) deletes a job's attempts with it;
 --   * autovacuum comes round sooner on jobs: each outcome leaves the row's
 --     queued version behind, and fresh statistics keep the batch statements
 --     on their index plans as the table grows.
 
 DROP TRIGGER jobs_touch_updated_at ON jobs;
+
+ALTER TABLE job_attempts DROP CONSTRAINT job_attempts_job_id_fkey;
 
 -- yard_jobs_queued_age: per queue, its oldest queued job, one index probe
 -- (min() of the indexed expression), whatever the backlog.

@@ -100,7 +100,6 @@ static int insert_cost(PGconn *c)
 /* ---- the other statements ------------------------------------------------- */
 
 #define STORE_BATCH 256
-#define STORE_FIRST_ROW 500000 /* the batch's existing half: rows from here */
 
 /* Ids, payloads and key ids of the generated table (main's INSERT). */
 static void row_id(char out[37], long i)
@@ -122,7 +121,8 @@ typedef struct {
 static void store_batch_make(store_batch_t *b, long rows)
 {
     for (int k = 0; k < STORE_BATCH; k++) {
-        long i = k < STORE_BATCH / 2 ? STORE_FIRST_ROW + k : rows + 1 + k;
+        /* The existing half from the middle of the table. */
+        long i = k < STORE_BATCH / 2 ? rows / 2 + k : rows + 1 + k;
         yard_envelope_t *e = &b->env[k];
         row_id(b->id[k], i);
         snprintf(b->key[k], sizeof b->key[k], "00000000-0000-4000-8000-%012lx", (i / 100) % 50);
@@ -328,7 +328,8 @@ int main(int argc, char **argv)
     printf("\nPlans (EXPLAIN ANALYZE of the first page of each filter):\n");
     yard_db_exec(c, "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
                     " SET auto_explain.log_analyze = on; SET auto_explain.log_buffers = on;"
-                    " SET auto_explain.log_timing = on; SET auto_explain.log_level = notice");
+                    " SET auto_explain.log_timing = on; SET auto_explain.log_level = notice;"
+                    " SET auto_explain.log_triggers = on");
     show_plans = 1;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         char *doc = NULL;
