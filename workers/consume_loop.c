@@ -13,11 +13,14 @@
 #include "jobs.h"
 #include "consume_loop.h"
 
-#define LOOP_PG_CONNECT_S 5 /* PostgreSQL connect timeout */
+#define LOOP_PG_CONNECT_S 5       /* PostgreSQL connect timeout */
+#define LOOP_WAIT_MS 1000         /* an idle loop waits this long for a message */
+#define LOOP_LATE_ANSWER_US 2000  /* after an empty look, the pause before the second */
 
 struct wk_loop {
     wk_t *wk;
-    yard_js_consumer_t *consumer;
+    yard_js_consumer_t *consumer; /* looked at without waiting */
+    yard_js_consumer_t *waiter;   /* the same consumer, for the idle wait */
     pthread_t thread;
     int needs_pg;
     int batch; /* messages per fetch, at most */
@@ -27,6 +30,37 @@ struct wk_loop {
     char name[YARD_JS_NAME_MAX];
 };
 
+/* Takes up to l->batch messages into *out: what the consumer has (a look
+ * that does not wait returns what the look before asked for, so a second
+ * one follows an empty first), else waits up to LOOP_WAIT_MS for one
+ * message on the waiter: nats.c's fetch holds a larger batch until it is
+ * full, which kept a lone accepted job out of PostgreSQL (not visible to
+ * GET) for up to a second. Returns 0 (count may be 0) or an error. */
+static int loop_fetch(wk_loop_t *l, yard_js_batch_t *out)
+{
+    int rc = yard_js_fetch_now(l->consumer, out, l->batch);
+    if (rc == 0 && out->count == 0) {
+        yard_js_batch_destroy(out);
+        usleep(LOOP_LATE_ANSWER_US);
+        rc = yard_js_fetch_now(l->consumer, out, l->batch);
+    }
+    if (rc == 0 && out->count == 0) {
+        yard_js_batch_destroy(out);
+        rc = yard_js_fetch(l->waiter, out, 1, LOOP_WAIT_MS);
+    }
+    return rc;
+}
+
+/* Hands back (nak) what the last looks brought but the loop never took. */
+static void loop_hand_back_held(wk_loop_t *l)
+{
+    yard_js_batch_t held;
+    usleep(LOOP_LATE_ANSWER_US);
+    yard_js_fetch_held(l->consumer, &held);
+    for (int i = 0; i < held.count; i++)
+        yard_js_nak(held.msgs[i], 0);
+    yard_js_batch_destroy(&held);
+}
 
 static void *loop_main(void *arg)
 {
@@ -42,7 +76,7 @@ static void *loop_main(void *arg)
         }
         yard_js_batch_t batch;
         int64_t t0 = wk_clock_us();
-        if (yard_js_fetch(l->consumer, &batch, l->batch, 1000) < 0) {
+        if (loop_fetch(l, &batch) < 0) {
             sleep(1);
             continue;
         }
@@ -52,6 +86,7 @@ static void *loop_main(void *arg)
         }
         yard_js_batch_destroy(&batch);
     }
+    loop_hand_back_held(l);
     return NULL;
 }
 
@@ -68,10 +103,13 @@ int wk_loop_start(wk_loop_t **out, wk_t *wk, const char *stream, const char *dur
     l->ud = ud;
     snprintf(l->name, sizeof l->name, "%s", durable);
     int rc = yard_js_consumer_bind(&l->consumer, wk->js, stream, durable);
+    if (rc == 0)
+        rc = yard_js_consumer_bind(&l->waiter, wk->js, stream, durable);
     if (rc == 0 && pthread_create(&l->thread, NULL, loop_main, l) != 0)
         rc = YARD_EIO;
     if (rc < 0) {
         YARD_LOG_ERROR(NULL, "%s: cannot start: %s", durable, yard_strerror(rc));
+        yard_js_consumer_destroy(l->waiter);
         yard_js_consumer_destroy(l->consumer);
         free(l);
         return rc;
@@ -85,6 +123,7 @@ void wk_loop_join(wk_loop_t *l)
     if (!l)
         return;
     pthread_join(l->thread, NULL);
+    yard_js_consumer_destroy(l->waiter);
     yard_js_consumer_destroy(l->consumer);
     yard_db_close(l->conn);
     free(l);

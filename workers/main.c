@@ -37,7 +37,7 @@ static void usage(FILE *out)
             "  --print-config      print every setting (secrets masked) and exit\n"
             "\n"
             "Settings that matter here: YARD_NATS_URL, YARD_PG_DSN, YARD_WORKER_CONCURRENCY\n"
-            "(16), YARD_WORKER_BATCH (64), YARD_WORKER_DRAIN_TIMEOUT_S (30),\n"
+            "(64), YARD_WORKER_BATCH (256), YARD_WORKER_DRAIN_TIMEOUT_S (30),\n"
             "YARD_RETRY_BASE_MS (1000), YARD_RETRY_CAP_MS (300000), YARD_EXEC_CONFIG,\n"
             "YARD_EGRESS_ALLOW (CIDRs outbound calls may reach), YARD_NOTIFY_SECRET.\n"
             "\n"
