@@ -62,7 +62,9 @@
 #define EXEC_START_WRITE_MS 40    /* a job still running after this is marked running in
                                    * PostgreSQL (a shorter one never is: one row write) */
 #define EXEC_BUSY_TICK_MS 20      /* the committer's wake-up while jobs are in flight */
-#define EXEC_GROUP_WAIT_US 3000   /* how long a commit waits for more finished jobs */
+#define EXEC_GROUP_WAIT_US 3000   /* how long a commit waits for more finished jobs... */
+#define EXEC_GROUP_BUSY 32        /* ...when at least this many more are in flight (under a
+                                   * light load a commit goes at once: latency first) */
 #define EXEC_CANCEL_POLL_MS 1000  /* how often running jobs' cancel requests are read */
 #define EXEC_CANCEL_POLL_MAX 256  /* running jobs looked up per cancel poll, at most */
 #define EXEC_PROGRESS_DIVISOR 3   /* an in-progress ack every AckWait / this */

@@ -357,12 +357,13 @@ void *wk_execute_committer(void *arg)
                             (supervisor && rt->n_in_flight ? EXEC_BUSY_TICK_MS : EXEC_TICK_MS) *
                                 1000L);
         }
-        /* Group commit: when more jobs are about to finish, give them a
-         * moment to join this transaction instead of paying a commit each. */
+        /* Group commit: when many more jobs are about to finish, give them
+         * a moment to join this transaction instead of paying a commit each
+         * (a light load commits at once). */
         size_t ready = 0;
         for (wk_execute_item_t *it = rt->done_head; it && ready < EXEC_COMMIT_BATCH; it = it->next)
             ready++;
-        if (ready > 0 && ready < EXEC_COMMIT_BATCH && rt->n_in_flight > ready &&
+        if (ready > 0 && ready < EXEC_COMMIT_BATCH && rt->n_in_flight >= ready + EXEC_GROUP_BUSY &&
             !rt->committer_exit) {
             wk_execute_wait(&rt->done_cv, &rt->mu, EXEC_GROUP_WAIT_US);
         }
