@@ -31,6 +31,7 @@ both and runs it (that is how `make test` runs it). What it checks:
     user per workload (its YARD_NATS_USER) whose password comes from the
     YARD_NATS_PASSWORD of the credentials Secret that workload gets, and a
     gateway user that cannot consume;
+  * the PostgreSQL settings ConfigMap holds ops/postgres/yard.conf as it is;
   * the Dockerfile: Debian 12, multi-stage, `make`, a non-root USER, the
     build stage has every library package of ops/install-deps.sh, and the
     runtime packages provide every shared library the programs link.
@@ -605,6 +606,16 @@ class Checker:
                    gw.get("subscribe", {}).get("allow") == ["_INBOX.>"],
                    "nats-values.yaml: the gateway's user may consume: %s" % gw)
 
+    # ---- PostgreSQL settings -------------------------------------------------
+    def check_postgres_settings(self):
+        shipped = os.path.join(self.dir, "..", "postgres", "yard.conf")
+        cm = self.named("ConfigMap", "yard-postgres-settings")
+        with open(shipped) as fh:
+            want = fh.read()
+        got = (cm or {}).get("data", {}).get("yard.conf")
+        self.check(got == want, "postgres-settings.yaml: yard.conf differs from "
+                   "ops/postgres/yard.conf (what make up and make bench use)")
+
     def run(self):
         self.load()
         self.check_lint()
@@ -616,6 +627,7 @@ class Checker:
         self.check_keda()
         self.check_selectors()
         self.check_helm_values()
+        self.check_postgres_settings()
         for n in self.notes:
             print("note: " + n)
         for f in self.failures:
