@@ -608,10 +608,16 @@ class Checker:
 
     # ---- PostgreSQL settings -------------------------------------------------
     def check_postgres_settings(self):
-        shipped = os.path.join(self.dir, "..", "postgres", "yard.conf")
+        # Next to this script's folder: the manifests checked may be a copy.
+        here = os.path.dirname(os.path.abspath(__file__))
+        shipped = os.path.join(here, "..", "postgres", "yard.conf")
         cm = self.named("ConfigMap", "yard-postgres-settings")
-        with open(shipped) as fh:
-            want = fh.read()
+        try:
+            with open(shipped) as fh:
+                want = fh.read()
+        except OSError as e:
+            self.check(False, "cannot read %s: %s" % (shipped, e))
+            return
         got = (cm or {}).get("data", {}).get("yard.conf")
         self.check(got == want, "postgres-settings.yaml: yard.conf differs from "
                    "ops/postgres/yard.conf (what make up and make bench use)")
