@@ -140,11 +140,7 @@ int wk_execute_start(wk_runtime_t **out, wk_t *wk)
     rt->handlers = calloc((size_t)rt->concurrency, sizeof *rt->handlers);
     for (int i = 0; i < rt->concurrency; i++)
         pthread_create(&rt->handlers[i], NULL, wk_execute_handler, rt);
-    for (int i = 0; i < EXEC_COMMITTERS; i++) {
-        rt->committers[i].rt = rt;
-        rt->committers[i].index = i;
-        pthread_create(&rt->committers[i].thread, NULL, wk_execute_committer, &rt->committers[i]);
-    }
+    pthread_create(&rt->committer, NULL, wk_execute_committer, rt);
     for (size_t i = 0; i < rt->nqueues; i++)
         pthread_create(&rt->queues[i].fetcher, NULL, wk_execute_fetcher, &rt->queues[i]);
     YARD_LOG_INFO(NULL, "execute: running %d handlers on %zu queues", rt->concurrency,
@@ -203,10 +199,9 @@ void wk_execute_join(wk_runtime_t *rt)
     }
     pthread_mutex_lock(&rt->mu);
     rt->committer_exit = 1;
-    pthread_cond_broadcast(&rt->done_cv);
+    pthread_cond_signal(&rt->done_cv);
     pthread_mutex_unlock(&rt->mu);
-    for (int i = 0; i < EXEC_COMMITTERS; i++)
-        pthread_join(rt->committers[i].thread, NULL);
+    pthread_join(rt->committer, NULL);
     for (size_t i = 0; i < rt->nqueues; i++) {
         for (int tier = 0; tier < YARD_JS_TIERS; tier++) {
             yard_js_watch_destroy(rt->queues[i].watches[tier]);
@@ -215,8 +210,6 @@ void wk_execute_join(wk_runtime_t *rt)
         yard_js_consumer_destroy(rt->queues[i].waiter);
         yard_db_close(rt->queues[i].conn);
     }
-    for (int i = 0; i < EXEC_COMMITTERS; i++)
-        yard_db_close(rt->committers[i].conn);
     yard_db_close(rt->conn);
     free(rt->handlers);
     pthread_mutex_destroy(&rt->mu);

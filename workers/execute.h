@@ -10,12 +10,12 @@
  *                            and not run) and queues them for the handlers;
  *   handler (concurrency)    execute_run.c: runs one job at a time under its
  *                            deadline; its heartbeats mark it alive;
- *   committers (EXEC_COMMITTERS) execute_commit.c: take finished jobs in
+ *   committer (one)          execute_commit.c: takes finished jobs in
  *                            batches: publishes the dead ones to DLQ
  *                            (waiting for the PubAck), writes attempts and
  *                            states in one transaction, then acks / naks
- *                            with backoff / terms. Between batches the first
- *                            runs the supervisor's work (execute_supervise.c):
+ *                            with backoff / terms. Between batches it runs
+ *                            the supervisor's work (execute_supervise.c):
  *                            in-progress acks for running jobs whose
  *                            handler is alive, cancel requests, and poison
  *                            messages reported by the max-deliveries
@@ -47,8 +47,6 @@
 /* ---- tuning ---------------------------------------------------------------- */
 
 #define EXEC_COMMIT_BATCH 256     /* finished jobs written in one transaction, at most */
-#define EXEC_COMMITTERS 2         /* committer threads: one batch's commit (its WAL flush,
-                                   * its PubAcks) overlaps the next batch's statement */
 #define EXEC_FETCH_WAIT_MS 50     /* an idle fetcher waits this long on the normal tier,
                                    * then looks at every tier again */
 #define EXEC_IDLE_ROUNDS 20        /* after this many empty rounds in a row (a second)... */
@@ -128,15 +126,6 @@ struct wk_execute_queue {
     PGconn *conn; /* the fetcher's */
 };
 
-/* A committer thread and its PostgreSQL connection. The first one also
- * supervises (on the runtime's connection). */
-typedef struct {
-    wk_runtime_t *rt;
-    int index;
-    pthread_t thread;
-    PGconn *conn;
-} wk_execute_committer_t;
-
 /* A poison message's JOBS sequence, from the max-deliveries advisory. */
 typedef struct wk_execute_advisory {
     struct wk_execute_advisory *next;
@@ -150,7 +139,7 @@ struct wk_runtime {
     int concurrency;   /* handler threads */
     int max_in_flight; /* fetched and not yet acked: handlers plus two batches */
     pthread_t *handlers;
-    wk_execute_committer_t committers[EXEC_COMMITTERS];
+    pthread_t committer;
     yard_js_listen_t *cancel_listen;
 
     pthread_mutex_t mu;
@@ -162,7 +151,7 @@ struct wk_runtime {
     wk_execute_advisory_t *advisories;
     int handlers_exit;
     int committer_exit;
-    PGconn *conn; /* supervision's (the first committer's thread) */
+    PGconn *conn; /* the committer's */
 };
 
 /* ---- shared helpers (execute.c) ------------------------------------------- */
@@ -208,7 +197,7 @@ int wk_execute_event_poison(wk_t *wk, const char *job_id, const char *trace, uns
 
 void *wk_execute_fetcher(void *q);    /* execute_fetch.c; q: its wk_execute_queue_t */
 void *wk_execute_handler(void *rt);   /* execute_run.c */
-void *wk_execute_committer(void *c);  /* execute_commit.c; c: its wk_execute_committer_t */
+void *wk_execute_committer(void *rt); /* execute_commit.c */
 
 /* ---- supervision (execute_supervise.c), on the committer thread ----------- */
 

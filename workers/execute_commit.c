@@ -173,10 +173,9 @@ static int exec_publish_events(wk_runtime_t *rt, const exec_plan_t *plans, size_
  * them), records each half on its own, down to the outcome it refuses,
  * whose refused[i] is set (the caller dead-letters it). Returns 0, or an
  * error that is not a refusal. */
-static int exec_finish(wk_runtime_t *rt, PGconn *conn, const yard_job_attempt_t *recs, size_t n,
-                       int *refused)
+static int exec_finish(wk_runtime_t *rt, const yard_job_attempt_t *recs, size_t n, int *refused)
 {
-    int rc = yard_jobs_finish(conn, recs, n, rt->wk->worker_name);
+    int rc = yard_jobs_finish(rt->conn, recs, n, rt->wk->worker_name);
     if (rc != YARD_EPG)
         return rc;
     if (n == 1) {
@@ -184,8 +183,8 @@ static int exec_finish(wk_runtime_t *rt, PGconn *conn, const yard_job_attempt_t 
         return 0;
     }
     size_t half = n / 2;
-    rc = exec_finish(rt, conn, recs, half, refused);
-    return rc < 0 ? rc : exec_finish(rt, conn, recs + half, n - half, refused + half);
+    rc = exec_finish(rt, recs, half, refused);
+    return rc < 0 ? rc : exec_finish(rt, recs + half, n - half, refused + half);
 }
 
 /* Dead-letters the item of plan p, whose outcome PostgreSQL refused: its
@@ -210,9 +209,8 @@ static void exec_refused(wk_runtime_t *rt, exec_plan_t *p)
     }
 }
 
-/* Writes (on *conn, reconnected when needed), then acks, a batch of
- * finished items; frees them. */
-static void exec_commit(wk_runtime_t *rt, PGconn **conn, wk_execute_item_t **items, size_t n)
+/* Writes, then acks, a batch of finished items; frees them. */
+static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
 {
     wk_t *wk = rt->wk;
     exec_plan_t *plans = calloc(n, sizeof *plans);
@@ -275,9 +273,9 @@ static void exec_commit(wk_runtime_t *rt, PGconn **conn, wk_execute_item_t **ite
     }
     if (nrec) {
         int64_t t0 = wk_clock_us();
-        rc = wk_execute_conn(wk, conn, YARD_JOBS_DURABLE);
+        rc = wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE);
         if (rc == 0)
-            rc = exec_finish(rt, *conn, recs, nrec, refused);
+            rc = exec_finish(rt, recs, nrec, refused);
         wk_store_health(wk, rc);
         wk_time_add(wk, "postgres", wk_clock_us() - t0);
         YARD_LOG_DEBUG(NULL, "execute: recorded %zu outcomes in %lld us", nrec,
@@ -338,24 +336,21 @@ static void exec_commit(wk_runtime_t *rt, PGconn **conn, wk_execute_item_t **ite
     free(refused);
 }
 
-/* Commits finished batches (and, the first committer, supervises) until
- * the drain says to exit and nothing is left in flight. */
+/* Commits finished batches and supervises until the drain says to exit and
+ * nothing is left in flight. */
 void *wk_execute_committer(void *arg)
 {
-    wk_execute_committer_t *c = arg;
-    wk_runtime_t *rt = c->rt;
-    int supervisor = c->index == 0;
+    wk_runtime_t *rt = arg;
     wk_execute_item_t *batch[EXEC_COMMIT_BATCH];
     int64_t last_cancel_poll = 0;
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&rt->mu);
-        if (!rt->done_head && !(supervisor && rt->advisories) && !rt->committer_exit) {
+        if (!rt->done_head && !rt->advisories && !rt->committer_exit) {
             /* While jobs run, supervision comes round often enough to mark
              * them running soon after EXEC_START_WRITE_MS. */
             wk_execute_wait(&rt->done_cv, &rt->mu,
-                            (supervisor && rt->n_in_flight ? EXEC_BUSY_TICK_MS : EXEC_TICK_MS) *
-                                1000L);
+                            (rt->n_in_flight ? EXEC_BUSY_TICK_MS : EXEC_TICK_MS) * 1000L);
         }
         /* Group commit: when many more jobs are about to finish, give them
          * a moment to join this transaction instead of paying a commit each
@@ -369,30 +364,24 @@ void *wk_execute_committer(void *arg)
         }
         while (n < EXEC_COMMIT_BATCH && rt->done_head)
             batch[n++] = wk_execute_list_pop(&rt->done_head, &rt->done_tail);
-        wk_execute_advisory_t *adv = NULL;
-        if (supervisor) {
-            adv = rt->advisories;
-            rt->advisories = NULL;
-        }
-        /* In flight counts the other committers' batches too: the last one
-         * to finish its batch sees zero. */
+        wk_execute_advisory_t *adv = rt->advisories;
+        rt->advisories = NULL;
         int exit_now = rt->committer_exit && !rt->done_head && rt->n_in_flight == n;
         pthread_mutex_unlock(&rt->mu);
 
         if (n)
-            exec_commit(rt, &c->conn, batch, n);
+            exec_commit(rt, batch, n);
         if (adv)
             wk_execute_poison(rt, adv);
-        if (supervisor) {
-            int64_t now = wk_clock_ms();
-            int poll = now - last_cancel_poll >= EXEC_CANCEL_POLL_MS;
-            if (poll)
-                last_cancel_poll = now;
-            wk_execute_supervise(rt, now, poll);
-            yard_metrics_gauge_set(rt->wk->m_in_flight, (double)rt->n_in_flight);
-        }
+        int64_t now = wk_clock_ms();
+        int poll = now - last_cancel_poll >= EXEC_CANCEL_POLL_MS;
+        if (poll)
+            last_cancel_poll = now;
+        wk_execute_supervise(rt, now, poll);
+        yard_metrics_gauge_set(rt->wk->m_in_flight, (double)rt->n_in_flight);
         if (exit_now)
             break;
     }
     return NULL;
 }
+

@@ -41,6 +41,17 @@ static void exec_extend(wk_execute_item_t *it, int64_t now_ms, int64_t every_ms)
     }
 }
 
+/* Nonzero when one of the n items holds the job of it (a second message of
+ * the same job: the start statement would answer 0 for it, as if the job
+ * could no longer run). */
+static int exec_listed(wk_execute_item_t *const *items, size_t n, const wk_execute_item_t *it)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(items[i]->id, it->id) == 0)
+            return 1;
+    return 0;
+}
+
 /* Marks the n items running in PostgreSQL (yard_jobs_start); an item
  * whose job may no longer run (final, or cancelled meanwhile) is cancelled,
  * so its handler stops. Items cannot leave the in-flight list while the
@@ -84,7 +95,8 @@ void wk_execute_supervise(wk_runtime_t *rt, int64_t now_ms, int poll_cancels)
             continue;
         exec_extend(it, now_ms, every_ms);
         if (!it->start_written && nstart < EXEC_CANCEL_POLL_MAX &&
-            now_us - it->started_us >= EXEC_START_WRITE_MS * 1000L)
+            now_us - it->started_us >= EXEC_START_WRITE_MS * 1000L &&
+            !exec_listed(starts, nstart, it))
             starts[nstart++] = it;
         if (poll_cancels && n < EXEC_CANCEL_POLL_MAX && !atomic_load(&it->cancelled)) {
             ids[n] = it->id;
