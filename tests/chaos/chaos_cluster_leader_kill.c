@@ -10,18 +10,19 @@
  * the end every job answered 202 has exactly one succeeded attempt and no
  * other job exists. Recovery: from the kill to the first 202.
  *
- * The victim leads both JOBS and EVENTS (EVENTS' leadership is moved there
- * first). While EVENTS elects a new leader the worker cannot store its
- * outcomes' lifecycle events, so it cannot record them, yet the JOBS
- * consumer (its leader elsewhere, or soon elected) keeps delivering. The
+ * The victim leads both JOBS and EVENTS, and another node the consumer
+ * execute_default (leaderships are moved so first). While EVENTS elects a
+ * new leader the worker cannot store its outcomes' lifecycle events, so it
+ * cannot record them, yet the consumer keeps delivering. The
  * worker must hold the finished jobs and try again, not hand their messages
  * back: each hand-back spends one of the consumer's MaxDeliver deliveries,
  * about one a second, and a message out of deliveries is never delivered
  * again (its job stays `running`, or the poison path marks it dead). The
  * consumers here allow 4 deliveries (YARD_JS_MAX_DELIVER), so an election's
- * few seconds weigh as half a minute would against the default 25: the
- * stall seen under AddressSanitizer, where elections take longer.
- * chaos_events_outage.c shows the same with the default and a long outage.
+ * few seconds weigh as 40 s would against the default 25 (likely the stall
+ * seen once under AddressSanitizer, whose load slows elections).
+ * chaos_events_outage.c shows the same with an outage longer than any
+ * election.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,30 +82,53 @@ static int stream_leader(yard_js_t *js, const yt_nats_cluster_t *nc, const char 
     return found;
 }
 
-/* Asks the leader of stream to step down (another replica is elected). */
-static void stream_step_down(yard_js_t *js, const char *stream)
+/* The index of the node leading consumer durable of JOBS, or -1. */
+static int consumer_leader(yard_js_t *js, const yt_nats_cluster_t *nc, const char *durable)
 {
-    char subject[128];
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    int found = -1;
+    if (js_GetConsumerInfo(&ci, yard_js_ctx(js), "JOBS", durable, NULL, &jerr) != NATS_OK)
+        return -1;
+    for (int n = 0; ci->Cluster && ci->Cluster->Leader && n < YT_NATS_NODES; n++) {
+        char want[32];
+        snprintf(want, sizeof want, "yard-%s", nc->nodes[n].name);
+        if (strcmp(ci->Cluster->Leader, want) == 0)
+            found = n;
+    }
+    jsConsumerInfo_Destroy(ci);
+    return found;
+}
+
+/* Asks the leader of a stream or consumer (what: "STREAM.LEADER.STEPDOWN.<stream>"
+ * or "CONSUMER.LEADER.STEPDOWN.<stream>.<consumer>") to step down: another
+ * replica is elected. */
+static void step_down(yard_js_t *js, const char *what)
+{
+    char subject[160];
     natsMsg *reply = NULL;
-    snprintf(subject, sizeof subject, "$JS.API.STREAM.LEADER.STEPDOWN.%s", stream);
+    snprintf(subject, sizeof subject, "$JS.API.%s", what);
     natsConnection_RequestString(&reply, yard_js_conn(js), subject, "", 5000);
     natsMsg_Destroy(reply);
 }
 
-/* The index of a node leading both JOBS and EVENTS with current replicas,
- * after moving EVENTS' leadership until it lands there; -1 when that fails
- * within LEADER_WAIT_MS. */
-static int jobs_and_events_leader(yard_js_t *js, const yt_nats_cluster_t *nc)
+/* The index of the node to kill: it leads JOBS and EVENTS (with current
+ * replicas) and another node leads the consumer execute_default, so that
+ * deliveries go on while EVENTS elects a new leader. Leaderships are moved
+ * until they are so; -1 when that fails within LEADER_WAIT_MS. */
+static int pick_victim(yard_js_t *js, const yt_nats_cluster_t *nc)
 {
     for (long long end = yt_now_ms() + LEADER_WAIT_MS; yt_now_ms() < end; yt_nap_ms(200)) {
         int jobs = stream_leader(js, nc, "JOBS");
         int events = stream_leader(js, nc, "EVENTS");
-        if (jobs >= 0 && jobs == events)
+        int deliveries = consumer_leader(js, nc, "execute_default");
+        if (jobs < 0 || events < 0 || deliveries < 0)
+            continue;
+        if (jobs == events && deliveries != jobs)
             return jobs;
-        if (jobs >= 0 && events >= 0) {
-            stream_step_down(js, "EVENTS");
-            yt_nap_ms(1000);
-        }
+        step_down(js, jobs != events ? "STREAM.LEADER.STEPDOWN.EVENTS"
+                                     : "CONSUMER.LEADER.STEPDOWN.JOBS.execute_default");
+        yt_nap_ms(1000);
     }
     return -1;
 }
@@ -122,9 +146,10 @@ static void test_jobs_leader_killed_mid_run(void **state)
     assert_int_equal(yt_js_open(&c.js, c.env), 0);
     assert_int_equal(yt_worker_start(&c.audit, c.env, "audit", NULL, env, 0), 0);
     assert_int_equal(yt_worker_start(&c.exec, c.env, "execute", NULL, env, 0), 0);
-    int victim = jobs_and_events_leader(c.js, &nc);
+    int victim = pick_victim(c.js, &nc);
     if (victim < 0)
-        fail_msg("JOBS and EVENTS got no common leader with current replicas within %d s",
+        fail_msg("JOBS and EVENTS got no common leader (and execute_default another) within "
+                 "%d s",
                  LEADER_WAIT_MS / 1000);
 
     yt_chaos_load_t load = {.port = c.port, .njobs = JOBS, .batch = 20, .threads = 2,

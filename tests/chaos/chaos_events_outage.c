@@ -8,13 +8,14 @@
  * sees while EVENTS has no leader) for OUTAGE_S seconds, then takes them
  * again. Meanwhile the worker can fetch, claim and run jobs but cannot
  * record their outcomes, whose events must be stored first. It must hold
- * them and try again: handing their messages back spends one of the 25
- * deliveries (YARD_JS_MAX_DELIVER) per try, about one a second, and a
- * message out of deliveries is never delivered again, its job `running` for
- * good (the stall of the R3 leader kill under AddressSanitizer, where an
- * election took that long). At the end every job answered 202 has exactly
- * one succeeded attempt and no other job exists. Recovery: from the end of
- * the outage until every job succeeded.
+ * them and try again: handing their messages back spends one of the
+ * consumer's deliveries (YARD_JS_MAX_DELIVER) per try, one every 1 to 2 s,
+ * and a message out of deliveries is never delivered again, its job
+ * `running` for good (or marked dead by the poison path). With the default
+ * 25 that takes about 40 s here; the consumers allow 6 so that the outage
+ * can be shorter and exhaust them however slow the machine. At the end
+ * every job answered 202 has exactly one succeeded attempt and no other job
+ * exists. Recovery: from the end of the outage until every job succeeded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,7 +33,9 @@
 #include "yt_workers.h"
 
 #define JOBS 6000
-#define OUTAGE_S 40 /* more than 25 deliveries at one a second */
+#define OUTAGE_S 30 /* 6 deliveries take 6 to 12 s */
+
+static char *const env[] = {"YARD_JS_ACK_WAIT_S=5", "YARD_JS_MAX_DELIVER=6", NULL};
 
 /* Points EVENTS at subject (one filter) instead of its own. Returns 0 or -1. */
 static int events_subject(yard_js_t *js, const char *subject)
@@ -64,7 +67,8 @@ static int events_subject(yard_js_t *js, const char *subject)
 static void test_events_unavailable_longer_than_deliveries(void **state)
 {
     yt_cluster_t c = {0};
-    assert_int_equal(yt_chaos_cluster_start(&c, 0), 0);
+    assert_int_equal(yt_cluster_start(&c, env), 0);
+    assert_int_equal(yt_worker_start(&c.exec, c.env, "execute", NULL, env, 0), 0);
     yt_chaos_load_t load = {.port = c.port, .njobs = JOBS, .batch = 20, .threads = 2,
                             .batches_per_s = 25, .job_json = "{\"type\":\"noop\"}",
                             .run = "events"};
