@@ -14,10 +14,14 @@
  *                            batches: publishes the dead ones to DLQ
  *                            (waiting for the PubAck), writes attempts and
  *                            states in one transaction, then acks / naks
- *                            with backoff / terms. Between batches it runs
+ *                            with backoff / terms; while EVENTS or
+ *                            PostgreSQL is unavailable it holds the
+ *                            finished jobs and tries again (their messages
+ *                            kept, not handed back). Between batches it runs
  *                            the supervisor's work (execute_supervise.c):
  *                            in-progress acks for running jobs whose
- *                            handler is alive, cancel requests, and poison
+ *                            handler is alive and for finished jobs that
+ *                            wait for their commit, cancel requests, and poison
  *                            messages reported by the max-deliveries
  *                            advisory.
  * execute.c starts and drains them and holds what they share. Acks always
@@ -73,6 +77,12 @@
 #define EXEC_ALIVE_MS (2 * WK_HEARTBEAT_MS)
 #define EXEC_DEADLINE_GRACE_MS 5000 /* past deadline + this, a job's ack is not extended */
 #define EXEC_RETRY_MS 1000        /* redelivery delay after a PostgreSQL or memory failure */
+/* Finished jobs whose outcomes cannot be recorded because EVENTS or
+ * PostgreSQL is unavailable are held (execute_commit.c): the commit is
+ * tried again after EXEC_HOLD_FIRST_MS, then after twice as long each time,
+ * up to EXEC_HOLD_MAX_MS; meanwhile their ack deadlines are extended. */
+#define EXEC_HOLD_FIRST_MS 250
+#define EXEC_HOLD_MAX_MS 5000
 #define EXEC_DLQ_RETRY_MS 5000    /* redelivery delay when the DLQ publish failed */
 #define EXEC_PAUSE_S 1            /* a fetcher's pause after a fetch or claim failure */
 #define EXEC_PG_CONNECT_S 5       /* PostgreSQL connect timeout */
@@ -100,6 +110,7 @@ struct wk_execute_item {
      * committer reads them under mu. */
     int64_t started_wall_ms, started_us, deadline_ms;
     int64_t last_progress_ms;             /* the last in-progress ack, or the start (mu) */
+    int64_t finished_us;                  /* wk_clock_us() when its handler returned, or 0 (mu) */
     int silence_logged;                   /* the handler's silence was logged (mu) */
     _Atomic int64_t beat_ms;              /* wk_clock_ms() of the handler's last sign of life */
     atomic_int cancelled;
@@ -151,6 +162,9 @@ struct wk_runtime {
     wk_execute_advisory_t *advisories;
     int handlers_exit;
     int committer_exit;
+    /* Held outcomes (the committer's alone): since when outcomes wait for
+     * EVENTS or PostgreSQL (0: none wait), the next try, the current pause. */
+    int64_t hold_since_ms, hold_until_ms, hold_pause_ms;
     PGconn *conn; /* the committer's */
 };
 
@@ -201,7 +215,8 @@ void *wk_execute_committer(void *rt); /* execute_commit.c */
 
 /* ---- supervision (execute_supervise.c), on the committer thread ----------- */
 
-/* Extends the ack deadline of running jobs whose handler is alive, marks
+/* Extends the ack deadline of running jobs whose handler is alive, and of
+ * finished jobs waiting for their commit (held ones above all), marks
  * running in PostgreSQL the jobs that have run for EXEC_START_WRITE_MS
  * (stopping those that became final meanwhile) and, when poll_cancels,
  * applies cancel requests recorded in PostgreSQL. mu not held. */

@@ -5,6 +5,17 @@
  * backoff, dead, cancelled, or handed back), publishes the dead ones to the
  * DLQ, records every attempt in one transaction, then acks, naks or terms.
  * Between batches it runs the supervision of execute_supervise.c.
+ *
+ * When the outcomes cannot be recorded because EVENTS or PostgreSQL is
+ * unavailable (a JetStream leader election, a restart), the finished jobs
+ * are held, not handed back: they go back to the head of the done list and
+ * the commit is tried again after a pause that doubles up to
+ * EXEC_HOLD_MAX_MS, while the supervision keeps their ack deadlines
+ * extended and the full in-flight window stops the fetcher. Handing them
+ * back would spend one of the consumer's MaxDeliver deliveries per try (a
+ * try a second): an outage longer than MaxDeliver tries would leave their
+ * messages never delivered again and their jobs `running` for good. The
+ * drain does not hold: it hands back what it cannot record.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -27,6 +38,7 @@ typedef struct {
     exec_act_t act;
     int64_t delay_ms;
     int write; /* 0: hand back without writing (drain, DLQ failure) */
+    int hold;  /* not recorded for an outage: kept for a later try (exec_hold) */
 } exec_plan_t;
 
 /* Fills *p with the fate of finished item it, from its result, attempts
@@ -47,7 +59,8 @@ static void exec_plan(wk_runtime_t *rt, exec_plan_t *p, wk_execute_item_t *it)
     p->rec.job_id = it->id;
     p->rec.attempt = it->attempt;
     p->rec.started_ms = it->started_wall_ms;
-    p->rec.duration_ms = (wk_clock_us() - it->started_us) / 1000;
+    p->rec.duration_ms = ((it->finished_us ? it->finished_us : wk_clock_us()) - it->started_us) /
+                         1000;
     p->rec.error = r->error[0] ? r->error : NULL;
     if (it->handed_back) {
         p->write = 0;
@@ -130,9 +143,8 @@ static void exec_count(wk_runtime_t *rt, const exec_plan_t *p)
             (double)(wk_wall_ms() - it->env.created_at_ms) / 1000.0);
 }
 
-/* Publishes the events of the n plans that write, as one message, and waits
- * for it.
- * Returns 0 or an error (logged). */
+/* Publishes the events of the n plans that write (and are not held), as
+ * one message, and waits for it. Returns 0 or an error (logged). */
 static int exec_publish_events(wk_runtime_t *rt, const exec_plan_t *plans, size_t n)
 {
     wk_t *wk = rt->wk;
@@ -140,7 +152,7 @@ static int exec_publish_events(wk_runtime_t *rt, const exec_plan_t *plans, size_
     int64_t t0 = wk_clock_us();
     int rc = yard_event_batch_create_grouped(&b, wk->js);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (plans[i].write)
+        if (plans[i].write && !plans[i].hold)
             wk_execute_events_outcome(b, wk, plans[i].it, &plans[i].rec, plans[i].delay_ms);
     if (rc == 0)
         yard_event_batch_flush(b); /* a failure counts in the wait */
@@ -161,11 +173,92 @@ static int exec_publish_events(wk_runtime_t *rt, const exec_plan_t *plans, size_
         }
         return 0;
     }
-    if (rc < 0)
-        YARD_LOG_WARN(NULL, "execute: cannot store the lifecycle events of %zu outcomes (%s); "
-                            "their jobs will run again",
-                      n, yard_strerror(rc));
     return rc;
+}
+
+/* Nonzero when outcomes that could not be recorded because of rc are held
+ * and tried again (an outage: JetStream or PostgreSQL unavailable, slow or
+ * out of memory), zero when they are handed back (a refusal, or the drain). */
+static int exec_may_hold(const wk_t *wk, int rc)
+{
+    if (atomic_load(&wk->stopping))
+        return 0;
+    return rc == YARD_EUNAVAIL || rc == YARD_ETIMEOUT || rc == YARD_ENATS || rc == YARD_EBUSY ||
+           rc == YARD_ENOMEM;
+}
+
+/* Puts the n held items back at the head of the done list, in order, and
+ * sets when the commit is tried again; the first hold of an outage is
+ * logged (why: what failed). */
+static void exec_hold(wk_runtime_t *rt, wk_execute_item_t **held, size_t n, const char *why,
+                      int rc)
+{
+    int64_t now = wk_clock_ms();
+    pthread_mutex_lock(&rt->mu);
+    for (size_t i = n; i-- > 0;) {
+        held[i]->next = rt->done_head;
+        rt->done_head = held[i];
+        if (!rt->done_tail)
+            rt->done_tail = held[i];
+    }
+    pthread_mutex_unlock(&rt->mu);
+    if (rt->hold_since_ms == 0) {
+        rt->hold_since_ms = now;
+        rt->hold_pause_ms = EXEC_HOLD_FIRST_MS;
+        YARD_LOG_WARN(NULL, "execute: cannot record %zu outcomes: %s (%s); holding the finished "
+                            "jobs (their ack deadlines extended) and trying again, pausing up to "
+                            "%d ms",
+                      n, why, yard_strerror(rc), EXEC_HOLD_MAX_MS);
+    } else {
+        rt->hold_pause_ms = rt->hold_pause_ms * 2 > EXEC_HOLD_MAX_MS ? EXEC_HOLD_MAX_MS
+                                                                     : rt->hold_pause_ms * 2;
+        YARD_LOG_DEBUG(NULL, "execute: still cannot record %zu outcomes: %s (%s)", n, why,
+                       yard_strerror(rc));
+    }
+    rt->hold_until_ms = now + rt->hold_pause_ms;
+}
+
+/* The outcomes are recorded again: ends the hold, if any, with a line. */
+static void exec_hold_over(wk_runtime_t *rt)
+{
+    if (rt->hold_since_ms == 0)
+        return;
+    YARD_LOG_WARN(NULL, "execute: recording outcomes again after %lld ms; the held jobs are "
+                        "recorded",
+                  (long long)(wk_clock_ms() - rt->hold_since_ms));
+    rt->hold_since_ms = rt->hold_until_ms = rt->hold_pause_ms = 0;
+}
+
+/* Publishes the DLQ copy of the dead job of p (it must be stored before the
+ * job is marked dead). On failure p is held (an outage, exec_may_hold:
+ * *dlq_down is set and the batch's other dead jobs are held without trying)
+ * or handed back for a later try. */
+static void exec_dead_letter(wk_runtime_t *rt, exec_plan_t *p, int *dlq_down)
+{
+    wk_t *wk = rt->wk;
+    wk_execute_item_t *it = p->it;
+    if (*dlq_down) {
+        p->hold = 1;
+        return;
+    }
+    int64_t t0 = wk_clock_us();
+    uint64_t seq = 0;
+    size_t len = 0;
+    yard_js_msg_meta(it->msg, &seq, NULL);
+    const void *data = yard_js_msg_data(it->msg, &len);
+    int rc = wk_dlq_publish(wk, yard_js_msg_subject(it->msg), it->id, seq, data, len, it->attempt,
+                            it->res.error);
+    wk_time_add(wk, "jetstream", wk_clock_us() - t0);
+    if (rc == 0) {
+        yard_metrics_counter_add(yard_metrics_counter_with(wk->m_dlq, it->q->name, NULL), 1);
+    } else if (exec_may_hold(wk, rc)) {
+        p->hold = 1;
+        *dlq_down = 1;
+    } else {
+        p->write = 0;
+        p->act = ACT_NAK;
+        p->delay_ms = EXEC_DLQ_RETRY_MS;
+    }
 }
 
 /* Records the n outcomes. When PostgreSQL refuses the batch's statement
@@ -209,7 +302,8 @@ static void exec_refused(wk_runtime_t *rt, exec_plan_t *p)
     }
 }
 
-/* Writes, then acks, a batch of finished items; frees them. */
+/* Writes, then acks, a batch of finished items; frees them, except the
+ * items held for a later try (exec_hold), which stay in flight. */
 static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
 {
     wk_t *wk = rt->wk;
@@ -218,7 +312,7 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
     size_t *rec_plan = calloc(n, sizeof *rec_plan); /* recs[k] is plans[rec_plan[k]]'s */
     int *refused = calloc(n, sizeof *refused);
     size_t nrec = 0;
-    int rc = 0;
+    int rc = 0, dlq_down = 0;
     if (!plans || !recs || !rec_plan || !refused) {
         pthread_mutex_lock(&rt->mu);
         for (size_t i = 0; i < n; i++)
@@ -236,42 +330,27 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         exec_plan(rt, &plans[i], items[i]);
-        /* Dead: the DLQ copy must be stored before the job is marked dead. */
-        if (plans[i].write && plans[i].rec.state == YARD_JOB_DEAD) {
-            int64_t t0 = wk_clock_us();
-            wk_execute_item_t *it = items[i];
-            uint64_t seq = 0;
-            yard_js_msg_meta(it->msg, &seq, NULL);
-            size_t len = 0;
-            const void *data = yard_js_msg_data(it->msg, &len);
-            if (wk_dlq_publish(wk, yard_js_msg_subject(it->msg), it->id, seq, data, len, it->attempt,
-                               it->res.error) < 0) {
-                plans[i].write = 0;
-                plans[i].act = ACT_NAK;
-                plans[i].delay_ms = EXEC_DLQ_RETRY_MS;
-            } else {
-                yard_metrics_counter_add(yard_metrics_counter_with(wk->m_dlq, it->q->name, NULL),
-                                         1);
-            }
-            wk_time_add(wk, "jetstream", wk_clock_us() - t0);
-        }
-        if (plans[i].write) {
+        if (plans[i].write && plans[i].rec.state == YARD_JOB_DEAD)
+            exec_dead_letter(rt, &plans[i], &dlq_down);
+        if (plans[i].write && !plans[i].hold) {
             rec_plan[nrec] = i;
             recs[nrec++] = plans[i].rec;
         }
     }
     /* The outcomes' events are stored before the outcomes: a failure
-     * writes nothing and the jobs come back (execute_events.c). */
-    if (nrec && exec_publish_events(rt, plans, n) < 0) {
-        for (size_t i = 0; i < n; i++)
-            if (plans[i].write) {
-                plans[i].write = 0;
-                plans[i].act = ACT_NAK;
-                plans[i].delay_ms = EXEC_RETRY_MS;
-            }
-        nrec = 0;
+     * writes nothing (execute_events.c); the jobs are held, or come back. */
+    const char *hold_why = dlq_down ? "the DLQ cannot store their dead jobs" : NULL;
+    int hold_rc = dlq_down ? YARD_EUNAVAIL : 0;
+    int ev = nrec ? exec_publish_events(rt, plans, n) : 0;
+    if (ev < 0 && exec_may_hold(wk, ev)) {
+        hold_why = "their lifecycle events cannot be stored";
+        hold_rc = ev;
+    } else if (ev < 0) {
+        YARD_LOG_WARN(NULL, "execute: cannot store the lifecycle events of %zu outcomes (%s); "
+                            "their jobs will run again",
+                      nrec, yard_strerror(ev));
     }
-    if (nrec) {
+    if (nrec && ev == 0) {
         int64_t t0 = wk_clock_us();
         rc = wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE);
         if (rc == 0)
@@ -280,22 +359,51 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
         wk_time_add(wk, "postgres", wk_clock_us() - t0);
         YARD_LOG_DEBUG(NULL, "execute: recorded %zu outcomes in %lld us", nrec,
                        (long long)(wk_clock_us() - t0));
-        if (rc < 0)
+        if (rc < 0 && exec_may_hold(wk, rc)) {
+            hold_why = "PostgreSQL is unavailable";
+            hold_rc = rc;
+        } else if (rc < 0) {
             YARD_LOG_WARN(NULL, "execute: cannot record %zu outcomes (%s); their jobs will "
                                 "run again",
                           nrec, yard_strerror(rc));
+        }
         for (size_t k = 0; rc == 0 && k < nrec; k++)
             if (refused[k])
                 exec_refused(rt, &plans[rec_plan[k]]);
     }
+    /* Not recorded: held when the cause is an outage, else handed back. */
+    int recorded = nrec && ev == 0 && rc == 0;
+    int outage = ev < 0 ? exec_may_hold(wk, ev) : rc < 0 && exec_may_hold(wk, rc);
+    for (size_t i = 0; nrec && !recorded && i < n; i++) {
+        exec_plan_t *p = &plans[i];
+        if (!p->write || p->hold)
+            continue;
+        if (outage) {
+            p->hold = 1;
+        } else {
+            p->write = 0;
+            p->act = ACT_NAK;
+            p->delay_ms = EXEC_RETRY_MS;
+        }
+    }
+    size_t nheld = 0;
+    for (size_t i = 0; i < n; i++)
+        if (plans[i].hold)
+            items[nheld++] = plans[i].it;
+    if (nheld)
+        exec_hold(rt, items, nheld, hold_why, hold_rc);
+    else if (recorded)
+        exec_hold_over(rt);
     int64_t t0 = wk_clock_us();
     for (size_t i = 0; i < n; i++) {
         exec_plan_t *p = &plans[i];
+        if (p->hold)
+            continue;
         /* Committed: the notification goes out before the ack, so a crash
          * in between redelivers the job, whose claim finds it final and
          * publishes the notification again (execute_fetch.c). When the
          * publish fails, the nak does the same. */
-        if (p->write && rc == 0 && p->it->env.notify.len && p->rec.state != YARD_JOB_CANCELLED) {
+        if (p->write && p->it->env.notify.len && p->rec.state != YARD_JOB_CANCELLED) {
             wk_notify_outcome_t o = {&p->it->env, p->it->id, p->it->attempt, p->rec.state,
                                      p->rec.result_json, p->rec.error};
             if (wk_notify_publish(wk, &o) < 0 && p->rec.state != YARD_JOB_FAILED) {
@@ -303,20 +411,17 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
                 p->delay_ms = EXEC_RETRY_MS;
             }
         }
-        if (p->write && rc < 0) {
-            yard_js_nak(p->it->msg, EXEC_RETRY_MS);
-        } else if (p->act == ACT_ACK) {
+        if (p->act == ACT_ACK) {
             yard_js_ack(p->it->msg);
         } else if (p->act == ACT_TERM) {
             yard_js_term(p->it->msg);
         } else {
             yard_js_nak(p->it->msg, p->delay_ms);
         }
-        if (rc == 0)
-            exec_count(rt, p);
+        exec_count(rt, p);
         /* One line per finished attempt, with the job's trace id: the
          * worker's part of the job's trace in the logs. */
-        if (p->write && rc == 0) {
+        if (p->write) {
             yard_log_ctx_t ctx = {NULL, p->it->id, p->it->trace[0] ? p->it->trace : NULL};
             YARD_LOG_INFO(&ctx, "job %s attempt %u: %s in %lld ms%s%s", p->it->type,
                           p->it->attempt, p->rec.outcome, (long long)p->rec.duration_ms,
@@ -324,12 +429,15 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
         }
     }
     wk_time_add(wk, "jetstream", wk_clock_us() - t0);
+    /* What was answered leaves; the held items stay in flight. */
     pthread_mutex_lock(&rt->mu);
     for (size_t i = 0; i < n; i++)
-        wk_execute_inflight_remove(rt, items[i]);
+        if (!plans[i].hold)
+            wk_execute_inflight_remove(rt, plans[i].it);
     pthread_mutex_unlock(&rt->mu);
     for (size_t i = 0; i < n; i++)
-        wk_execute_item_free(items[i]);
+        if (!plans[i].hold)
+            wk_execute_item_free(plans[i].it);
     free(plans);
     free(recs);
     free(rec_plan);
@@ -346,11 +454,18 @@ void *wk_execute_committer(void *arg)
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&rt->mu);
-        if (!rt->done_head && !rt->advisories && !rt->committer_exit) {
-            /* While jobs run, supervision comes round often enough to mark
-             * them running soon after EXEC_START_WRITE_MS. */
+        /* Held outcomes: nothing is committed before the next try (the
+         * drain tries at once). */
+        int64_t hold_left_ms = rt->hold_until_ms - wk_clock_ms();
+        int holding = hold_left_ms > 0 && !rt->committer_exit;
+        /* While jobs run, supervision comes round often enough to mark
+         * them running soon after EXEC_START_WRITE_MS. */
+        int64_t tick_ms = rt->n_in_flight ? EXEC_BUSY_TICK_MS : EXEC_TICK_MS;
+        if (holding && !rt->advisories) {
             wk_execute_wait(&rt->done_cv, &rt->mu,
-                            (rt->n_in_flight ? EXEC_BUSY_TICK_MS : EXEC_TICK_MS) * 1000L);
+                            (hold_left_ms < tick_ms ? hold_left_ms : tick_ms) * 1000L);
+        } else if (!holding && !rt->done_head && !rt->advisories && !rt->committer_exit) {
+            wk_execute_wait(&rt->done_cv, &rt->mu, tick_ms * 1000L);
         }
         /* Group commit: when many more jobs are about to finish, give them
          * a moment to join this transaction instead of paying a commit each
@@ -358,11 +473,11 @@ void *wk_execute_committer(void *arg)
         size_t ready = 0;
         for (wk_execute_item_t *it = rt->done_head; it && ready < EXEC_COMMIT_BATCH; it = it->next)
             ready++;
-        if (ready > 0 && ready < EXEC_COMMIT_BATCH && rt->n_in_flight >= ready + EXEC_GROUP_BUSY &&
-            !rt->committer_exit) {
+        if (!holding && ready > 0 && ready < EXEC_COMMIT_BATCH &&
+            rt->n_in_flight >= ready + EXEC_GROUP_BUSY && !rt->committer_exit) {
             wk_execute_wait(&rt->done_cv, &rt->mu, EXEC_GROUP_WAIT_US);
         }
-        while (n < EXEC_COMMIT_BATCH && rt->done_head)
+        while (!holding && n < EXEC_COMMIT_BATCH && rt->done_head)
             batch[n++] = wk_execute_list_pop(&rt->done_head, &rt->done_tail);
         wk_execute_advisory_t *adv = rt->advisories;
         rt->advisories = NULL;

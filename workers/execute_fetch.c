@@ -134,8 +134,52 @@ static const char *exec_claim_refusal(int claimed, char *buf, size_t cap, const 
     }
 }
 
+/* Claims the n items of one fetch (seqs: their JOBS sequences). While
+ * PostgreSQL is unavailable it keeps them and tries again every
+ * EXEC_PAUSE_S, extending their ack deadlines every AckWait / 3, until the
+ * claim goes through or the worker stops: handing them back would spend
+ * one of the consumer's MaxDeliver deliveries per try, and a message out of
+ * deliveries is never delivered again (execute_commit.c holds outcomes for
+ * the same reason). Returns 0 or the error of the last try. */
+static int exec_claim_waiting(wk_execute_queue_t *q, wk_execute_item_t **items,
+                              const yard_envelope_t **envs, const uint64_t *seqs, int *claimed,
+                              size_t n)
+{
+    wk_t *wk = q->rt->wk;
+    int64_t every_ms = wk->cfg.js_ack_wait_s * 1000 / EXEC_PROGRESS_DIVISOR;
+    int64_t since = 0, extended = wk_clock_ms();
+    for (;;) {
+        int64_t t0 = wk_clock_us();
+        int rc = wk_execute_conn(wk, &q->conn, YARD_JOBS_FAST);
+        if (rc == 0)
+            rc = exec_claim(q->conn, envs, seqs, claimed, n);
+        wk_store_health(wk, rc);
+        wk_time_add(wk, "postgres", wk_clock_us() - t0);
+        if (rc != YARD_EUNAVAIL || atomic_load(&wk->stopping)) {
+            if (since && rc == 0)
+                YARD_LOG_WARN(NULL, "execute %s: claiming again after %lld ms; the %zu kept "
+                                    "jobs run",
+                              q->name, (long long)(wk_clock_ms() - since), n);
+            return rc;
+        }
+        if (since == 0) {
+            since = wk_clock_ms();
+            YARD_LOG_WARN(NULL, "execute %s: cannot claim %zu jobs (%s); keeping them (ack "
+                                "deadlines extended) and trying again every %d s",
+                          q->name, n, yard_strerror(rc), EXEC_PAUSE_S);
+        }
+        sleep(EXEC_PAUSE_S);
+        if (wk_clock_ms() - extended >= every_ms) {
+            for (size_t i = 0; i < n; i++)
+                yard_js_in_progress(items[i]->msg);
+            extended = wk_clock_ms();
+        }
+    }
+}
+
 /* Claims the n items of one fetch and queues those that may run; naks them
- * all when the claim fails. Frees what it does not queue. */
+ * all when the claim fails (exec_claim_waiting waits out PostgreSQL being
+ * unavailable first). Frees what it does not queue. */
 static void exec_claim_and_queue(wk_execute_queue_t *q, wk_execute_item_t **items,
                                  const yard_envelope_t **envs, int *claimed, size_t n)
 {
@@ -144,14 +188,12 @@ static void exec_claim_and_queue(wk_execute_queue_t *q, wk_execute_item_t **item
     uint64_t *seqs = calloc(n ? n : 1, sizeof *seqs);
     char why[256];
     int64_t t0 = wk_clock_us();
-    int rc = !seqs ? YARD_ENOMEM : n ? wk_execute_conn(wk, &q->conn, YARD_JOBS_FAST) : 0;
+    int rc = !seqs ? YARD_ENOMEM : 0;
     for (size_t i = 0; seqs && i < n; i++)
         seqs[i] = items[i]->seq;
     if (rc == 0 && n)
-        rc = exec_claim(q->conn, envs, seqs, claimed, n);
+        rc = exec_claim_waiting(q, items, envs, seqs, claimed, n);
     free(seqs);
-    wk_store_health(wk, rc);
-    wk_time_add(wk, "postgres", wk_clock_us() - t0);
     YARD_LOG_DEBUG(NULL, "execute %s: claimed a batch of %zu in %lld us", q->name, n,
                    (long long)(wk_clock_us() - t0));
     if (rc < 0) {

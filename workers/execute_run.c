@@ -89,6 +89,7 @@ void *wk_execute_handler(void *arg)
         wk_time_add(wk, "handler", wk_clock_us() - it->started_us);
 
         pthread_mutex_lock(&rt->mu);
+        it->finished_us = wk_clock_us();
         atomic_store(&it->running, 0);
         wk_execute_list_push(&rt->done_head, &rt->done_tail, it);
         pthread_cond_signal(&rt->done_cv);

@@ -2,7 +2,9 @@
  * execute_supervise.c - what watches running jobs, on the committer thread
  * between batches: in-progress acks that keep a live handler's job from
  * being redelivered (and stop when the handler goes silent, so a hung one
- * is), cancel requests read from PostgreSQL, and poison messages (the
+ * is) and a finished job's while it waits for its commit (held while
+ * EVENTS or PostgreSQL is unavailable), cancel requests read from
+ * PostgreSQL, and poison messages (the
  * max-deliveries advisory) moved to the DLQ. Also the two asynchronous
  * inputs, cancel announcements and advisories, which arrive on nats.c
  * threads.
@@ -81,6 +83,18 @@ static void exec_start_write(wk_runtime_t *rt, wk_execute_item_t **its, size_t n
     }
 }
 
+/* Extends the ack deadline of it when it finished (its handler returned)
+ * and waits for its commit, every AckWait / 3 since the last extension:
+ * outcomes held while EVENTS or PostgreSQL is unavailable
+ * (execute_commit.c) keep their messages this way. mu held. */
+static void exec_extend_finished(wk_execute_item_t *it, int64_t now_ms, int64_t every_ms)
+{
+    if (it->finished_us == 0 || now_ms - it->last_progress_ms < every_ms)
+        return;
+    yard_js_in_progress(it->msg);
+    it->last_progress_ms = now_ms;
+}
+
 void wk_execute_supervise(wk_runtime_t *rt, int64_t now_ms, int poll_cancels)
 {
     wk_t *wk = rt->wk;
@@ -91,8 +105,10 @@ void wk_execute_supervise(wk_runtime_t *rt, int64_t now_ms, int poll_cancels)
     size_t n = 0, nstart = 0;
     pthread_mutex_lock(&rt->mu);
     for (wk_execute_item_t *it = rt->in_flight; it; it = it->in_next) {
-        if (!atomic_load(&it->running))
+        if (!atomic_load(&it->running)) {
+            exec_extend_finished(it, now_ms, every_ms);
             continue;
+        }
         exec_extend(it, now_ms, every_ms);
         if (!it->start_written && nstart < EXEC_CANCEL_POLL_MAX &&
             now_us - it->started_us >= EXEC_START_WRITE_MS * 1000L &&

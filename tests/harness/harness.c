@@ -679,7 +679,18 @@ void yt_env_destroy(yt_env_t *env)
     yt_nats_stop(env);
     yt_pg_stop(env);
     const char *keep = getenv("YARD_TEST_KEEP");
-    if (!(keep && *keep) && env->dir[0]) {
+    if (keep && *keep && env->dir[0]) {
+        /* Kept for inspection, moved aside (<dir>.1, .2, ...) so that the
+         * binary's next test case gets a fresh folder of the same name. */
+        char aside[sizeof env->dir + 16];
+        for (int n = 1; n < 100; n++) {
+            snprintf(aside, sizeof aside, "%s.%d", env->dir, n);
+            if (access(aside, F_OK) != 0) {
+                rename(env->dir, aside);
+                break;
+            }
+        }
+    } else if (env->dir[0]) {
         char *argv[] = {"rm", "-rf", env->dir, NULL};
         pid_t pid = fork();
         if (pid == 0) {

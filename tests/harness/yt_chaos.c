@@ -317,6 +317,17 @@ int yt_chaos_verdict(yt_chaos_t *c, yt_env_t *env, const char *scenario, long lo
                                                                                           : -1;
 }
 
+void yt_chaos_show_stranded(yard_js_t *js, const char *scenario)
+{
+    uint64_t first = 0, last = 0, held = 0, pending = 0, ack_pending = 0;
+    if (yard_js_stream_state(&first, &last, &held, js, "JOBS") == 0 &&
+        yard_js_consumer_depth(&pending, &ack_pending, js, "JOBS", "execute_default") == 0)
+        printf("chaos %s: JOBS still holds %llu messages; execute_default: %llu pending, %llu "
+               "awaiting an ack\n",
+               scenario, (unsigned long long)held, (unsigned long long)pending,
+               (unsigned long long)ack_pending);
+}
+
 char *const yt_chaos_env[] = {"YARD_JS_ACK_WAIT_S=5", NULL};
 
 int yt_chaos_cluster_start(yt_cluster_t *c, int without_worker)

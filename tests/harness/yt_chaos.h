@@ -59,6 +59,12 @@ long long yt_chaos_first_ok_after(yt_chaos_t *c, long long t_ms);
 int yt_chaos_verdict(yt_chaos_t *c, yt_env_t *env, const char *scenario, long long recovery_ms,
                      int timeout_ms);
 
+/* Prints, for a failed verdict, how many messages JOBS still holds and the
+ * pending and ack-pending counts of its consumer execute_default: messages
+ * held but neither pending nor awaiting an ack are out of deliveries
+ * (MaxDeliver), stranded. Prints nothing when JetStream does not answer. */
+void yt_chaos_show_stranded(yard_js_t *js, const char *scenario);
+
 /* The environment every scenario gives its programs: an ack wait of 5 s,
  * so the jobs of a killed worker come back fast. NULL-terminated. */
 extern char *const yt_chaos_env[];
