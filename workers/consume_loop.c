@@ -19,8 +19,7 @@
 
 struct wk_loop {
     wk_t *wk;
-    yard_js_consumer_t *consumer; /* looked at without waiting */
-    yard_js_consumer_t *waiter;   /* the same consumer, for the idle wait */
+    yard_js_consumer_t *consumer;
     pthread_t thread;
     int needs_pg;
     int batch; /* messages per fetch, at most */
@@ -33,9 +32,10 @@ struct wk_loop {
 /* Takes up to l->batch messages into *out: what the consumer has (a look
  * that does not wait returns what the look before asked for, so a second
  * one follows an empty first), else waits up to LOOP_WAIT_MS for one
- * message on the waiter: nats.c's fetch holds a larger batch until it is
- * full, which kept a lone accepted job out of PostgreSQL (not visible to
- * GET) for up to a second. Returns 0 (count may be 0) or an error. */
+ * message (nats.c's fetch holds a larger batch until it is full, which kept
+ * a lone accepted job out of PostgreSQL, invisible to GET, for up to a
+ * second). The wait is on the same subscription: it first takes what the
+ * looks' late answers brought. Returns 0 (count may be 0) or an error. */
 static int loop_fetch(wk_loop_t *l, yard_js_batch_t *out)
 {
     int rc = yard_js_fetch_now(l->consumer, out, l->batch);
@@ -46,7 +46,7 @@ static int loop_fetch(wk_loop_t *l, yard_js_batch_t *out)
     }
     if (rc == 0 && out->count == 0) {
         yard_js_batch_destroy(out);
-        rc = yard_js_fetch(l->waiter, out, 1, LOOP_WAIT_MS);
+        rc = yard_js_fetch(l->consumer, out, 1, LOOP_WAIT_MS);
     }
     return rc;
 }
@@ -103,13 +103,10 @@ int wk_loop_start(wk_loop_t **out, wk_t *wk, const char *stream, const char *dur
     l->ud = ud;
     snprintf(l->name, sizeof l->name, "%s", durable);
     int rc = yard_js_consumer_bind(&l->consumer, wk->js, stream, durable);
-    if (rc == 0)
-        rc = yard_js_consumer_bind(&l->waiter, wk->js, stream, durable);
     if (rc == 0 && pthread_create(&l->thread, NULL, loop_main, l) != 0)
         rc = YARD_EIO;
     if (rc < 0) {
         YARD_LOG_ERROR(NULL, "%s: cannot start: %s", durable, yard_strerror(rc));
-        yard_js_consumer_destroy(l->waiter);
         yard_js_consumer_destroy(l->consumer);
         free(l);
         return rc;
@@ -123,7 +120,6 @@ void wk_loop_join(wk_loop_t *l)
     if (!l)
         return;
     pthread_join(l->thread, NULL);
-    yard_js_consumer_destroy(l->waiter);
     yard_js_consumer_destroy(l->consumer);
     yard_db_close(l->conn);
     free(l);

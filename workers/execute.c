@@ -119,8 +119,6 @@ int wk_execute_start(wk_runtime_t **out, wk_t *wk)
                 rc = yard_js_watch_max_deliveries(&q->watches[tier], wk->js, YARD_STREAM_JOBS,
                                                   durable, wk_execute_on_max_deliveries, rt);
         }
-        if (rc == 0)
-            rc = yard_js_consumer_bind(&q->waiter, wk->js, YARD_STREAM_JOBS, q->durable);
     }
     if (rc == 0)
         rc = yard_js_listen(&rt->cancel_listen, wk->js, YARD_SUBJ_CANCEL_ANY, wk_execute_on_cancel,
@@ -132,7 +130,6 @@ int wk_execute_start(wk_runtime_t **out, wk_t *wk)
                 yard_js_watch_destroy(rt->queues[i].watches[tier]);
                 yard_js_consumer_destroy(rt->queues[i].consumers[tier]);
             }
-            yard_js_consumer_destroy(rt->queues[i].waiter);
         }
         free(rt);
         return rc;
@@ -207,7 +204,6 @@ void wk_execute_join(wk_runtime_t *rt)
             yard_js_watch_destroy(rt->queues[i].watches[tier]);
             yard_js_consumer_destroy(rt->queues[i].consumers[tier]);
         }
-        yard_js_consumer_destroy(rt->queues[i].waiter);
         yard_db_close(rt->queues[i].conn);
     }
     yard_db_close(rt->conn);

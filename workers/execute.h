@@ -129,7 +129,6 @@ struct wk_execute_queue {
     const char *name;
     char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX]; /* the normal tier's */
     yard_js_consumer_t *consumers[YARD_JS_TIERS]; /* looked at with yard_js_fetch_now */
-    yard_js_consumer_t *waiter; /* the normal tier again, for the idle wait (yard_js_fetch) */
     yard_js_watch_t *watches[YARD_JS_TIERS];
     unsigned rounds; /* fetch rounds that brought work: turns the tier order */
     unsigned idle;   /* fetch rounds in a row that brought nothing */

@@ -313,8 +313,10 @@ static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int wan
         yard_js_batch_destroy(out);
         /* One message: nats.c's fetch returns when its batch is full or
          * at the timeout, so a larger one would hold the first job that
-         * arrives until more follow; the next round's looks take the rest. */
-        rc = yard_js_fetch(q->waiter, out, 1,
+         * arrives until more follow; the next round's looks take the rest.
+         * On the looks' own subscription: it first takes what their late
+         * answers brought (on another one, such a job waited out the wait). */
+        rc = yard_js_fetch(q->consumers[YARD_PRIO_NORMAL], out, 1,
                            q->idle < EXEC_IDLE_ROUNDS ? EXEC_FETCH_WAIT_MS : EXEC_IDLE_WAIT_MS);
     }
     if (rc < 0) {
