@@ -65,6 +65,10 @@ int main(int argc, char **argv)
      * back to the OS when freed (glibc would otherwise raise the threshold
      * after the first free and keep a flood's bodies in its heap). */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    /* Two heaps, not one per thread that ever allocated (glibc's default is
+     * up to 8 per core): the pool threads' short allocations kept each one
+     * its own mostly idle heap. */
+    mallopt(M_ARENA_MAX, 2);
     if (gw_create(&gw, &cfg) < 0)
         return 1;
     int rc = gw_run(gw);

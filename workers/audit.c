@@ -28,7 +28,10 @@
 #include "events.h"
 #include "log.h"
 
-#define AUDIT_EVENTS_PER_FETCH 64 /* an accepted event may expand to 1000 rows */
+/* Messages per batch: an accepted event may expand to 1,000 rows and a
+ * group (the execute worker's) to a few hundred, so a batch stays within a
+ * few thousand rows (its memory: the rows and their strings). */
+#define AUDIT_EVENTS_PER_FETCH 8
 #define AUDIT_RETRY_MS 1000
 #define AUDIT_PG_CONNECT_S 5
 

@@ -2,6 +2,7 @@
  * main.c - yard-worker: one role (execute, schedule, notify or audit), its health and
  * metrics port, and a graceful drain on SIGTERM (app.c).
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,9 @@ int main(int argc, char **argv)
     char component[32];
     snprintf(component, sizeof component, "worker-%s", a.role);
     yard_log_init(component, level);
+    /* Two heaps, not one per thread that ever allocated (glibc's default is
+     * up to 8 per core): 64 handler threads would each keep their own. */
+    mallopt(M_ARENA_MAX, 2);
     int rc = wk_app_create(&app, &cfg, wk_role_find(a.role), a.port);
     /* The app holds its keyring now: no copy of the private keys stays here. */
     explicit_bzero(cfg.secrets_private_keys, sizeof cfg.secrets_private_keys);

@@ -224,8 +224,8 @@ static void add_notes(bench_t *b)
                b->e2e_jobs, b->batch_conns);
     bench_note(b, "accepted -> succeeded = jobs.finished_at - jobs.created_at per job, over the "
                   "jobs created after the run's first second: created_at is the gateway's accept "
-                  "time in whole ms (rounded down: up to 1 ms more), finished_at is now() in the "
-                  "worker's finish statement (its transaction's start, before the commit)");
+                  "time in whole ms (rounded down: up to 1 ms more), finished_at is the clock "
+                  "time its outcome's row was written (just before the commit)");
     bench_note(b, "the programs run through every run (the peers start fresh ones per run) and "
                   "the jobs table keeps every run's rows");
 }
