@@ -261,6 +261,21 @@ static void exec_dead_letter(wk_runtime_t *rt, exec_plan_t *p, int *dlq_down)
     }
 }
 
+/* A batch's n outcomes could not be recorded (rc): an outage holds them
+ * (*why and *why_rc say so, as hold_why for exec_hold), anything else is
+ * logged ("execute: <what> n outcomes") and their jobs run again. */
+static void exec_failed(const wk_t *wk, int rc, const char *hold_why, const char *what, size_t n,
+                        const char **why, int *why_rc)
+{
+    if (exec_may_hold(wk, rc)) {
+        *why = hold_why;
+        *why_rc = rc;
+        return;
+    }
+    YARD_LOG_WARN(NULL, "execute: %s %zu outcomes (%s); their jobs will run again", what, n,
+                  yard_strerror(rc));
+}
+
 /* Records the n outcomes. When PostgreSQL refuses the batch's statement
  * (one row it cannot take fails them all; the claim, a read, wrote none of
  * them), records each half on its own, down to the outcome it refuses,
@@ -342,14 +357,9 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
     const char *hold_why = dlq_down ? "the DLQ cannot store their dead jobs" : NULL;
     int hold_rc = dlq_down ? YARD_EUNAVAIL : 0;
     int ev = nrec ? exec_publish_events(rt, plans, n) : 0;
-    if (ev < 0 && exec_may_hold(wk, ev)) {
-        hold_why = "their lifecycle events cannot be stored";
-        hold_rc = ev;
-    } else if (ev < 0) {
-        YARD_LOG_WARN(NULL, "execute: cannot store the lifecycle events of %zu outcomes (%s); "
-                            "their jobs will run again",
-                      nrec, yard_strerror(ev));
-    }
+    if (ev < 0)
+        exec_failed(wk, ev, "their lifecycle events cannot be stored",
+                    "cannot store the lifecycle events of", nrec, &hold_why, &hold_rc);
     if (nrec && ev == 0) {
         int64_t t0 = wk_clock_us();
         rc = wk_execute_conn(wk, &rt->conn, YARD_JOBS_DURABLE);
@@ -359,14 +369,9 @@ static void exec_commit(wk_runtime_t *rt, wk_execute_item_t **items, size_t n)
         wk_time_add(wk, "postgres", wk_clock_us() - t0);
         YARD_LOG_DEBUG(NULL, "execute: recorded %zu outcomes in %lld us", nrec,
                        (long long)(wk_clock_us() - t0));
-        if (rc < 0 && exec_may_hold(wk, rc)) {
-            hold_why = "PostgreSQL is unavailable";
-            hold_rc = rc;
-        } else if (rc < 0) {
-            YARD_LOG_WARN(NULL, "execute: cannot record %zu outcomes (%s); their jobs will "
-                                "run again",
-                          nrec, yard_strerror(rc));
-        }
+        if (rc < 0)
+            exec_failed(wk, rc, "PostgreSQL is unavailable", "cannot record", nrec, &hold_why,
+                        &hold_rc);
         for (size_t k = 0; rc == 0 && k < nrec; k++)
             if (refused[k])
                 exec_refused(rt, &plans[rec_plan[k]]);

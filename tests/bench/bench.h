@@ -96,6 +96,9 @@ json_t *bench_popen_json(const char *cmd, int *exit_status);
  * created_at clock). */
 double bench_now_s(void);
 long long bench_wall_ms(void);
+/* Reads /proc/<pid>/stat into buf (cap bytes) and returns where its fields
+ * after the command name start (the state, field 3), or NULL. */
+const char *bench_proc_stat(pid_t pid, char *buf, size_t cap);
 /* Starts the gateway (auth on, defaults) on b->gw_port against nats_url;
  * extra (NULL-terminated K=V list, may be NULL) is added to its
  * environment. Waits for /readyz. Returns 0 or -1. */

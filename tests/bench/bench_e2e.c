@@ -74,17 +74,11 @@ static PGresult *query_since(PGconn *c, const char *sql, long long since_ms)
 /* CPU seconds (user + system) process pid has used; 0 if unknown. */
 static double proc_cpu_s(pid_t pid)
 {
-    char path[64], buf[1024];
+    char buf[1024];
     unsigned long utime = 0, stime = 0;
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    /* After the name: state, then fields 4..13, then utime (14) and stime (15). */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+    const char *p = bench_proc_stat(pid, buf, sizeof buf);
+    /* From the state: fields 4..13, then utime (14) and stime (15). */
+    if (!p || sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
                      &stime) != 2)
         return 0;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);

@@ -61,16 +61,10 @@ static long proc_kb(pid_t pid, const char *file, const char *key)
 
 static pid_t parent_of(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
-    char *close_paren = strrchr(buf, ')');
+    char buf[512];
+    const char *p = bench_proc_stat(pid, buf, sizeof buf);
     int ppid = 0;
-    if (!close_paren || sscanf(close_paren + 2, "%*c %d", &ppid) != 1)
+    if (!p || sscanf(p, "%*c %d", &ppid) != 1)
         return 0;
     return ppid;
 }

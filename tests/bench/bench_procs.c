@@ -35,6 +35,20 @@ long long bench_wall_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const char *bench_proc_stat(pid_t pid, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    /* The name is in parentheses and may hold spaces: fields follow the last ')'. */
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p + 2 : NULL;
+}
+
 /* Spawns name with argv and env, waits until port answers 200 on /readyz and
  * tracks it. Returns 0 or -1 (then it is stopped). */
 static int program_start(bench_t *b, const char *base, char *const argv[], char *const env[],
