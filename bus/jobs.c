@@ -379,8 +379,30 @@ int yard_jobs_probe(PGconn *c)
 static int cmp_env(const void *a, const void *b, void *envs_arg)
 {
     const yard_envelope_t *const *envs = envs_arg;
-    const yard_envelope_t *x = envs[*(const size_t *)a], *y = envs[*(const size_t *)b];
-    return memcmp(x->id.ptr, y->id.ptr, YARD_ENV_ID_LEN);
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = memcmp(envs[i]->id.ptr, envs[j]->id.ptr, YARD_ENV_ID_LEN);
+    return c ? c : (i > j) - (i < j);
+}
+
+/* The positions of the n envelopes in id order (the order rows are locked
+ * in, so concurrent batches never deadlock), the earliest position first
+ * among equal ids: that one keeps the job, later ones are repeats. Returns
+ * a malloc'd array (free it), or NULL when out of memory. */
+static size_t *jobs_order(const yard_envelope_t *const *envs, size_t n)
+{
+    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    for (size_t i = 0; order && i < n; i++)
+        order[i] = i;
+    if (order)
+        qsort_r(order, n, sizeof *order, cmp_env, (void *)envs);
+    return order;
+}
+
+/* Nonzero when order[k] repeats the id of order[k - 1] (jobs_order). */
+static int jobs_repeat(const yard_envelope_t *const *envs, const size_t *order, size_t k)
+{
+    return k > 0 &&
+           memcmp(envs[order[k]]->id.ptr, envs[order[k - 1]]->id.ptr, YARD_ENV_ID_LEN) == 0;
 }
 
 /* The rows a batch statement writes: one per envelope, with its status
@@ -398,8 +420,9 @@ typedef struct {
 /* Writes the rows with stmt (its first JOBS_ARRAYS parameters are the job
  * arrays, then JOBS_FINISH_ARRAYS outcome arrays when rows->att is set;
  * extra holds the rest). Rows are sent in id order; a job id given twice is
- * sent once. When out is not NULL the statement returns (id, number) rows
- * and out[i] gets the number of envs[i] (0 for its second copy or no row).
+ * sent once (its earliest copy). When out is not NULL the statement returns
+ * (id, number) rows and out[i] gets the number of envs[i] (0 for its second
+ * copy or no row).
  * Returns 0 or an error with nothing written. */
 static int jobs_write(PGconn *c, const char *stmt, const char *what, const jobs_rows_t *rows,
                       const char *const *extra, int nextra, int *out)
@@ -409,21 +432,18 @@ static int jobs_write(PGconn *c, const char *stmt, const char *what, const jobs_
     size_t n = rows->n;
     const yard_envelope_t *const *envs = rows->envs;
     int narr = rows->att ? NARR : JOBS_ARRAYS;
-    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    size_t *order = jobs_order(envs, n);
     const char *params[NARR + 2];
     PGresult *res = NULL;
     int rc = 0;
     if (!order)
         return YARD_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    qsort_r(order, n, sizeof *order, cmp_env, (void *)envs);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];
         const yard_envelope_t *e = envs[i];
         if (out)
             out[i] = 0;
-        if (k > 0 && memcmp(e->id.ptr, envs[order[k - 1]]->id.ptr, YARD_ENV_ID_LEN) == 0)
+        if (jobs_repeat(envs, order, k))
             continue; /* the same job twice in one batch: once is enough */
         /* The trace id is the second field of a traceparent. */
         yard_str_t trace =
@@ -498,67 +518,50 @@ static const char **statuses_new(const yard_envelope_t *const *envs, size_t n, i
     return st;
 }
 
-int yard_jobs_ingest(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
-                     size_t n)
+/* Writes the n jobs with stmt, each in state (negative: scheduled when
+ * run_at is set, else queued); out as jobs_write's. */
+static int jobs_write_in(PGconn *c, const char *stmt, const char *what,
+                         const yard_envelope_t *const *envs, const uint64_t *seqs, size_t n,
+                         int state, int *out)
 {
-    const char **st = statuses_new(envs, n, -1);
+    const char **st = statuses_new(envs, n, state);
     if (!st)
         return YARD_ENOMEM;
     jobs_rows_t rows = {envs, seqs, st, NULL, NULL, n};
-    int rc = jobs_write(c, "yard_ingest", "jobs: ingest", &rows, NULL, 0, NULL);
+    int rc = jobs_write(c, stmt, what, &rows, NULL, 0, out);
     free(st);
     return rc;
+}
+
+int yard_jobs_ingest(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
+                     size_t n)
+{
+    return jobs_write_in(c, "yard_ingest", "jobs: ingest", envs, seqs, n, -1, NULL);
 }
 
 int yard_jobs_hold(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
                    size_t n)
 {
-    const char **st = statuses_new(envs, n, YARD_JOB_SCHEDULED);
-    if (!st)
-        return YARD_ENOMEM;
-    jobs_rows_t rows = {envs, seqs, st, NULL, NULL, n};
-    int rc = jobs_write(c, "yard_ingest", "jobs: hold scheduled", &rows, NULL, 0, NULL);
-    free(st);
-    return rc;
+    return jobs_write_in(c, "yard_ingest", "jobs: hold scheduled", envs, seqs, n,
+                         YARD_JOB_SCHEDULED, NULL);
 }
 
 int yard_jobs_start(PGconn *c, const yard_envelope_t *const *envs, const uint64_t *seqs,
                     size_t n, int *attempt)
 {
-    const char **st = statuses_new(envs, n, YARD_JOB_RUNNING);
-    if (!st)
-        return YARD_ENOMEM;
-    jobs_rows_t rows = {envs, seqs, st, NULL, NULL, n};
-    int rc = jobs_write(c, "yard_start", "jobs: start", &rows, NULL, 0, attempt);
-    free(st);
-    return rc;
+    return jobs_write_in(c, "yard_start", "jobs: start", envs, seqs, n, YARD_JOB_RUNNING,
+                         attempt);
 }
 
 /* Sets dup[i] for every envs[i] whose id an earlier envelope has. Returns 0
  * or YARD_ENOMEM. */
 static int jobs_mark_repeats(const yard_envelope_t *const *envs, size_t n, int *dup)
 {
-    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    size_t *order = jobs_order(envs, n);
     if (!order)
         return YARD_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        order[i] = i;
-        dup[i] = 0;
-    }
-    qsort_r(order, n, sizeof *order, cmp_env, (void *)envs);
-    /* Among equal ids, the earliest position keeps the job. */
-    for (size_t k = 0; k < n;) {
-        size_t end = k + 1, first = order[k];
-        while (end < n && memcmp(envs[order[end]]->id.ptr, envs[first]->id.ptr,
-                                 YARD_ENV_ID_LEN) == 0) {
-            if (order[end] < first)
-                first = order[end];
-            end++;
-        }
-        for (size_t m = k; m < end; m++)
-            dup[order[m]] = order[m] != first;
-        k = end;
-    }
+    for (size_t k = 0; k < n; k++)
+        dup[order[k]] = jobs_repeat(envs, order, k);
     free(order);
     return 0;
 }
