@@ -36,6 +36,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=${YARD_DATA_DIR:-$root/.yard}
+case $data in /*) ;; *) data=$PWD/$data ;; esac
 run=$data/run
 logs=$data/log
 http_port=${YARD_UP_HTTP_PORT:-8080}
@@ -113,8 +114,11 @@ running() { # name -> 0 if its pid file names a live process (not a zombie)
 }
 
 # Runs a PostgreSQL program as the postgres user when we are root.
+# As root, PostgreSQL's tools run as postgres from /: the caller's folder may
+# be one postgres cannot enter (a mode-700 temporary clone), and the tools
+# would log "could not change directory" (every path given them is absolute).
 as_pg() {
-    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 wait_http() { # url seconds
