@@ -56,10 +56,22 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
     natsMsgList list = {0};
     out->msgs = NULL;
     out->count = 0;
+    int64_t deadline = nats_Now() + timeout_ms;
     natsStatus s = natsSubscription_Fetch(&list, c->sub, batch, timeout_ms, &jerr);
     /* NATS_TIMEOUT: nothing arrived in time; list may hold a partial batch.
-     * NATS_NOT_FOUND: a "no messages" status, possibly the late answer to an
-     * earlier request on this subscription: nothing either. */
+     * NATS_NOT_FOUND, or a timeout before ours: the late answer to an earlier
+     * request on this subscription (a yard_js_fetch_now's "no messages", an
+     * earlier fetch's expiry), which ends nats.c's fetch at once. With
+     * nothing fetched, wait out the rest of the time: returning at once made
+     * every idle fetch loop spin, a few hundred requests a second each, which
+     * kept nats-server busy on an idle cluster. */
+    int64_t left;
+    while ((s == NATS_TIMEOUT || s == NATS_NOT_FOUND) && list.Count == 0 &&
+           (left = deadline - nats_Now()) > 0) {
+        natsMsgList_Destroy(&list);
+        memset(&list, 0, sizeof list);
+        s = natsSubscription_Fetch(&list, c->sub, batch, left, &jerr);
+    }
     if (s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND) {
         /* A yard_js_msg_t is a natsMsg: the array is handed over as is. */
         out->msgs = (yard_js_msg_t **)list.Msgs;

@@ -23,6 +23,7 @@ struct wk_loop {
     pthread_t thread;
     int needs_pg;
     int batch; /* messages per fetch, at most */
+    int idle;  /* the last wait brought nothing: skip the looks */
     PGconn *conn;
     wk_batch_fn fn;
     void *ud;
@@ -35,18 +36,27 @@ struct wk_loop {
  * message (nats.c's fetch holds a larger batch until it is full, which kept
  * a lone accepted job out of PostgreSQL, invisible to GET, for up to a
  * second). The wait is on the same subscription: it first takes what the
- * looks' late answers brought. Returns 0 (count may be 0) or an error. */
+ * looks' late answers brought. After a wait that brought nothing, the next
+ * round waits at once, without looking first. Returns 0 (count may be 0) or
+ * an error. */
 static int loop_fetch(wk_loop_t *l, yard_js_batch_t *out)
 {
-    int rc = yard_js_fetch_now(l->consumer, out, l->batch);
-    if (rc == 0 && out->count == 0) {
-        yard_js_batch_destroy(out);
-        usleep(LOOP_LATE_ANSWER_US);
+    int rc = 0;
+    out->msgs = NULL;
+    out->count = 0;
+    if (!l->idle) {
         rc = yard_js_fetch_now(l->consumer, out, l->batch);
+        if (rc == 0 && out->count == 0) {
+            yard_js_batch_destroy(out);
+            usleep(LOOP_LATE_ANSWER_US);
+            rc = yard_js_fetch_now(l->consumer, out, l->batch);
+        }
     }
     if (rc == 0 && out->count == 0) {
         yard_js_batch_destroy(out);
         rc = yard_js_fetch(l->consumer, out, 1, LOOP_WAIT_MS);
+        /* Nothing came in a whole wait: the next round waits at once. */
+        l->idle = rc == 0 && out->count == 0;
     }
     return rc;
 }
