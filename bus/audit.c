@@ -63,10 +63,40 @@ void yard_audit_hash(unsigned char out[YARD_AUDIT_HASH_LEN], const unsigned char
     crypto_generichash_final(&st, out, YARD_AUDIT_HASH_LEN);
 }
 
+/* The append's statements, prepared on the writer's connection. */
+#define AUDIT_SQL_LAST "SELECT seq, encode(hash, 'hex') FROM audit_log ORDER BY seq DESC LIMIT 1"
+#define AUDIT_SQL_SCREEN                                                                       \
+    "SELECT d::jsonb::text, "                                                                  \
+    "EXISTS (SELECT 1 FROM audit_log a WHERE a.event_id = u.e), "                              \
+    "min(i) OVER (PARTITION BY e) = i "                                                        \
+    "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(e, d, i) ORDER BY i"
+#define AUDIT_SQL_INSERT                                                                       \
+    "INSERT INTO audit_log (seq, event_id, at, event, job_id, workflow_id, actor, "            \
+    "detail, prev_hash, hash) OVERRIDING SYSTEM VALUE "                                        \
+    "SELECT s, e, timestamptz 'epoch' + t * interval '1 microsecond', ev, j::uuid, "           \
+    "w::uuid, a, d::jsonb, decode(p, 'hex'), decode(h, 'hex') "                                \
+    "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], "             \
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) "                            \
+    "AS u(s, e, t, ev, j, w, a, d, p, h)"
+
 int yard_audit_use_role(PGconn *c)
 {
-    return yard_db_exec_as(c, "audit: switch to role " YARD_AUDIT_DB_ROLE,
-                           "SET ROLE " YARD_AUDIT_DB_ROLE);
+    int rc = yard_db_exec_as(c, "audit: switch to role " YARD_AUDIT_DB_ROLE,
+                             "SET ROLE " YARD_AUDIT_DB_ROLE);
+    /* An append runs its statements a few times a second: each is planned
+     * once (as in jobs.h, YARD_JOBS_PLAN_ONCE: index probes whatever the
+     * log's size when planned). */
+    if (rc == 0)
+        rc = yard_db_exec_as(c, "audit: plan mode",
+                             "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;"
+                             " SET enable_hashjoin = off; SET enable_mergejoin = off");
+    if (rc == 0)
+        rc = yard_db_prepare(c, "yard_audit_last", AUDIT_SQL_LAST);
+    if (rc == 0)
+        rc = yard_db_prepare(c, "yard_audit_screen", AUDIT_SQL_SCREEN);
+    if (rc == 0)
+        rc = yard_db_prepare(c, "yard_audit_insert", AUDIT_SQL_INSERT);
+    return rc;
 }
 
 /* ---- append -------------------------------------------------------------------- */
@@ -88,10 +118,7 @@ static void audit_arrays_free(audit_arrays_t *a)
 static int audit_last(PGconn *c, int64_t *seq, unsigned char hash[YARD_AUDIT_HASH_LEN])
 {
     PGresult *res = NULL;
-    int rc = yard_db_query(&res, c, "audit: last row",
-                           "SELECT seq, encode(hash, 'hex') FROM audit_log ORDER BY seq DESC "
-                           "LIMIT 1",
-                           0, NULL);
+    int rc = yard_db_query_prepared(&res, c, "yard_audit_last", "audit: last row", 0, NULL);
     if (rc < 0)
         return rc;
     *seq = 0;
@@ -119,13 +146,8 @@ static int audit_screen(PGresult **out, PGconn *c, const yard_audit_row_t *rows,
     }
     const char *params[2] = {yard_db_array_end(&ids), yard_db_array_end(&details)};
     int rc = params[0] && params[1]
-                 ? yard_db_query(out, c, "audit: screen rows",
-                                 "SELECT d::jsonb::text, "
-                                 "EXISTS (SELECT 1 FROM audit_log a WHERE a.event_id = u.e), "
-                                 "min(i) OVER (PARTITION BY e) = i "
-                                 "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY "
-                                 "AS u(e, d, i) ORDER BY i",
-                                 2, params)
+                 ? yard_db_query_prepared(out, c, "yard_audit_screen", "audit: screen rows", 2,
+                                          params)
                  : YARD_ENOMEM;
     free(ids.buf);
     free(details.buf);
@@ -178,16 +200,8 @@ static int audit_insert(PGconn *c, const yard_audit_row_t *rows, size_t n, PGres
             if (!params[p])
                 rc = YARD_ENOMEM;
         if (rc == 0)
-            rc = yard_db_query(
-                NULL, c, "audit: append rows",
-                "INSERT INTO audit_log (seq, event_id, at, event, job_id, workflow_id, actor, "
-                "detail, prev_hash, hash) OVERRIDING SYSTEM VALUE "
-                "SELECT s, e, timestamptz 'epoch' + t * interval '1 microsecond', ev, j::uuid, "
-                "w::uuid, a, d::jsonb, decode(p, 'hex'), decode(h, 'hex') "
-                "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], "
-                "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) "
-                "AS u(s, e, t, ev, j, w, a, d, p, h)",
-                10, params);
+            rc = yard_db_query_prepared(NULL, c, "yard_audit_insert", "audit: append rows", 10,
+                                        params);
     }
     audit_arrays_free(&a);
     if (rc == 0)

@@ -55,8 +55,10 @@ void yard_audit_hash(unsigned char out[YARD_AUDIT_HASH_LEN], const unsigned char
                      const yard_audit_row_t *r);
 
 /* Switches c to YARD_AUDIT_DB_ROLE (SET ROLE) so it may only read and
- * append audit_log. Returns 0, or YARD_EPG (logged: the role is missing or
- * the connecting user is not a member; run the migrations as that user). */
+ * append audit_log, and prepares yard_audit_append's statements on it (once
+ * per connection, before any append). Returns 0, or YARD_EPG (logged: the
+ * role is missing or the connecting user is not a member; run the
+ * migrations as that user). */
 int yard_audit_use_role(PGconn *c);
 
 /* Appends the n rows (seq, prev hash and hash are assigned here; detail is

@@ -316,15 +316,21 @@ static const struct {
      L_NONE},
 };
 
-int yard_jobs_prepare(PGconn *c, yard_jobs_commit_t mode)
+int yard_jobs_prepare(PGconn *c, int mode)
 {
     char a[160], b[160], sql[4096];
-    /* Batch statements are planned for the batch at hand: a generic plan,
-     * made once while the table was small, would keep a sequential scan of
-     * jobs as it grows (and unnest's row count is known only from the
-     * values). Planning costs a fraction of a millisecond a batch. */
-    int rc = yard_db_exec_as(c, "jobs: plan mode", "SET plan_cache_mode = force_custom_plan");
-    if (rc == 0 && mode == YARD_JOBS_FAST)
+    /* By default batch statements are planned for the batch at hand: a
+     * generic plan, made once while the table was small, would keep a
+     * sequential scan of jobs (or a hash join over it) as it grows. With
+     * YARD_JOBS_PLAN_ONCE (jobs.h) they are planned once, with those plans
+     * discouraged so that a plan made on an empty table is index probes. */
+    int rc = yard_db_exec_as(c, "jobs: plan mode",
+                             mode & YARD_JOBS_PLAN_ONCE
+                                 ? "SET plan_cache_mode = force_generic_plan;"
+                                   " SET enable_seqscan = off; SET enable_hashjoin = off;"
+                                   " SET enable_mergejoin = off"
+                                 : "SET plan_cache_mode = force_custom_plan");
+    if (rc == 0 && (mode & YARD_JOBS_FAST))
         rc = yard_db_exec_as(c, "jobs: commit mode", "SET synchronous_commit = off");
     for (size_t i = 0; rc == 0 && i < sizeof stmts / sizeof stmts[0]; i++) {
         switch (stmts[i].list) {
@@ -354,7 +360,7 @@ int yard_jobs_prepare(PGconn *c, yard_jobs_commit_t mode)
     return rc;
 }
 
-int yard_jobs_connect(PGconn **conn, const char *dsn, int timeout_s, yard_jobs_commit_t mode)
+int yard_jobs_connect(PGconn **conn, const char *dsn, int timeout_s, int mode)
 {
     if (yard_db_ok(*conn))
         return 0;

@@ -80,14 +80,25 @@ int yard_jobs_check(const yard_envelope_t *env, char *why, size_t cap);
  * messages are redelivered or the claim recreates the row. */
 typedef enum { YARD_JOBS_DURABLE = 0, YARD_JOBS_FAST = 1 } yard_jobs_commit_t;
 
+/* Added to a commit mode (YARD_JOBS_FAST | YARD_JOBS_PLAN_ONCE): the
+ * connection plans each prepared statement once (a generic plan) instead of
+ * for every batch, and discourages sequential scans, hash and merge joins
+ * (enable_* off makes them costly, never refused), so the plan made on a
+ * small table stays index probes as the table grows. For the workers' hot
+ * path, which runs these statements many times a second with small
+ * batches: planning one cost 0.3-0.7 ms, more than running it. Not for
+ * connections that run ad-hoc queries (the gateway's lists). */
+#define YARD_JOBS_PLAN_ONCE 2
+
 /* Prepares this module's statements on c and sets its commit mode (once
- * per connection). Returns 0 or an error. */
-int yard_jobs_prepare(PGconn *c, yard_jobs_commit_t mode);
+ * per connection; mode may carry YARD_JOBS_PLAN_ONCE). Returns 0 or an
+ * error. */
+int yard_jobs_prepare(PGconn *c, int mode);
 
 /* Makes *conn usable for this module: keeps it while it is connected, else
  * closes it, connects to dsn (waiting at most timeout_s) and prepares with
  * mode. Returns 0, or an error (logged) with *conn NULL. */
-int yard_jobs_connect(PGconn **conn, const char *dsn, int timeout_s, yard_jobs_commit_t mode);
+int yard_jobs_connect(PGconn **conn, const char *dsn, int timeout_s, int mode);
 
 /* Checks that the lifecycle's tables answer (what readiness needs: a
  * connection alone is not enough). Returns 0 or an error. */

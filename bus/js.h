@@ -267,22 +267,17 @@ typedef struct {
  * may be fetched into again. NULL is a no-op. */
 void yard_js_batch_destroy(yard_js_batch_t *b);
 
-/* Fetches up to batch messages into *out, waiting at most timeout_ms for
- * the first. Returns 0 with *out filled (count may be 0 when nothing came
+/* Fetches up to batch messages into *out. nats.c asks without waiting
+ * first: what the consumer has comes back at once; with nothing there it
+ * asks again and waits up to timeout_ms, until batch messages came (so a
+ * wait for one message returns as soon as one arrives). Every answer that
+ * comes within timeout_ms belongs to this call. Returns 0 with *out filled (count may be 0 when nothing came
  * in time; free it with yard_js_batch_destroy), or YARD_EUNAVAIL / YARD_ENATS
  * with *out empty (destroying it is harmless). */
 int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms);
 
-/* Like yard_js_fetch, but never waits: returns at once with the messages
- * that the previous yard_js_fetch_now on c asked the server for (count 0
- * the first time or when there were none), and asks for up to batch more,
- * which the next call returns. For looking at several consumers in turn
- * without waiting on each. Do not mix it with yard_js_fetch on the same c
- * (late answers would end that fetch early): bind the consumer twice. */
-int yard_js_fetch_now(yard_js_consumer_t *c, yard_js_batch_t *out, int batch);
-
-/* The messages c holds already (brought by earlier yard_js_fetch_now
- * requests and not returned yet), without asking the server for more: for
+/* The messages c holds already (answers that arrived after the fetch that
+ * asked for them had ended), without asking the server for more: for
  * handing them back (nak) when a fetcher stops. Returns 0 with *out filled
  * (count may be 0; free with yard_js_batch_destroy). */
 int yard_js_fetch_held(yard_js_consumer_t *c, yard_js_batch_t *out);

@@ -59,12 +59,12 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
     int64_t deadline = nats_Now() + timeout_ms;
     natsStatus s = natsSubscription_Fetch(&list, c->sub, batch, timeout_ms, &jerr);
     /* NATS_TIMEOUT: nothing arrived in time; list may hold a partial batch.
-     * NATS_NOT_FOUND, or a timeout before ours: the late answer to an earlier
-     * request on this subscription (a yard_js_fetch_now's "no messages", an
-     * earlier fetch's expiry), which ends nats.c's fetch at once. With
-     * nothing fetched, wait out the rest of the time: returning at once made
-     * every idle fetch loop spin, a few hundred requests a second each, which
-     * kept nats-server busy on an idle cluster. */
+     * NATS_NOT_FOUND, or a timeout before ours: a late answer to an earlier
+     * request on this subscription (the "no messages" or the expiry of a
+     * fetch that had ended), which ends nats.c's fetch at once. With nothing
+     * fetched, wait out the rest of the time: returning at once made idle
+     * fetch loops spin, a few hundred requests a second each, which kept
+     * nats-server busy on an idle cluster. */
     int64_t left;
     while ((s == NATS_TIMEOUT || s == NATS_NOT_FOUND) && list.Count == 0 &&
            (left = deadline - nats_Now()) > 0) {
@@ -81,33 +81,6 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
     natsMsgList_Destroy(&list);
     char what[160];
     snprintf(what, sizeof what, "fetch from %s", c->name);
-    return yard_js_status(s, jerr, what);
-}
-
-int yard_js_fetch_now(yard_js_consumer_t *c, yard_js_batch_t *out, int batch)
-{
-    jsErrCode jerr = 0;
-    natsMsgList list = {0};
-    jsFetchRequest req;
-    out->msgs = NULL;
-    out->count = 0;
-    jsFetchRequest_Init(&req);
-    req.Batch = batch;
-    /* No Expires: with one, nats-server 2.9 holds a no-wait request until it
-     * expires when the consumer is empty. Without one, nats.c returns at once
-     * with what this subscription holds already (the messages the previous
-     * call's request brought, its statuses dropped) and leaves the new
-     * request's answer to the next call. */
-    req.NoWait = true;
-    natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
-    if (s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND) {
-        out->msgs = (yard_js_msg_t **)list.Msgs;
-        out->count = list.Msgs ? list.Count : 0;
-        return 0;
-    }
-    natsMsgList_Destroy(&list);
-    char what[160];
-    snprintf(what, sizeof what, "fetch (no wait) from %s", c->name);
     return yard_js_status(s, jerr, what);
 }
 

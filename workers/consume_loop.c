@@ -14,8 +14,9 @@
 #include "consume_loop.h"
 
 #define LOOP_PG_CONNECT_S 5       /* PostgreSQL connect timeout */
-#define LOOP_WAIT_MS 1000         /* an idle loop waits this long for a message */
-#define LOOP_LATE_ANSWER_US 2000  /* after an empty look, the pause before the second */
+#define LOOP_WAIT_MS 1000 /* an idle loop waits this long for a message */
+#define LOOP_LOOK_MS 2    /* after a batch, how long the look for more may wait */
+#define LOOP_STOP_ANSWER_US 2000 /* at the stop, the pause for answers still on the way */
 
 struct wk_loop {
     wk_t *wk;
@@ -23,49 +24,45 @@ struct wk_loop {
     pthread_t thread;
     int needs_pg;
     int batch; /* messages per fetch, at most */
-    int idle;  /* the last wait brought nothing: skip the looks */
+    int idle;  /* the last wait brought nothing: wait again at once */
     PGconn *conn;
     wk_batch_fn fn;
     void *ud;
     char name[YARD_JS_NAME_MAX];
 };
 
-/* Takes up to l->batch messages into *out: what the consumer has (a look
- * that does not wait returns what the look before asked for, so a second
- * one follows an empty first), else waits up to LOOP_WAIT_MS for one
- * message (nats.c's fetch holds a larger batch until it is full, which kept
- * a lone accepted job out of PostgreSQL, invisible to GET, for up to a
- * second). The wait is on the same subscription: it first takes what the
- * looks' late answers brought. After a wait that brought nothing, the next
- * round waits at once, without looking first. Returns 0 (count may be 0) or
- * an error. */
+/* Takes up to l->batch messages into *out. After a batch, it looks for more:
+ * nats.c's fetch asks without waiting first and answers at once with what
+ * the consumer has; with nothing there the look ends after LOOP_LOOK_MS.
+ * Then (or when idle) it waits up to LOOP_WAIT_MS for one message: a wait
+ * for a whole batch would hold the first to arrive until the batch is full
+ * (a lone accepted job kept out of PostgreSQL, invisible to GET, for up to
+ * a second). Every request is answered within the fetch that sent it (no
+ * look that leaves its answer to the next call: nats.c 3.4.1 then
+ * overran a fetch's message array under load, heap corruption that
+ * crashed the audit role). Returns 0 (count may be 0) or an error. */
 static int loop_fetch(wk_loop_t *l, yard_js_batch_t *out)
 {
     int rc = 0;
     out->msgs = NULL;
     out->count = 0;
     if (!l->idle) {
-        rc = yard_js_fetch_now(l->consumer, out, l->batch);
-        if (rc == 0 && out->count == 0) {
-            yard_js_batch_destroy(out);
-            usleep(LOOP_LATE_ANSWER_US);
-            rc = yard_js_fetch_now(l->consumer, out, l->batch);
-        }
-    }
-    if (rc == 0 && out->count == 0) {
+        rc = yard_js_fetch(l->consumer, out, l->batch, LOOP_LOOK_MS);
+        if (rc < 0 || out->count > 0)
+            return rc;
         yard_js_batch_destroy(out);
-        rc = yard_js_fetch(l->consumer, out, 1, LOOP_WAIT_MS);
-        /* Nothing came in a whole wait: the next round waits at once. */
-        l->idle = rc == 0 && out->count == 0;
     }
+    rc = yard_js_fetch(l->consumer, out, 1, LOOP_WAIT_MS);
+    l->idle = rc == 0 && out->count == 0;
     return rc;
 }
 
-/* Hands back (nak) what the last looks brought but the loop never took. */
+/* Hands back (nak) what the subscription holds but the loop never took
+ * (answers that arrived after their fetch ended). */
 static void loop_hand_back_held(wk_loop_t *l)
 {
     yard_js_batch_t held;
-    usleep(LOOP_LATE_ANSWER_US);
+    usleep(LOOP_STOP_ANSWER_US);
     yard_js_fetch_held(l->consumer, &held);
     for (int i = 0; i < held.count; i++)
         yard_js_nak(held.msgs[i], 0);
@@ -79,8 +76,9 @@ static void *loop_main(void *arg)
     while (!atomic_load(&wk->stopping)) {
         if (l->needs_pg &&
             yard_jobs_connect(&l->conn, wk->cfg.pg_dsn, LOOP_PG_CONNECT_S,
-                              l->needs_pg == WK_LOOP_PG_DURABLE ? YARD_JOBS_DURABLE
-                                                                : YARD_JOBS_FAST) < 0) {
+                              (l->needs_pg == WK_LOOP_PG_DURABLE ? YARD_JOBS_DURABLE
+                                                                 : YARD_JOBS_FAST) |
+                                  YARD_JOBS_PLAN_ONCE) < 0) {
             sleep(1);
             continue;
         }

@@ -87,7 +87,8 @@ void wk_execute_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long us)
 
 int wk_execute_conn(wk_t *wk, PGconn **conn, yard_jobs_commit_t mode)
 {
-    return yard_jobs_connect(conn, wk->cfg.pg_dsn, EXEC_PG_CONNECT_S, mode);
+    /* The claim and outcome statements run many times a second: planned once. */
+    return yard_jobs_connect(conn, wk->cfg.pg_dsn, EXEC_PG_CONNECT_S, mode | YARD_JOBS_PLAN_ONCE);
 }
 
 /* ---- start and stop -------------------------------------------------------- */

@@ -55,8 +55,8 @@
                                    * then looks at every tier again */
 #define EXEC_IDLE_ROUNDS 20        /* after this many empty rounds in a row (a second)... */
 #define EXEC_IDLE_WAIT_MS 250      /* ...the idle wait grows to this (fewer requests) */
-#define EXEC_LATE_ANSWER_US 2000  /* after an empty look at the tiers, the pause before
-                                   * the second look (the answers to the first come in) */
+#define EXEC_LOOK_MS 1            /* a look at a tier with nothing waits this long */
+#define EXEC_STOP_ANSWER_US 2000  /* at the stop, the pause for answers still on the way */
 #define EXEC_TIER_TURN 8          /* of every 8 fetch rounds, one puts low first and one
                                    * normal first (no tier starves) */
 #define EXEC_SLOT_WAIT_US 200000  /* a fetcher with no free slot looks again after this */
@@ -128,7 +128,7 @@ struct wk_execute_queue {
     wk_runtime_t *rt;
     const char *name;
     char durable[YARD_JS_NAME_MAX], subject[YARD_JS_NAME_MAX]; /* the normal tier's */
-    yard_js_consumer_t *consumers[YARD_JS_TIERS]; /* looked at with yard_js_fetch_now */
+    yard_js_consumer_t *consumers[YARD_JS_TIERS]; /* one per priority tier */
     yard_js_watch_t *watches[YARD_JS_TIERS];
     unsigned rounds; /* fetch rounds that brought work: turns the tier order */
     unsigned idle;   /* fetch rounds in a row that brought nothing */

@@ -229,6 +229,7 @@ static void exec_claim_and_queue(wk_execute_queue_t *q, wk_execute_item_t **item
     }
     /* Published before the jobs run (the committer makes sure they are stored). */
     wk_execute_events_started(rt, items, claimed, n);
+    size_t queued = 0;
     pthread_mutex_lock(&rt->mu);
     for (size_t i = 0; i < n; i++) {
         if (!items[i])
@@ -242,8 +243,12 @@ static void exec_claim_and_queue(wk_execute_queue_t *q, wk_execute_item_t **item
         items[i]->attempt = (unsigned)claimed[i];
         wk_execute_inflight_add(rt, items[i]);
         wk_execute_list_push(&rt->run_head, &rt->run_tail, items[i]);
+        queued++;
     }
-    pthread_cond_broadcast(&rt->run_cv);
+    /* One handler per job: a broadcast woke every idle handler (64 by
+     * default) for each claim, and all but a few went back to sleep. */
+    for (size_t i = 0; i < queued && i < (size_t)rt->concurrency; i++)
+        pthread_cond_signal(&rt->run_cv);
     pthread_mutex_unlock(&rt->mu);
 }
 
@@ -265,8 +270,9 @@ static int exec_batch_append(yard_js_batch_t *to, yard_js_batch_t *from)
     return 0;
 }
 
-/* Takes up to want messages of q's priority tiers into *out (yard_js_fetch_now,
- * js.h), in the round's order: high, normal, low, except that one round in
+/* Takes up to want messages of q's priority tiers into *out (a look: nats.c's
+ * fetch answers at once with what a tier has, and gives up on an empty one
+ * after EXEC_LOOK_MS), in the round's order: high, normal, low, except that one round in
  * EXEC_TIER_TURN puts low first and another normal first, so a backlog of
  * high (or normal) work slows the lower tiers but never stops them. Returns
  * 0 (count may be 0) or an error with *out empty. */
@@ -284,7 +290,7 @@ static int exec_take_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want
     out->count = 0;
     for (int k = 0; rc == 0 && k < YARD_JS_TIERS && out->count < want; k++) {
         yard_js_batch_t part;
-        rc = yard_js_fetch_now(q->consumers[order[k]], &part, want - out->count);
+        rc = yard_js_fetch(q->consumers[order[k]], &part, want - out->count, EXEC_LOOK_MS);
         if (rc == 0)
             rc = exec_batch_append(out, &part);
         yard_js_batch_destroy(&part);
@@ -295,27 +301,21 @@ static int exec_take_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want
 }
 
 /* Fetches up to want messages of q's tiers into *out (free with
- * yard_js_batch_destroy): what the tiers have (exec_take_tiers), looking a
- * second time after EXEC_LATE_ANSWER_US when the first look found nothing
- * (a look returns what the one before asked for); when both find nothing,
- * waits for one message on the normal tier up to EXEC_FETCH_WAIT_MS, or EXEC_IDLE_WAIT_MS
- * once the queue has been idle for EXEC_IDLE_ROUNDS rounds. Returns 0 (count may
- * be 0), or an error with *out empty. */
+ * yard_js_batch_destroy): what the tiers have (exec_take_tiers); when they
+ * have nothing, waits for one message on the normal tier up to
+ * EXEC_FETCH_WAIT_MS, or EXEC_IDLE_WAIT_MS once the queue has been idle for
+ * EXEC_IDLE_ROUNDS rounds. Every request is answered within the fetch that
+ * sent it: looks that left their answers to the next call made nats.c
+ * 3.4.1 return more messages than a fetch's array holds (heap corruption).
+ * Returns 0 (count may be 0), or an error with *out empty. */
 static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
 {
     int rc = exec_take_tiers(q, out, want);
     if (rc == 0 && out->count == 0) {
         yard_js_batch_destroy(out);
-        usleep(EXEC_LATE_ANSWER_US);
-        rc = exec_take_tiers(q, out, want);
-    }
-    if (rc == 0 && out->count == 0) {
-        yard_js_batch_destroy(out);
         /* One message: nats.c's fetch returns when its batch is full or
          * at the timeout, so a larger one would hold the first job that
-         * arrives until more follow; the next round's looks take the rest.
-         * On the looks' own subscription: it first takes what their late
-         * answers brought (on another one, such a job waited out the wait). */
+         * arrives until more follow; the next round's looks take the rest. */
         rc = yard_js_fetch(q->consumers[YARD_PRIO_NORMAL], out, 1,
                            q->idle < EXEC_IDLE_ROUNDS ? EXEC_FETCH_WAIT_MS : EXEC_IDLE_WAIT_MS);
     }
@@ -333,10 +333,10 @@ static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int wan
 }
 
 /* Hands back (nak, redeliver at once) what q's tier consumers hold but the
- * fetcher never took: the answers to its last looks (exec_take_tiers). */
+ * fetcher never took: answers that arrived after their fetch ended. */
 static void exec_hand_back_held(wk_execute_queue_t *q)
 {
-    usleep(EXEC_LATE_ANSWER_US);
+    usleep(EXEC_STOP_ANSWER_US);
     for (int tier = 0; tier < YARD_JS_TIERS; tier++) {
         yard_js_batch_t held;
         yard_js_fetch_held(q->consumers[tier], &held);
