@@ -1,9 +1,9 @@
 /*
  * js_internal.h - what libyard's js_*.c files share and programs must not
  * see: nats.c's handles behind a yard_js_t, the one status conversion, and
- * the cast between yard_js_msg_t and natsMsg (a yard_js_msg_t is a natsMsg;
- * wrapping it allocates nothing). Tests that check raw JetStream behaviour
- * include it too; gateway/, workers/ and ops/ never do.
+ * yard_js_msg_t's layout (a natsMsg and the connection its acks go on).
+ * Tests that check raw JetStream behaviour include it too; gateway/,
+ * workers/ and ops/ never do.
  */
 #ifndef YARD_JS_INTERNAL_H
 #define YARD_JS_INTERNAL_H
@@ -23,15 +23,25 @@ jsCtx *yard_js_ctx(yard_js_t *js);
  * nats.c that can fail reports its failure through here. */
 int yard_js_status(natsStatus s, jsErrCode jerr, const char *what);
 
-/* The natsMsg a yard_js_msg_t is, and back. */
+/* A yard_js_msg_t: a natsMsg and the connection its acks go out on. The
+ * acks are written on the wire by libyard (js_ack.c): nats.c's natsMsg_Ack
+ * and kin need a message of nats.c's own JetStream subscription, and
+ * libyard pulls on a plain one (js_consume.c). */
+struct yard_js_msg {
+    natsMsg *nm;        /* owned */
+    natsConnection *nc; /* where acks go; NULL: not fetched from a consumer */
+    int answered;       /* acked, naked or terminated: later acks send nothing */
+};
+
+/* The natsMsg m holds (still m's). */
 static inline natsMsg *yard_js_nats_msg(const yard_js_msg_t *m)
 {
-    return (natsMsg *)m;
+    return m->nm;
 }
 
-static inline yard_js_msg_t *yard_js_msg_wrap(natsMsg *m)
-{
-    return (yard_js_msg_t *)m;
-}
+/* Wraps nm (taking it over) into a message whose acks go out on nc (NULL
+ * for a message not fetched from a consumer). Returns 0 and sets *out (free
+ * with yard_js_msg_destroy), or YARD_ENOMEM (nm is destroyed). */
+int yard_js_msg_wrap(yard_js_msg_t **out, natsMsg *nm, natsConnection *nc);
 
 #endif
