@@ -220,13 +220,15 @@ int yard_js_publish_wait(yard_js_t *js, int64_t timeout_ms);
 
 typedef struct yard_js_consumer yard_js_consumer_t;
 
-/* Binds to the existing durable pull consumer durable of stream. Returns 0
- * and sets *out (free with yard_js_consumer_destroy), or YARD_ENOTFOUND /
- * YARD_EUNAVAIL / YARD_ENATS. */
+/* Binds to the existing durable pull consumer durable of stream: checks it
+ * exists and subscribes to the private inbox its messages will come to.
+ * Returns 0 and sets *out (free with yard_js_consumer_destroy), or
+ * YARD_ENOTFOUND / YARD_EUNAVAIL / YARD_ENOMEM / YARD_EINVAL / YARD_ENATS. */
 int yard_js_consumer_bind(yard_js_consumer_t **out, yard_js_t *js, const char *stream,
                           const char *durable);
 
-/* Unsubscribes (the durable consumer stays on the server). NULL is a no-op. */
+/* Unsubscribes (the durable consumer stays on the server); messages c held
+ * unanswered come back after AckWait. NULL is a no-op. */
 void yard_js_consumer_destroy(yard_js_consumer_t *c);
 
 /* ---- messages (js_msg.c) ---------------------------------------------------
@@ -267,13 +269,21 @@ typedef struct {
  * may be fetched into again. NULL is a no-op. */
 void yard_js_batch_destroy(yard_js_batch_t *b);
 
-/* Fetches up to batch messages into *out. nats.c asks without waiting
- * first: what the consumer has comes back at once; with nothing there it
- * asks again and waits up to timeout_ms, until batch messages came (so a
- * wait for one message returns as soon as one arrives). Every answer that
- * comes within timeout_ms belongs to this call. Returns 0 with *out filled (count may be 0 when nothing came
- * in time; free it with yard_js_batch_destroy), or YARD_EUNAVAIL / YARD_ENATS
- * with *out empty (destroying it is harmless). */
+/* Fetches up to batch messages into *out, never more. First it takes what
+ * earlier calls' requests brought that no call took yet, then asks the
+ * consumer without waiting: what the consumer has comes back at once (a
+ * look: timeout_ms bounds the wait for that answer). When that brings
+ * nothing, it asks again and waits up to timeout_ms, returning as soon as
+ * the first message arrives (with whatever else arrived by then): a wait
+ * for a whole batch does not hold the first message back. Answers that
+ * arrive after the call returned (a look whose answer was late, the rest of
+ * a waited-for batch) are kept and taken first by the next call: nothing is
+ * lost, and the late answers of earlier calls never end a wait early.
+ * Returns 0 with *out filled (count may be 0 when nothing came in time; free
+ * it with yard_js_batch_destroy), or YARD_EINVAL (batch < 1) / YARD_ENOMEM /
+ * YARD_EUNAVAIL / YARD_ENATS with *out empty (destroying it is harmless);
+ * an error after some messages came is logged and those are returned. One
+ * thread at a time fetches from c. */
 int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms);
 
 /* The messages c holds already (answers that arrived after the fetch that
@@ -283,7 +293,9 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
 int yard_js_fetch_held(yard_js_consumer_t *c, yard_js_batch_t *out);
 
 /* The acks of a fetched message. Each returns 0 or an error (the message
- * stays the caller's either way). */
+ * stays the caller's either way); YARD_EINVAL for a message not fetched from
+ * a consumer. After an ack, nak or term, further acks of m send nothing and
+ * return 0. */
 /* Acknowledges m (the job is done). */
 int yard_js_ack(yard_js_msg_t *m);
 /* Acknowledges m and waits up to timeout_ms for the server to confirm it. */

@@ -15,7 +15,6 @@
 
 #define LOOP_PG_CONNECT_S 5       /* PostgreSQL connect timeout */
 #define LOOP_WAIT_MS 1000 /* an idle loop waits this long for a message */
-#define LOOP_LOOK_MS 2    /* after a batch, how long the look for more may wait */
 #define LOOP_STOP_ANSWER_US 2000 /* at the stop, the pause for answers still on the way */
 
 struct wk_loop {
@@ -24,41 +23,23 @@ struct wk_loop {
     pthread_t thread;
     int needs_pg;
     int batch; /* messages per fetch, at most */
-    int idle;  /* the last wait brought nothing: wait again at once */
     PGconn *conn;
     wk_batch_fn fn;
     void *ud;
     char name[YARD_JS_NAME_MAX];
 };
 
-/* Takes up to l->batch messages into *out. After a batch, it looks for more:
- * nats.c's fetch asks without waiting first and answers at once with what
- * the consumer has; with nothing there the look ends after LOOP_LOOK_MS.
- * Then (or when idle) it waits up to LOOP_WAIT_MS for one message: a wait
- * for a whole batch would hold the first to arrive until the batch is full
- * (a lone accepted job kept out of PostgreSQL, invisible to GET, for up to
- * a second). Every request is answered within the fetch that sent it (no
- * look that leaves its answer to the next call: nats.c 3.4.1 then
- * overran a fetch's message array under load, heap corruption that
- * crashed the audit role). Returns 0 (count may be 0) or an error. */
+/* Takes up to l->batch messages into *out: what the consumer has comes at
+ * once; with nothing there the fetch waits up to LOOP_WAIT_MS and returns
+ * with the first message that arrives (a lone accepted job is not held back
+ * waiting for a full batch). Returns 0 (count may be 0) or an error. */
 static int loop_fetch(wk_loop_t *l, yard_js_batch_t *out)
 {
-    int rc = 0;
-    out->msgs = NULL;
-    out->count = 0;
-    if (!l->idle) {
-        rc = yard_js_fetch(l->consumer, out, l->batch, LOOP_LOOK_MS);
-        if (rc < 0 || out->count > 0)
-            return rc;
-        yard_js_batch_destroy(out);
-    }
-    rc = yard_js_fetch(l->consumer, out, 1, LOOP_WAIT_MS);
-    l->idle = rc == 0 && out->count == 0;
-    return rc;
+    return yard_js_fetch(l->consumer, out, l->batch, LOOP_WAIT_MS);
 }
 
 /* Hands back (nak) what the subscription holds but the loop never took
- * (answers that arrived after their fetch ended). */
+ * (the rest of a batch whose first message ended the last fetch's wait). */
 static void loop_hand_back_held(wk_loop_t *l)
 {
     yard_js_batch_t held;

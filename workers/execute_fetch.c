@@ -270,9 +270,10 @@ static int exec_batch_append(yard_js_batch_t *to, yard_js_batch_t *from)
     return 0;
 }
 
-/* Takes up to want messages of q's priority tiers into *out (a look: nats.c's
+/* Takes up to want messages of q's priority tiers into *out (a look: the
  * fetch answers at once with what a tier has, and gives up on an empty one
- * after EXEC_LOOK_MS), in the round's order: high, normal, low, except that one round in
+ * after EXEC_LOOK_MS; an answer later than that is kept for the next look),
+ * in the round's order: high, normal, low, except that one round in
  * EXEC_TIER_TURN puts low first and another normal first, so a backlog of
  * high (or normal) work slows the lower tiers but never stops them. Returns
  * 0 (count may be 0) or an error with *out empty. */
@@ -302,21 +303,17 @@ static int exec_take_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want
 
 /* Fetches up to want messages of q's tiers into *out (free with
  * yard_js_batch_destroy): what the tiers have (exec_take_tiers); when they
- * have nothing, waits for one message on the normal tier up to
- * EXEC_FETCH_WAIT_MS, or EXEC_IDLE_WAIT_MS once the queue has been idle for
- * EXEC_IDLE_ROUNDS rounds. Every request is answered within the fetch that
- * sent it: looks that left their answers to the next call made nats.c
- * 3.4.1 return more messages than a fetch's array holds (heap corruption).
+ * have nothing, waits on the normal tier up to EXEC_FETCH_WAIT_MS, or
+ * EXEC_IDLE_WAIT_MS once the queue has been idle for EXEC_IDLE_ROUNDS
+ * rounds: the wait asks for want messages and returns with the first that
+ * arrives (the rest of its answer waits for the next round's looks).
  * Returns 0 (count may be 0), or an error with *out empty. */
 static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
 {
     int rc = exec_take_tiers(q, out, want);
     if (rc == 0 && out->count == 0) {
         yard_js_batch_destroy(out);
-        /* One message: nats.c's fetch returns when its batch is full or
-         * at the timeout, so a larger one would hold the first job that
-         * arrives until more follow; the next round's looks take the rest. */
-        rc = yard_js_fetch(q->consumers[YARD_PRIO_NORMAL], out, 1,
+        rc = yard_js_fetch(q->consumers[YARD_PRIO_NORMAL], out, want,
                            q->idle < EXEC_IDLE_ROUNDS ? EXEC_FETCH_WAIT_MS : EXEC_IDLE_WAIT_MS);
     }
     if (rc < 0) {
@@ -333,7 +330,8 @@ static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int wan
 }
 
 /* Hands back (nak, redeliver at once) what q's tier consumers hold but the
- * fetcher never took: answers that arrived after their fetch ended. */
+ * fetcher never took: answers that arrived after their fetch ended (a late
+ * look's, the rest of a wait's batch). */
 static void exec_hand_back_held(wk_execute_queue_t *q)
 {
     usleep(EXEC_STOP_ANSWER_US);
