@@ -288,9 +288,9 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
         if (rc >= 0 && p.got.count == 0)
             rc = js_pull_status_error(c, &p);
     }
-    if (rc < 0 && p.got.count == 0) {
+    if (p.got.count == 0) {
         free(p.got.msgs);
-        return rc;
+        return rc < 0 ? rc : 0;
     }
     /* An error after messages came was logged; the messages are the
      * caller's (dropping them would delay them by AckWait). */
