@@ -15,15 +15,12 @@
 #include "js_internal.h"
 #include "log.h"
 
-#define JS_ACK_PREFIX "$JS.ACK."
-#define JS_NS_PER_MS INT64_C(1000000)
-
 /* The reply subject acks of m go to, or NULL (logged, with what) when m did
  * not come from a consumer. */
 static const char *js_ack_subject(const yard_js_msg_t *m, const char *what)
 {
     const char *reply = natsMsg_GetReply(m->nm);
-    if (m->nc && reply && strncmp(reply, JS_ACK_PREFIX, strlen(JS_ACK_PREFIX)) == 0)
+    if (m->nc && reply && strncmp(reply, YARD_JS_ACK_PREFIX, strlen(YARD_JS_ACK_PREFIX)) == 0)
         return reply;
     YARD_LOG_ERROR(NULL, "%s: the message on %s was not fetched from a consumer", what,
                    natsMsg_GetSubject(m->nm));
@@ -73,7 +70,7 @@ int yard_js_nak(yard_js_msg_t *m, int64_t delay_ms)
 {
     char body[64];
     if (delay_ms > 0)
-        snprintf(body, sizeof body, "-NAK {\"delay\":%" PRId64 "}", delay_ms * JS_NS_PER_MS);
+        snprintf(body, sizeof body, "-NAK {\"delay\":%" PRId64 "}", delay_ms * YARD_JS_NS_PER_MS);
     else
         snprintf(body, sizeof body, "-NAK");
     return js_ack_send(m, body, 1, "nak");

@@ -35,12 +35,10 @@
 #define JS_PULL_SUBJECT_FMT "$JS.API.CONSUMER.MSG.NEXT.%s.%s"
 #define JS_PULL_SUBJECT_MAX 256
 #define JS_PULL_INBOX_MAX 128
-#define JS_ACK_REPLY_PREFIX "$JS.ACK."
 #define JS_STATUS_HEARTBEAT 100
 #define JS_STATUS_NO_MESSAGES 404
 #define JS_STATUS_EXPIRED 408
 #define JS_STATUS_NO_RESPONDERS 503 /* nats.c reports it as NATS_NO_RESPONDERS */
-#define JS_NS_PER_MS INT64_C(1000000)
 
 struct yard_js_consumer {
     natsConnection *nc;
@@ -191,7 +189,7 @@ static int js_pull_read(yard_js_consumer_t *c, js_pull_t *p, int64_t wait_ms)
         return yard_js_status(s, 0, what);
     }
     const char *reply = natsMsg_GetReply(nm);
-    if (reply && strncmp(reply, JS_ACK_REPLY_PREFIX, strlen(JS_ACK_REPLY_PREFIX)) == 0) {
+    if (reply && strncmp(reply, YARD_JS_ACK_PREFIX, strlen(YARD_JS_ACK_PREFIX)) == 0) {
         yard_js_msg_t *m = NULL;
         int rc = yard_js_msg_wrap(&m, nm, c->nc);
         return rc < 0 ? rc : js_pull_keep(p, m) < 0 ? YARD_ENOMEM : 1;
@@ -212,7 +210,7 @@ static int js_pull_ask(yard_js_consumer_t *c, js_pull_t *p, int n, int64_t expir
     uint64_t request = ++c->requests;
     snprintf(reply, sizeof reply, "%s%" PRIu64, c->inbox, request);
     int len = expires_ms > 0 ? snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%" PRId64 "}",
-                                        n, expires_ms * JS_NS_PER_MS)
+                                        n, expires_ms * YARD_JS_NS_PER_MS)
                              : snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", n);
     natsStatus s = natsConnection_PublishRequest(c->nc, c->pull_subject, reply, body, len);
     if (s != NATS_OK) {

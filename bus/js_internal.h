@@ -23,6 +23,12 @@ jsCtx *yard_js_ctx(yard_js_t *js);
  * nats.c that can fail reports its failure through here. */
 int yard_js_status(natsStatus s, jsErrCode jerr, const char *what);
 
+/* The reply subject prefix of a message JetStream delivered from a
+ * consumer: its acks go there, and its metadata is read from it. */
+#define YARD_JS_ACK_PREFIX "$JS.ACK."
+/* JetStream's durations (expires, nak delays) are nanoseconds. */
+#define YARD_JS_NS_PER_MS INT64_C(1000000)
+
 /* A yard_js_msg_t: a natsMsg and the connection its acks go out on. The
  * acks are written on the wire by libyard (js_ack.c): nats.c's natsMsg_Ack
  * and kin need a message of nats.c's own JetStream subscription, and
