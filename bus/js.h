@@ -273,11 +273,12 @@ void yard_js_batch_destroy(yard_js_batch_t *b);
  * earlier calls' requests brought that no call took yet, then asks the
  * consumer without waiting: what the consumer has comes back at once (a
  * look: timeout_ms bounds the wait for that answer). When that brings
- * nothing, it asks again and waits up to timeout_ms, returning as soon as
- * the first message arrives (with whatever else arrived by then): a wait
- * for a whole batch does not hold the first message back. Answers that
- * arrive after the call returned (a look whose answer was late, the rest of
- * a waited-for batch) are kept and taken first by the next call: nothing is
+ * nothing, it asks for one message and waits for it up to timeout_ms,
+ * returning as soon as it arrives (with whatever else is queued by then):
+ * a wait for a whole batch would hold the first message back, and its rest
+ * would keep arriving after the call. Answers that arrive after the call
+ * returned (a look whose answer was late) are kept and taken first by the
+ * next call: nothing is
  * lost, and the late answers of earlier calls never end a wait early.
  * Returns 0 with *out filled (count may be 0 when nothing came in time; free
  * it with yard_js_batch_destroy), or YARD_EINVAL (batch < 1) / YARD_ENOMEM /

@@ -274,11 +274,13 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
     if (rc >= 0 && p.got.count < batch)
         rc = js_pull_until(c, &p, batch, deadline);
     if (rc >= 0 && p.got.count == 0 && (rc = js_pull_status_error(c, &p)) == 0) {
-        /* Nothing there: ask again and wait for the first message, then
-         * take what else arrived with it. The rest of this request's
-         * answer stays queued for the next call. */
+        /* Nothing there: ask for one message and wait for it (the next
+         * call's look takes whatever followed it). One, not the batch: the
+         * rest of a waited-for batch would keep arriving after the call,
+         * and a consumer destroyed then (a worker draining) would leave
+         * those messages unanswered until AckWait. */
         int64_t left = deadline - nats_Now();
-        if (left > 0 && (rc = js_pull_ask(c, &p, batch, left)) == 0)
+        if (left > 0 && (rc = js_pull_ask(c, &p, 1, left)) == 0)
             rc = js_pull_until(c, &p, 1, deadline);
         while (rc >= 0 && p.got.count > 0 && p.got.count < batch &&
                (rc = js_pull_read(c, &p, 0)) > 0)

@@ -305,8 +305,8 @@ static int exec_take_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want
  * yard_js_batch_destroy): what the tiers have (exec_take_tiers); when they
  * have nothing, waits on the normal tier up to EXEC_FETCH_WAIT_MS, or
  * EXEC_IDLE_WAIT_MS once the queue has been idle for EXEC_IDLE_ROUNDS
- * rounds: the wait asks for want messages and returns with the first that
- * arrives (the rest of its answer waits for the next round's looks).
+ * rounds: the wait returns with the first message that arrives (the next
+ * round's looks take what follows it).
  * Returns 0 (count may be 0), or an error with *out empty. */
 static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want)
 {
