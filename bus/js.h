@@ -287,6 +287,13 @@ void yard_js_batch_destroy(yard_js_batch_t *b);
  * thread at a time fetches from c. */
 int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms);
 
+/* Like yard_js_fetch, but never waits for a message: takes what is queued
+ * and what the consumer has now (its answer to a request that does not
+ * wait, awaited up to answer_ms; an answer later than that is kept for the
+ * next call). For looking at several consumers in turn: an empty one costs
+ * one round trip, not a wait. */
+int yard_js_look(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t answer_ms);
+
 /* The messages c holds already (answers that arrived after the fetch that
  * asked for them had ended), without asking the server for more: for
  * handing them back (nak) when a fetcher stops. Returns 0 with *out filled

@@ -252,7 +252,9 @@ static int js_pull_status_error(yard_js_consumer_t *c, const js_pull_t *p)
                           what);
 }
 
-int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms)
+/* yard_js_fetch (may_wait) and yard_js_look (not): js.h. */
+static int js_pull(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms,
+                   int may_wait)
 {
     js_pull_t p = {{NULL, 0}, 0, 0, 0, 0, ""};
     int64_t deadline = nats_Now() + (timeout_ms > 0 ? timeout_ms : 0);
@@ -273,7 +275,7 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
         rc = js_pull_ask(c, &p, batch - p.got.count, 0);
     if (rc >= 0 && p.got.count < batch)
         rc = js_pull_until(c, &p, batch, deadline);
-    if (rc >= 0 && p.got.count == 0 && (rc = js_pull_status_error(c, &p)) == 0) {
+    if (rc >= 0 && p.got.count == 0 && (rc = js_pull_status_error(c, &p)) == 0 && may_wait) {
         /* Nothing there: ask for one message and wait for it (the next
          * call's look takes whatever followed it). One, not the batch: the
          * rest of a waited-for batch would keep arriving after the call,
@@ -296,6 +298,16 @@ int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_
      * caller's (dropping them would delay them by AckWait). */
     *out = p.got;
     return 0;
+}
+
+int yard_js_fetch(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t timeout_ms)
+{
+    return js_pull(c, out, batch, timeout_ms, 1);
+}
+
+int yard_js_look(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t answer_ms)
+{
+    return js_pull(c, out, batch, answer_ms, 0);
 }
 
 int yard_js_fetch_held(yard_js_consumer_t *c, yard_js_batch_t *out)

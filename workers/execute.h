@@ -55,7 +55,7 @@
                                    * then looks at every tier again */
 #define EXEC_IDLE_ROUNDS 20        /* after this many empty rounds in a row (a second)... */
 #define EXEC_IDLE_WAIT_MS 250      /* ...the idle wait grows to this (fewer requests) */
-#define EXEC_LOOK_MS 1            /* a look at a tier with nothing waits this long */
+#define EXEC_LOOK_MS 5            /* a look at a tier awaits its answer this long, at most */
 #define EXEC_STOP_ANSWER_US 2000  /* at the stop, the pause for answers still on the way */
 #define EXEC_TIER_TURN 8          /* of every 8 fetch rounds, one puts low first and one
                                    * normal first (no tier starves) */

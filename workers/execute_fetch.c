@@ -270,10 +270,9 @@ static int exec_batch_append(yard_js_batch_t *to, yard_js_batch_t *from)
     return 0;
 }
 
-/* Takes up to want messages of q's priority tiers into *out (a look: the
- * fetch answers at once with what a tier has, and gives up on an empty one
- * after EXEC_LOOK_MS; an answer later than that is kept for the next look),
- * in the round's order: high, normal, low, except that one round in
+/* Takes up to want messages of q's priority tiers into *out (yard_js_look:
+ * what a tier has, one round trip, never a wait; an answer later than
+ * EXEC_LOOK_MS is kept for the next look), in the round's order: high, normal, low, except that one round in
  * EXEC_TIER_TURN puts low first and another normal first, so a backlog of
  * high (or normal) work slows the lower tiers but never stops them. Returns
  * 0 (count may be 0) or an error with *out empty. */
@@ -291,7 +290,7 @@ static int exec_take_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int want
     out->count = 0;
     for (int k = 0; rc == 0 && k < YARD_JS_TIERS && out->count < want; k++) {
         yard_js_batch_t part;
-        rc = yard_js_fetch(q->consumers[order[k]], &part, want - out->count, EXEC_LOOK_MS);
+        rc = yard_js_look(q->consumers[order[k]], &part, want - out->count, EXEC_LOOK_MS);
         if (rc == 0)
             rc = exec_batch_append(out, &part);
         yard_js_batch_destroy(&part);
