@@ -202,6 +202,13 @@ static void release_sweep(wk_release_t *r)
  * and retry. */
 static int release_connect(wk_release_t *r)
 {
+    /* A broken connection is replaced by a new one, which malloc may place
+     * at the same address: compared by address alone, the new one looked
+     * like the one LISTEN was sent on, and the releaser never listened
+     * again (after a PostgreSQL restart a workflow then moved one step per
+     * sweep, every 5 s). */
+    if (r->conn && !yard_db_ok(r->conn))
+        r->listening = NULL;
     int rc = yard_jobs_connect(&r->conn, r->wk->cfg.pg_dsn, WF_PG_CONNECT_S, YARD_JOBS_DURABLE);
     if (rc < 0)
         return rc;
