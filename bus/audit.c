@@ -89,9 +89,7 @@ int yard_audit_use_role(PGconn *c)
      * once (as in jobs.h, YARD_JOBS_PLAN_ONCE: index probes whatever the
      * log's size when planned). */
     if (rc == 0)
-        rc = yard_db_exec_as(c, "audit: plan mode",
-                             "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;"
-                             " SET enable_hashjoin = off; SET enable_mergejoin = off");
+        rc = yard_db_plan_once(c, "audit: plan mode");
     if (rc == 0)
         rc = yard_db_prepare(c, "yard_audit_last", AUDIT_SQL_LAST);
     if (rc == 0)

@@ -253,6 +253,13 @@ int yard_db_query_prepared(PGresult **out, PGconn *c, const char *name, const ch
     return rc;
 }
 
+int yard_db_plan_once(PGconn *c, const char *what)
+{
+    return yard_db_exec_as(c, what,
+                           "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;"
+                           " SET enable_hashjoin = off; SET enable_mergejoin = off");
+}
+
 int yard_db_ok(const PGconn *c)
 {
     return c && PQstatus(c) == CONNECTION_OK;

@@ -37,6 +37,15 @@ int yard_db_exec(PGconn *c, const char *sql);
  * caller can name what it was doing ("migration 0003_schedules"). */
 int yard_db_exec_as(PGconn *c, const char *what, const char *sql);
 
+/* Makes c plan each prepared statement once (a generic plan) rather than
+ * for every execution, with sequential scans, hash and merge joins
+ * discouraged (enable_* off makes them costly, never refuses them), so a
+ * plan made while the tables are small stays index probes as they grow.
+ * For connections that run a few prepared statements many times a second
+ * (the workers' hot path); what names the caller in an error. Returns 0 or
+ * a code above. */
+int yard_db_plan_once(PGconn *c, const char *what);
+
 /* Runs one statement with nparams text parameters ($1...; NULL entries are
  * SQL NULL). Returns 0 and, when out is not NULL, sets *out to the result
  * (the caller frees it with PQclear); or a code above, logged naming what,

@@ -324,12 +324,9 @@ int yard_jobs_prepare(PGconn *c, int mode)
      * sequential scan of jobs (or a hash join over it) as it grows. With
      * YARD_JOBS_PLAN_ONCE (jobs.h) they are planned once, with those plans
      * discouraged so that a plan made on an empty table is index probes. */
-    int rc = yard_db_exec_as(c, "jobs: plan mode",
-                             mode & YARD_JOBS_PLAN_ONCE
-                                 ? "SET plan_cache_mode = force_generic_plan;"
-                                   " SET enable_seqscan = off; SET enable_hashjoin = off;"
-                                   " SET enable_mergejoin = off"
-                                 : "SET plan_cache_mode = force_custom_plan");
+    int rc = mode & YARD_JOBS_PLAN_ONCE
+                 ? yard_db_plan_once(c, "jobs: plan mode")
+                 : yard_db_exec_as(c, "jobs: plan mode", "SET plan_cache_mode = force_custom_plan");
     if (rc == 0 && (mode & YARD_JOBS_FAST))
         rc = yard_db_exec_as(c, "jobs: commit mode", "SET synchronous_commit = off");
     for (size_t i = 0; rc == 0 && i < sizeof stmts / sizeof stmts[0]; i++) {

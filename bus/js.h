@@ -300,6 +300,10 @@ int yard_js_look(yard_js_consumer_t *c, yard_js_batch_t *out, int batch, int64_t
  * (count may be 0; free with yard_js_batch_destroy). */
 int yard_js_fetch_held(yard_js_consumer_t *c, yard_js_batch_t *out);
 
+/* Naks (redelivery at once) what c holds already (yard_js_fetch_held): for
+ * a fetcher that stops. Returns how many it handed back. */
+int yard_js_hand_back_held(yard_js_consumer_t *c);
+
 /* The acks of a fetched message. Each returns 0 or an error (the message
  * stays the caller's either way); YARD_EINVAL for a message not fetched from
  * a consumer. After an ack, nak or term, further acks of m send nothing and

@@ -158,6 +158,14 @@ static void js_pull_status(yard_js_consumer_t *c, js_pull_t *p, natsMsg *nm)
     snprintf(p->why, sizeof p->why, "%s", why ? why : "");
 }
 
+/* The error value of nats.c status s in a fetch from c (logged). */
+static int js_pull_fail(const yard_js_consumer_t *c, natsStatus s)
+{
+    char what[160];
+    snprintf(what, sizeof what, "fetch from %s", c->name);
+    return yard_js_status(s, 0, what);
+}
+
 /* Takes the next message of c's subscription, waiting up to wait_ms (0:
  * only what is queued). Returns 1 when one was taken (a job kept in p, or
  * a status looked at), 0 when nothing came in time, or an error (logged). */
@@ -183,11 +191,8 @@ static int js_pull_read(yard_js_consumer_t *c, js_pull_t *p, int64_t wait_ms)
                             "redelivers them after AckWait", c->name);
         return 1;
     }
-    if (s != NATS_OK) {
-        char what[160];
-        snprintf(what, sizeof what, "fetch from %s", c->name);
-        return yard_js_status(s, 0, what);
-    }
+    if (s != NATS_OK)
+        return js_pull_fail(c, s);
     const char *reply = natsMsg_GetReply(nm);
     if (reply && strncmp(reply, YARD_JS_ACK_PREFIX, strlen(YARD_JS_ACK_PREFIX)) == 0) {
         yard_js_msg_t *m = NULL;
@@ -213,11 +218,8 @@ static int js_pull_ask(yard_js_consumer_t *c, js_pull_t *p, int n, int64_t expir
                                         n, expires_ms * YARD_JS_NS_PER_MS)
                              : snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", n);
     natsStatus s = natsConnection_PublishRequest(c->nc, c->pull_subject, reply, body, len);
-    if (s != NATS_OK) {
-        char what[160];
-        snprintf(what, sizeof what, "fetch from %s", c->name);
-        return yard_js_status(s, 0, what);
-    }
+    if (s != NATS_OK)
+        return js_pull_fail(c, s);
     p->request = request;
     p->ended = 0;
     p->status = 0;
@@ -317,6 +319,17 @@ int yard_js_fetch_held(yard_js_consumer_t *c, yard_js_batch_t *out)
         ;
     *out = p.got;
     return 0;
+}
+
+int yard_js_hand_back_held(yard_js_consumer_t *c)
+{
+    yard_js_batch_t held;
+    yard_js_fetch_held(c, &held);
+    for (int i = 0; i < held.count; i++)
+        yard_js_nak(held.msgs[i], 0);
+    int n = held.count;
+    yard_js_batch_destroy(&held);
+    return n;
 }
 
 int yard_js_get_msg(yard_js_msg_t **out, yard_js_t *js, const char *stream, uint64_t seq)

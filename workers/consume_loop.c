@@ -39,15 +39,11 @@ static int loop_fetch(wk_loop_t *l, yard_js_batch_t *out)
 }
 
 /* Hands back (nak) what the subscription holds but the loop never took
- * (the rest of a batch whose first message ended the last fetch's wait). */
+ * (answers that arrived after their fetch ended). */
 static void loop_hand_back_held(wk_loop_t *l)
 {
-    yard_js_batch_t held;
     usleep(LOOP_STOP_ANSWER_US);
-    yard_js_fetch_held(l->consumer, &held);
-    for (int i = 0; i < held.count; i++)
-        yard_js_nak(held.msgs[i], 0);
-    yard_js_batch_destroy(&held);
+    yard_js_hand_back_held(l->consumer);
 }
 
 static void *loop_main(void *arg)

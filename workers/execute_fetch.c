@@ -330,19 +330,15 @@ static int exec_fetch_tiers(wk_execute_queue_t *q, yard_js_batch_t *out, int wan
 
 /* Hands back (nak, redeliver at once) what q's tier consumers hold but the
  * fetcher never took: answers that arrived after their fetch ended (a late
- * look's, the rest of a wait's batch). */
+ * look's). */
 static void exec_hand_back_held(wk_execute_queue_t *q)
 {
     usleep(EXEC_STOP_ANSWER_US);
     for (int tier = 0; tier < YARD_JS_TIERS; tier++) {
-        yard_js_batch_t held;
-        yard_js_fetch_held(q->consumers[tier], &held);
-        for (int i = 0; i < held.count; i++)
-            yard_js_nak(held.msgs[i], 0);
-        if (held.count > 0)
+        int n = yard_js_hand_back_held(q->consumers[tier]);
+        if (n > 0)
             YARD_LOG_DEBUG(NULL, "execute %s: handed back %d fetched jobs not started", q->name,
-                           held.count);
-        yard_js_batch_destroy(&held);
+                           n);
     }
 }
 
