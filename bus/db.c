@@ -5,6 +5,7 @@
  * (iostats.h).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -263,4 +264,22 @@ int yard_db_plan_once(PGconn *c, const char *what)
 int yard_db_ok(const PGconn *c)
 {
     return c && PQstatus(c) == CONNECTION_OK;
+}
+
+int yard_db_alive(PGconn *c)
+{
+    if (!yard_db_ok(c))
+        return 0;
+    if (PQtransactionStatus(c) != PQTRANS_IDLE || PQisBusy(c))
+        return 1; /* in the middle of something: its own statement will tell */
+    /* What has arrived (libpq's socket is non-blocking): the server's
+     * error first, then, on the next read, the end of the stream. */
+    for (int i = 0; i < 4; i++) {
+        struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+        if (p.fd < 0 || poll(&p, 1, 0) <= 0)
+            break;
+        if (!PQconsumeInput(c))
+            return 0;
+    }
+    return PQstatus(c) == CONNECTION_OK;
 }

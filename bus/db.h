@@ -64,4 +64,12 @@ int yard_db_query_prepared(PGresult **out, PGconn *c, const char *name, const ch
 /* Nonzero while c is connected (a broken connection must be reopened). */
 int yard_db_ok(const PGconn *c);
 
+/* Like yard_db_ok, and for an idle connection also reads what the server
+ * sent since its last statement, without a round trip: a server that was
+ * restarted or shut down, or that ended the session, sent an error and
+ * closed the socket, which yard_db_ok alone learns only when the next
+ * statement fails. Notifications read on the way stay queued for
+ * PQnotifies. */
+int yard_db_alive(PGconn *c);
+
 #endif

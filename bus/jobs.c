@@ -359,7 +359,9 @@ int yard_jobs_prepare(PGconn *c, int mode)
 
 int yard_jobs_connect(PGconn **conn, const char *dsn, int timeout_s, int mode)
 {
-    if (yard_db_ok(*conn))
+    /* Alive, not only ok: after a PostgreSQL restart every idle connection
+     * is closed by the server, and the first statement on each would fail. */
+    if (yard_db_alive(*conn))
         return 0;
     yard_db_close(*conn);
     *conn = NULL;

@@ -95,7 +95,8 @@ typedef enum { YARD_JOBS_DURABLE = 0, YARD_JOBS_FAST = 1 } yard_jobs_commit_t;
  * error. */
 int yard_jobs_prepare(PGconn *c, int mode);
 
-/* Makes *conn usable for this module: keeps it while it is connected, else
+/* Makes *conn usable for this module: keeps it while it is connected
+ * (yard_db_alive: one the server closed, as a restart does, is not), else
  * closes it, connects to dsn (waiting at most timeout_s) and prepares with
  * mode. Returns 0, or an error (logged) with *conn NULL. */
 int yard_jobs_connect(PGconn **conn, const char *dsn, int timeout_s, int mode);

@@ -50,6 +50,7 @@ struct wk_release {
     pthread_t thread;
     PGconn *conn;
     PGconn *listening; /* the connection LISTEN was sent on */
+    int listening_pid; /* and its server process */
     int64_t next_sweep_ms;
     char notes[WF_NOTICES_MAX][YARD_ENV_ID_LEN + 1];
     size_t nnotes;
@@ -206,17 +207,19 @@ static int release_connect(wk_release_t *r)
      * at the same address: compared by address alone, the new one looked
      * like the one LISTEN was sent on, and the releaser never listened
      * again (after a PostgreSQL restart a workflow then moved one step per
-     * sweep, every 5 s). */
-    if (r->conn && !yard_db_ok(r->conn))
+     * sweep, every 5 s). So a connection is the one listening only if its
+     * server process is that one's too. */
+    if (r->conn && !yard_db_alive(r->conn))
         r->listening = NULL;
     int rc = yard_jobs_connect(&r->conn, r->wk->cfg.pg_dsn, WF_PG_CONNECT_S, YARD_JOBS_DURABLE);
     if (rc < 0)
         return rc;
-    if (r->listening == r->conn)
+    if (r->listening == r->conn && r->listening_pid == PQbackendPID(r->conn))
         return 0;
     if ((rc = yard_db_exec_as(r->conn, "workflows: listen", "LISTEN " YARD_WF_CHANNEL)) < 0)
         return rc;
     r->listening = r->conn;
+    r->listening_pid = PQbackendPID(r->conn);
     r->next_sweep_ms = 0; /* notices sent while nobody listened: sweep now */
     return 0;
 }

@@ -14,7 +14,9 @@
  * and against a nats-server with the default 1 MiB max_payload a job too big
  * for it gets 413, never 500; GET /v1/queues; with nats-server
  * gone every POST gets 503 with Retry-After and none 202, and the gateway
- * recovers when it is back; SIGTERM answers the requests in flight and exits 0.
+ * recovers when it is back; PostgreSQL restarted under it fails no request
+ * (its pool replaces the connections the server closed before using them);
+ * SIGTERM answers the requests in flight and exits 0.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -688,6 +690,47 @@ static void test_queues_show_pending(void **state)
 
 #define OUTAGE_POSTS 50
 
+/* n GET path requests at once on n connections; fails the test unless
+ * every answer is 200 (what says which request of when). */
+static void get_all_at_once(const char *path, int n, const char *when)
+{
+    yt_http_conn_t *conns[32] = {0};
+    assert_true(n <= 32);
+    for (int i = 0; i < n; i++) {
+        if (yt_http_connect(&conns[i], g.port) != 0 ||
+            yt_http_send_request(conns[i], "GET", path, NULL, NULL, 0) != 0)
+            fail_msg("%s: request %d of %d could not be sent", when, i + 1, n);
+    }
+    for (int i = 0; i < n; i++) {
+        yt_http_resp_t r = {0};
+        int st = yt_http_read(conns[i], &r, 15000);
+        if (st != 200)
+            fail_msg("%s: GET %s %d of %d answered %d: %s", when, path, i + 1, n, st,
+                     st > 0 ? yt_http_body_excerpt(&r) : "(no response)");
+        yt_http_resp_free(&r);
+        yt_http_close(conns[i]);
+    }
+}
+
+/* PostgreSQL restarted under a running gateway: the server closed every
+ * connection of the gateway's pool, and none of the requests after it is
+ * back may fail for that (each pooled connection failed one request before
+ * it was replaced: a 503 for every pool thread after every restart). */
+static void test_postgres_restart_fails_no_request(void **state)
+{
+    (void)state;
+    /* Requests at once, so that every pool thread holds a connection. */
+    get_all_at_once("/v1/jobs?limit=5", 32, "before the restart");
+    if (yt_pg_stop(g.env) != 0 || yt_pg_start(g.env) != 0)
+        fail_msg("PostgreSQL did not restart");
+    for (int i = 0; i < 8; i++) {
+        char when[64];
+        snprintf(when, sizeof when, "request %d after the restart", i + 1);
+        get_all_at_once("/v1/jobs?limit=5", 1, when);
+    }
+    get_all_at_once("/v1/jobs?limit=5", 32, "at once after the restart");
+}
+
 static void test_nats_down_gives_503_and_recovers(void **state)
 {
     char why[512];
@@ -871,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_body_near_1mib_is_stored),
         cmocka_unit_test(test_default_max_payload_gives_413_not_500),
         cmocka_unit_test(test_queues_show_pending),
+        cmocka_unit_test(test_postgres_restart_fails_no_request),
         cmocka_unit_test(test_nats_down_gives_503_and_recovers),
         cmocka_unit_test(test_sigterm_answers_in_flight_requests),
     };
