@@ -17,6 +17,7 @@
 #include "harness.h"
 
 #define BENCH_MAX_RUNS 9
+#define BENCH_SETTLE_S 120 /* longest wait for the workers to finish a run's backlog */
 #define BENCH_MAX_FIGS 96
 #define BENCH_MAX_PROCS 8
 #define BENCH_KEY_MAX 160
@@ -123,6 +124,12 @@ double bench_jnum(json_t *doc, const char *k1, const char *k2);
  * gateway-alone runs' jobs and their accepted events, which the audit role
  * would otherwise record as queued rows during the end-to-end runs. */
 void bench_streams_purge(const char *nats_url);
+/* Waits (up to timeout_s) until no consumer of the cluster at nats_url has
+ * messages pending or unacknowledged: the workers have finished what the
+ * last run left them (the audit role's events, above all), so the next run
+ * does not share the machine with it. Prints how long it waited when that
+ * was noticeable; returns the backlog left (0: settled), or -1. */
+long bench_wait_settled(const char *nats_url, int timeout_s);
 /* The execute worker's busy seconds per part, from its /metrics. */
 void bench_time_split(int port, double *pg, double *js, double *handler);
 

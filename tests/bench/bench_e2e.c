@@ -150,6 +150,7 @@ int bench_e2e_run(bench_t *b, const char *prefix, int batch)
     long n = b->e2e_jobs;
     json_t *doc = NULL;
     wait_t w;
+    bench_wait_settled(b->nats_url, BENCH_SETTLE_S);
     PGconn *c = connect_pg(b);
     if (!c)
         return -1;
@@ -206,6 +207,7 @@ int bench_latency_run(bench_t *b, double rate)
     char args[512], key[64], label[128];
     json_t *doc = NULL;
     wait_t w;
+    bench_wait_settled(b->nats_url, BENCH_SETTLE_S);
     PGconn *c = connect_pg(b);
     if (!c)
         return -1;

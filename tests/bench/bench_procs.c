@@ -14,6 +14,7 @@
 
 #include "bench.h"
 #include "config.h"
+#include "js_info.h"
 #include "js_internal.h"
 #include "yt_http.h"
 
@@ -245,6 +246,46 @@ void bench_streams_purge(const char *nats_url)
     js_PurgeStream(yard_js_ctx(js), YARD_STREAM_JOBS, NULL, NULL);
     js_PurgeStream(yard_js_ctx(js), YARD_STREAM_EVENTS, NULL, NULL);
     yard_js_destroy(js, 1000);
+}
+
+/* Pending plus unacknowledged messages of every consumer, or -1. */
+static long consumers_backlog(yard_js_t *js)
+{
+    json_t *info = NULL;
+    if (yard_js_cluster_info(&info, js) != 0)
+        return -1;
+    long lag = 0;
+    size_t i, j;
+    json_t *st, *co;
+    json_array_foreach(json_object_get(info, "streams"), i, st)
+        json_array_foreach(json_object_get(st, "consumers"), j, co)
+            lag += (long)json_integer_value(json_object_get(co, "lag"));
+    json_decref(info);
+    return lag;
+}
+
+long bench_wait_settled(const char *nats_url, int timeout_s)
+{
+    yard_config_t cfg;
+    yard_js_t *js = NULL;
+    yard_config_defaults(&cfg);
+    yard_config_set(&cfg, "nats_url", nats_url);
+    if (yard_js_connect(&js, &cfg, "bench-settle") != 0) {
+        fprintf(stderr, "bench: cannot connect to %s to see the consumers' backlog\n", nats_url);
+        return -1;
+    }
+    double t0 = bench_now_s();
+    long lag = consumers_backlog(js), first = lag;
+    while (lag > 0 && bench_now_s() - t0 < timeout_s) {
+        struct timespec nap = {0, 200 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        lag = consumers_backlog(js);
+    }
+    yard_js_destroy(js, 1000);
+    if (bench_now_s() - t0 >= 0.5)
+        bench_progress("waited %.1f s for the workers to finish the last run's %ld messages%s",
+                       bench_now_s() - t0, first, lag > 0 ? " (not all finished)" : "");
+    return lag;
 }
 
 void bench_time_split(int port, double *pg, double *js, double *handler)
