@@ -211,7 +211,7 @@ static int audit_add_group(audit_batch_t *b, const char *subject, const void *da
 /* Makes the log's connection usable: connected, as yard_audit_writer. */
 static int audit_conn(wk_runtime_t *rt, wk_t *wk)
 {
-    if (rt->conn && yard_db_ok(rt->conn))
+    if (yard_db_alive(rt->conn)) /* not closed by a PostgreSQL restart */
         return 0;
     yard_db_close(rt->conn);
     rt->conn = NULL;

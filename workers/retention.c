@@ -29,7 +29,7 @@ struct wk_retention {
 static void retention_pass(wk_retention_t *r)
 {
     wk_t *wk = r->wk;
-    if (!yard_db_ok(r->conn)) {
+    if (!yard_db_alive(r->conn)) {
         yard_db_close(r->conn);
         r->conn = NULL;
         if (yard_db_connect(&r->conn, wk->cfg.pg_dsn, RETENTION_PG_CONNECT_S) < 0)
