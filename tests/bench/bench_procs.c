@@ -233,16 +233,26 @@ double bench_jnum(json_t *doc, const char *k1, const char *k2)
     return json_number_value(v);
 }
 
-void bench_streams_purge(const char *nats_url)
+/* A JetStream connection to nats_url named name, or NULL (said why, for
+ * what the bench wanted it). */
+static yard_js_t *bench_js_connect(const char *nats_url, const char *name, const char *what)
 {
     yard_config_t cfg;
     yard_js_t *js = NULL;
     yard_config_defaults(&cfg);
     yard_config_set(&cfg, "nats_url", nats_url);
-    if (yard_js_connect(&js, &cfg, "bench-purge") != 0) {
-        fprintf(stderr, "bench: cannot connect to %s to purge JOBS and EVENTS\n", nats_url);
-        return;
+    if (yard_js_connect(&js, &cfg, name) != 0) {
+        fprintf(stderr, "bench: cannot connect to %s %s\n", nats_url, what);
+        return NULL;
     }
+    return js;
+}
+
+void bench_streams_purge(const char *nats_url)
+{
+    yard_js_t *js = bench_js_connect(nats_url, "bench-purge", "to purge JOBS and EVENTS");
+    if (!js)
+        return;
     js_PurgeStream(yard_js_ctx(js), YARD_STREAM_JOBS, NULL, NULL);
     js_PurgeStream(yard_js_ctx(js), YARD_STREAM_EVENTS, NULL, NULL);
     yard_js_destroy(js, 1000);
@@ -266,14 +276,9 @@ static long consumers_backlog(yard_js_t *js)
 
 long bench_wait_settled(const char *nats_url, int timeout_s)
 {
-    yard_config_t cfg;
-    yard_js_t *js = NULL;
-    yard_config_defaults(&cfg);
-    yard_config_set(&cfg, "nats_url", nats_url);
-    if (yard_js_connect(&js, &cfg, "bench-settle") != 0) {
-        fprintf(stderr, "bench: cannot connect to %s to see the consumers' backlog\n", nats_url);
+    yard_js_t *js = bench_js_connect(nats_url, "bench-settle", "to see the consumers' backlog");
+    if (!js)
         return -1;
-    }
     double t0 = bench_now_s();
     long lag = consumers_backlog(js), first = lag;
     while (lag > 0 && bench_now_s() - t0 < timeout_s) {
