@@ -476,8 +476,8 @@ static void conn_close(conn_t *c, int error)
         return;
     if (c->state == C_IDLE && l->opt.rate > 0) {
         for (size_t i = 0; i < l->nidle; i++) {
-            if (l->idle[i] == c) {
-                l->idle[i] = l->idle[--l->nidle];
+            if (l->idle[i] == c) { /* kept in order: oldest first */
+                memmove(l->idle + i, l->idle + i + 1, (--l->nidle - i) * sizeof *l->idle);
                 break;
             }
         }
@@ -620,7 +620,12 @@ static void pump(load_t *l, uint64_t now)
         uint64_t at = l->t_start + (uint64_t)((double)l->next_k * 1e9 / l->opt.rate);
         if (at >= l->t_end)
             return;
-        conn_send(l->idle[--l->nidle], at);
+        /* The connection free the longest: every one stays in use, so none
+         * sits unused past the server's read timeout (the gateway's is
+         * 10 s), when it may close it just as a request is sent on it. */
+        conn_t *c = l->idle[0];
+        memmove(l->idle, l->idle + 1, --l->nidle * sizeof *l->idle);
+        conn_send(c, at);
         l->next_k++;
     }
 }
