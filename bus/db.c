@@ -283,3 +283,13 @@ int yard_db_alive(PGconn *c)
     }
     return PQstatus(c) == CONNECTION_OK;
 }
+
+int yard_db_ensure(PGconn **conn, const char *dsn, int timeout_s)
+{
+    if (yard_db_alive(*conn))
+        return 0;
+    yard_db_close(*conn);
+    *conn = NULL;
+    int rc = yard_db_connect(conn, dsn, timeout_s);
+    return rc < 0 ? rc : 1;
+}

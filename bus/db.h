@@ -72,4 +72,11 @@ int yard_db_ok(const PGconn *c);
  * PQnotifies. */
 int yard_db_alive(PGconn *c);
 
+/* Keeps *conn while it is alive (yard_db_alive) and returns 0; else closes
+ * it and connects to dsn (yard_db_connect) and returns 1: a new connection,
+ * on which whatever the caller set up on the old one (prepared statements,
+ * roles, LISTEN) must be set up again. Or an error (logged) with *conn
+ * NULL. */
+int yard_db_ensure(PGconn **conn, const char *dsn, int timeout_s);
+
 #endif

@@ -361,12 +361,10 @@ int yard_jobs_connect(PGconn **conn, const char *dsn, int timeout_s, int mode)
 {
     /* Alive, not only ok: after a PostgreSQL restart every idle connection
      * is closed by the server, and the first statement on each would fail. */
-    if (yard_db_alive(*conn))
-        return 0;
-    yard_db_close(*conn);
-    *conn = NULL;
-    int rc = yard_db_connect(conn, dsn, timeout_s);
-    if (rc == 0 && (rc = yard_jobs_prepare(*conn, mode)) < 0) {
+    int rc = yard_db_ensure(conn, dsn, timeout_s);
+    if (rc <= 0)
+        return rc;
+    if ((rc = yard_jobs_prepare(*conn, mode)) < 0) {
         yard_db_close(*conn);
         *conn = NULL;
     }

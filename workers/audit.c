@@ -211,12 +211,10 @@ static int audit_add_group(audit_batch_t *b, const char *subject, const void *da
 /* Makes the log's connection usable: connected, as yard_audit_writer. */
 static int audit_conn(wk_runtime_t *rt, wk_t *wk)
 {
-    if (yard_db_alive(rt->conn)) /* not closed by a PostgreSQL restart */
-        return 0;
-    yard_db_close(rt->conn);
-    rt->conn = NULL;
-    int rc = yard_db_connect(&rt->conn, wk->cfg.pg_dsn, AUDIT_PG_CONNECT_S);
-    if (rc == 0 && (rc = yard_audit_use_role(rt->conn)) < 0) {
+    int rc = yard_db_ensure(&rt->conn, wk->cfg.pg_dsn, AUDIT_PG_CONNECT_S);
+    if (rc <= 0)
+        return rc; /* kept (not closed by a PostgreSQL restart), or an error */
+    if ((rc = yard_audit_use_role(rt->conn)) < 0) {
         yard_db_close(rt->conn);
         rt->conn = NULL;
     }

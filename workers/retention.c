@@ -29,12 +29,8 @@ struct wk_retention {
 static void retention_pass(wk_retention_t *r)
 {
     wk_t *wk = r->wk;
-    if (!yard_db_alive(r->conn)) {
-        yard_db_close(r->conn);
-        r->conn = NULL;
-        if (yard_db_connect(&r->conn, wk->cfg.pg_dsn, RETENTION_PG_CONNECT_S) < 0)
-            return; /* logged; next pass */
-    }
+    if (yard_db_ensure(&r->conn, wk->cfg.pg_dsn, RETENTION_PG_CONNECT_S) < 0)
+        return; /* logged; next pass */
     int64_t cutoff = wk_wall_ms() - wk->cfg.retention_s * 1000, total = 0;
     for (int b = 0; b < RETENTION_PASS_BATCHES && !atomic_load(&wk->stopping); b++) {
         int64_t n = 0;

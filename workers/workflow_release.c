@@ -49,8 +49,6 @@ struct wk_release {
     wk_t *wk;
     pthread_t thread;
     PGconn *conn;
-    PGconn *listening; /* the connection LISTEN was sent on */
-    int listening_pid; /* and its server process */
     int64_t next_sweep_ms;
     char notes[WF_NOTICES_MAX][YARD_ENV_ID_LEN + 1];
     size_t nnotes;
@@ -203,23 +201,21 @@ static void release_sweep(wk_release_t *r)
  * and retry. */
 static int release_connect(wk_release_t *r)
 {
-    /* A broken connection is replaced by a new one, which malloc may place
-     * at the same address: compared by address alone, the new one looked
-     * like the one LISTEN was sent on, and the releaser never listened
-     * again (after a PostgreSQL restart a workflow then moved one step per
-     * sweep, every 5 s). So a connection is the one listening only if its
-     * server process is that one's too. */
-    if (r->conn && !yard_db_alive(r->conn))
-        r->listening = NULL;
-    int rc = yard_jobs_connect(&r->conn, r->wk->cfg.pg_dsn, WF_PG_CONNECT_S, YARD_JOBS_DURABLE);
-    if (rc < 0)
+    /* A kept connection is listening; a new one (the first, or one that
+     * replaced a connection a PostgreSQL restart closed) is prepared and
+     * listens, or is closed so that the next call starts again. (Telling
+     * them apart by the connection's address, as before, failed: a new
+     * PGconn may reuse the old one's, and after a restart a workflow then
+     * moved one step per sweep, every 5 s.) */
+    int rc = yard_db_ensure(&r->conn, r->wk->cfg.pg_dsn, WF_PG_CONNECT_S);
+    if (rc <= 0)
         return rc;
-    if (r->listening == r->conn && r->listening_pid == PQbackendPID(r->conn))
-        return 0;
-    if ((rc = yard_db_exec_as(r->conn, "workflows: listen", "LISTEN " YARD_WF_CHANNEL)) < 0)
+    if ((rc = yard_jobs_prepare(r->conn, YARD_JOBS_DURABLE)) < 0 ||
+        (rc = yard_db_exec_as(r->conn, "workflows: listen", "LISTEN " YARD_WF_CHANNEL)) < 0) {
+        yard_db_close(r->conn);
+        r->conn = NULL;
         return rc;
-    r->listening = r->conn;
-    r->listening_pid = PQbackendPID(r->conn);
+    }
     r->next_sweep_ms = 0; /* notices sent while nobody listened: sweep now */
     return 0;
 }
@@ -273,7 +269,7 @@ static void *release_main(void *arg)
             int64_t left = r->next_sweep_ms - wk_clock_ms();
             if (release_wait(r, (int)(left < WF_TICK_MS ? left : WF_TICK_MS)) < 0) {
                 yard_db_close(r->conn);
-                r->conn = r->listening = NULL;
+                r->conn = NULL;
                 continue;
             }
             release_take_notices(r);
